@@ -1,0 +1,42 @@
+import math
+
+import pytest
+
+from unity_core import constants as C
+from unity_core.explore import actions as A
+
+
+def test_tables_match_the_release():
+    assert C.MODALITIES == ("depth", "raft", "segmentation", "skeleton", "densepose")
+    assert set(C.MODALITY_PROMPTS) == set(C.MODALITIES)
+    assert set(C.TASKS) == {"text2all", "video2flow", "flow2video"}
+    assert math.isclose(sum(C.TRAIN_TASK_WEIGHTS.values()), 1.0)
+
+
+@pytest.mark.parametrize("name,expected", [("flow", "raft"), ("Depth", "depth"), ("optical_flow", "raft")])
+def test_modality_aliases(name, expected):
+    assert C.resolve_modality(name) == expected
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown modality 'normals'.*depth"):
+        C.resolve_modality("normals")
+    with pytest.raises(ValueError, match="unknown task 'inpaint'.*text2all"):
+        C.resolve_task("inpaint")
+    assert C.resolve_task("estimation") == "video2flow"
+
+
+def test_action_geometry_round_trips_through_quantisation():
+    for key in A.MOVEMENT_KEYS:
+        x, _, z = A.movement_direction(key)
+        assert A.movement_key_from_direction(0.01 * x, 0.01 * z) == key
+    for key in A.ROTATION_KEYS:
+        yaw, pitch = A.rotation_signs(key)
+        assert A.rotation_key_from_angles(0.02 * yaw, 0.02 * pitch) == key
+
+
+def test_bad_action_keys():
+    with pytest.raises(ValueError, match="unknown movement 'Q'"):
+        A.CameraAction(movement="Q")
+    with pytest.raises(ValueError, match="unknown rotation"):
+        A.rotation_signs("→→")

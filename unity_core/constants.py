@@ -1,0 +1,83 @@
+"""Names and tables shared by the whole suite, loaded once from ``unity_core/data/*.json``.
+
+One home for each constant: the modality list, the fixed modality prompts (UnityVideo's
+in-context learner), the task table, the training weights, the inference defaults and Yume's
+quantized-camera-motion sentences. Every other module imports them from here.
+
+Sources: UnityVideo public code (commit e79e9b6: ``data.py`` MODALITY_PROMPTS,
+``flow_matching.py`` TASKS, ``train.py`` defaults) and Yume (arXiv 2507.17744, public code).
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any, Dict, Tuple
+
+
+def load_table(name: str) -> Dict[str, Any]:
+    """Read one JSON table shipped in ``unity_core/data``.
+
+    Raises:
+        FileNotFoundError: the package was installed without its data files.
+    """
+    with resources.files("unity_core.data").joinpath(name).open("r", encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+_UNITY = load_table("unityvideo_prompts.json")
+YUME_QCM: Dict[str, Any] = load_table("yume_qcm.json")
+
+#: The five auxiliary modalities, by the release's names ("raft" is optical flow).
+MODALITIES: Tuple[str, ...] = tuple(_UNITY["modalities"])
+#: Friendlier names accepted everywhere a modality is named.
+MODALITY_ALIASES: Dict[str, str] = dict(_UNITY["modality_aliases"])
+#: The fixed prompt each modality stream cross-attends to (in-context learner).
+MODALITY_PROMPTS: Dict[str, str] = dict(_UNITY["modality_prompts"])
+#: Task name -> {"paper_name", "noised", "clean"}; release names text2all / video2flow / flow2video.
+TASKS: Dict[str, Dict[str, Any]] = dict(_UNITY["tasks"])
+#: Paper names and short aliases accepted for tasks.
+TASK_ALIASES: Dict[str, str] = {
+    "joint": "text2all",
+    "joint generation": "text2all",
+    "estimation": "video2flow",
+    "estimate": "video2flow",
+    "controllable generation": "flow2video",
+    "control": "flow2video",
+}
+TRAIN_TASK_WEIGHTS: Dict[str, float] = dict(_UNITY["train_task_weights"])
+TRAIN_MODALITY_WEIGHTS: Dict[str, float] = dict(_UNITY["train_modality_weights"])
+INFERENCE_DEFAULTS: Dict[str, Any] = dict(_UNITY["inference_defaults"])
+
+
+def resolve_modality(name: str) -> str:
+    """Map a user-facing modality name to the release's name.
+
+    Accepts the five release names and the aliases ``flow`` / ``optical_flow`` (-> ``raft``),
+    case-insensitively.
+
+    Raises:
+        ValueError: unknown name; the message lists the valid names.
+    """
+    if not isinstance(name, str):
+        raise ValueError(f"modality must be a string, got {type(name).__name__}")
+    key = name.strip().lower()
+    key = MODALITY_ALIASES.get(key, key)
+    if key not in MODALITIES:
+        valid = ", ".join(list(MODALITIES) + sorted(MODALITY_ALIASES))
+        raise ValueError(f"unknown modality {name!r}; use one of: {valid}")
+    return key
+
+
+def resolve_task(name: str) -> str:
+    """Map a task name (release or paper name) to the release's name.
+
+    Raises:
+        ValueError: unknown name; the message lists the valid names.
+    """
+    key = str(name).strip().lower()
+    key = TASK_ALIASES.get(key, key)
+    if key not in TASKS:
+        valid = ", ".join(list(TASKS) + sorted(TASK_ALIASES))
+        raise ValueError(f"unknown task {name!r}; use one of: {valid}")
+    return key
