@@ -1,0 +1,110 @@
+"""UnityVideo's training objective: conditional flow matching with dynamic task routing.
+
+Per step (release defaults, from ``train.py``): draw a task (text2all 0.5, video2flow 0.25,
+flow2video 0.25) and a modality (depth 0.2, densepose 0.2, raft 0.2, segmentation 0.4,
+skeleton 0.4), draw t = sigmoid(N(0, 1)) shifted towards noise with shift 5, noise the
+stream(s) of the task (the clean stream is fed exactly, t = 0), and regress the velocity
+noise - x with a float32 MSE per supervised stream, summed.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS, resolve_task
+from unity_core.sampling.schedule import TIMESTEP_SCALE, shift_sigmas
+from unity_core.sampling.tasks import add_noise, noised_streams
+
+
+def _choose(weights: Mapping[str, float], generator: Optional[torch.Generator]) -> str:
+    names = list(weights)
+    probs = torch.tensor([float(weights[n]) for n in names], dtype=torch.float64)
+    if (probs < 0).any() or probs.sum() <= 0:
+        raise ValueError(f"weights must be non-negative with a positive sum, got {dict(weights)}")
+    return names[int(torch.multinomial(probs, 1, generator=generator))]
+
+
+def sample_task(generator: Optional[torch.Generator] = None, weights: Mapping[str, float] = TRAIN_TASK_WEIGHTS) -> str:
+    """Draw a task name with the given probabilities (normalised)."""
+    return _choose(weights, generator)
+
+
+def sample_modality(
+    generator: Optional[torch.Generator] = None,
+    weights: Mapping[str, float] = TRAIN_MODALITY_WEIGHTS,
+    available: Optional[Sequence[str]] = None,
+) -> str:
+    """Draw a modality; ``available`` restricts the draw to the modalities a clip has."""
+    if available is not None:
+        weights = {k: v for k, v in weights.items() if k in set(available)}
+        if not weights:
+            raise ValueError(f"none of {list(available)} has a training weight")
+    return _choose(weights, generator)
+
+
+def sample_timesteps(batch: int, shift: float = 5.0, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Logit-normal flow times ``[batch]`` in (0, 1): sigmoid(N(0, 1)), then shifted."""
+    u = torch.sigmoid(torch.randn(batch, generator=generator))
+    return shift_sigmas(u, shift)
+
+
+def drop_prompts(context: torch.Tensor, empty: torch.Tensor, p: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Replace each sample's content prompt ``[B, L, D]`` by ``empty`` ``[1, L, D]`` with
+    probability ``p`` (the release drops 10 % so CFG works; the modality prompt is never dropped)."""
+    if p <= 0:
+        return context
+    drop = torch.rand(context.shape[0], generator=generator) < p
+    return torch.where(drop[:, None, None].to(context.device), empty.to(context).expand_as(context), context)
+
+
+def flow_matching_loss(
+    model,
+    rgb_x: torch.Tensor,
+    modality_x: torch.Tensor,
+    task: str,
+    modality: str,
+    context: torch.Tensor,
+    modality_context: Optional[torch.Tensor],
+    generator: Optional[torch.Generator] = None,
+    timestep_shift: float = 5.0,
+    t: Optional[torch.Tensor] = None,
+) -> Tuple[torch.Tensor, Dict[str, float]]:
+    """Velocity-matching loss of one UnityVideo task on a batch.
+
+    Args:
+        rgb_x, modality_x: clean latents ``[B, C, F, H, W]``.
+        task: task name; decides which streams are noised and supervised.
+        modality: the modality of ``modality_x``.
+        context, modality_context: prompt tokens ``[B, L, text_dim]``.
+        generator: CPU generator for t and the noise (RGB noise first, then modality).
+        timestep_shift: shift of the logit-normal t (5 in the release).
+        t: optional flow times ``[B]`` instead of drawing them.
+
+    Returns:
+        (loss, info) where loss is the sum of per-stream float32 MSEs over the supervised
+        streams, and info has ``t`` and the per-stream losses as floats.
+    """
+    rgb_noised, mod_noised = noised_streams(resolve_task(task))
+    batch = rgb_x.shape[0]
+    if t is None:
+        t = sample_timesteps(batch, timestep_shift, generator)
+    t = t.to(rgb_x.device)
+    noise_rgb = torch.randn(rgb_x.shape, generator=generator).to(rgb_x) if rgb_noised else None
+    noise_mod = torch.randn(modality_x.shape, generator=generator).to(modality_x) if mod_noised else None
+    z_rgb = add_noise(rgb_x, noise_rgb, t) if rgb_noised else rgb_x
+    z_mod = add_noise(modality_x, noise_mod, t) if mod_noised else modality_x
+    timestep = (t.to(torch.float32) * TIMESTEP_SCALE)
+    v_rgb, v_mod = model(z_rgb, timestep, context, z_mod, modality, modality_context)
+    info: Dict[str, float] = {"t": float(t.mean())}
+    loss = torch.zeros((), device=rgb_x.device, dtype=torch.float32)
+    if rgb_noised:
+        l_rgb = torch.mean((v_rgb.float() - (noise_rgb - rgb_x).float()) ** 2)
+        loss = loss + l_rgb
+        info["loss_rgb"] = float(l_rgb.detach())
+    if mod_noised:
+        l_mod = torch.mean((v_mod.float() - (noise_mod - modality_x).float()) ** 2)
+        loss = loss + l_mod
+        info["loss_modality"] = float(l_mod.detach())
+    return loss, info

@@ -1,0 +1,275 @@
+"""Flow-matching sampling for UnityVideo's three tasks, with CFG, shift, diffusers schedulers
+and Yume's time travel, AAM and block cache.
+
+The default reproduces the release's ``denoise`` loop exactly: Euler on ``linspace(1, 0)``
+(float32), timestep ``t * 1000``, no CFG, no shift, only the noised stream(s) updated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Tuple
+
+import torch
+
+from unity_core.constants import resolve_task
+from unity_core.sampling.progress import StepCallback, check_interrupt
+from unity_core.sampling.schedule import flow_sigmas, to_timestep
+from unity_core.sampling.tasks import add_noise, noised_streams
+from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, sde_step
+
+#: Sampler names accepted by :func:`sample`: ours, then diffusers' flow-matching schedulers.
+SCHEDULERS = ("euler", "flow_euler", "unipc", "dpmpp_2m")
+
+
+@dataclass
+class SampleResult:
+    """Final latents ``[B, C, F, H, W]`` (the clean stream is the very tensor passed in) and the
+    number of model evaluations (a CFG pair counts once: it is one batched forward)."""
+
+    rgb_latent: Optional[torch.Tensor]
+    modality_latent: Optional[torch.Tensor]
+    model_evaluations: int = 0
+
+
+class _Velocity:
+    """Model call with CFG (one batched forward of 2B) and evaluation counting."""
+
+    def __init__(self, model, context, modality, modality_context, cfg, negative_context, cache):
+        self.model, self.modality, self.cfg, self.cache = model, modality, float(cfg), cache
+        self.context, self.modality_context = context, modality_context
+        if self.cfg != 1.0:
+            if negative_context is None:
+                raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
+            if negative_context.shape[0] == 1 and context.shape[0] > 1:
+                negative_context = negative_context.expand(context.shape[0], -1, -1)
+            # Zero rows are what the release's text encoders pad with, so padding keeps meaning.
+            length = max(context.shape[1], negative_context.shape[1])
+            pad = lambda c: torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1]))  # noqa: E731
+            self.context = torch.cat([pad(context), pad(negative_context)])
+            if modality_context is not None:
+                self.modality_context = torch.cat([modality_context, modality_context])
+        self.evaluations = 0
+
+    def __call__(self, rgb, mod, sigma) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+        batch = rgb.shape[0]
+        if self.cache is not None:
+            self.cache.start_evaluation()
+        self.evaluations += 1
+        guided = self.cfg != 1.0
+        if guided:
+            rgb, mod = torch.cat([rgb, rgb]), (None if mod is None else torch.cat([mod, mod]))
+        t = to_timestep(sigma, rgb.shape[0], rgb.device)
+        v_rgb, v_mod = self.model(rgb, t, self.context, mod, self.modality, self.modality_context,
+                                  block_runner=self.cache)
+        if not guided:
+            return v_rgb, v_mod
+
+        def mix(v):
+            if v is None:
+                return None
+            pos, neg = v[:batch], v[batch:]
+            return neg + self.cfg * (pos - neg)
+
+        return mix(v_rgb), mix(v_mod)
+
+
+def _make_scheduler(name: str, steps: int, shift: float, sigmas: torch.Tensor):
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    if name == "flow_euler":
+        sched = FlowMatchEulerDiscreteScheduler(shift=1.0)
+        sched.set_timesteps(sigmas=sigmas[:-1].tolist())
+    elif name == "unipc":
+        sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+        sched.set_timesteps(steps)
+    else:
+        sched = DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                            flow_shift=shift, algorithm_type="dpmsolver++", solver_order=2)
+        sched.set_timesteps(steps)
+    return sched
+
+
+def sample(
+    model,
+    task: str,
+    *,
+    context: torch.Tensor,
+    modality: Optional[str] = None,
+    modality_context: Optional[torch.Tensor] = None,
+    rgb_latent: Optional[torch.Tensor] = None,
+    modality_latent: Optional[torch.Tensor] = None,
+    shape: Optional[Sequence[int]] = None,
+    steps: int = 20,
+    shift: float = 1.0,
+    cfg: float = 1.0,
+    negative_context: Optional[torch.Tensor] = None,
+    scheduler: str = "euler",
+    seed: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    rgb_noise: Optional[torch.Tensor] = None,
+    modality_noise: Optional[torch.Tensor] = None,
+    callback: Optional[StepCallback] = None,
+    should_interrupt: Optional[Callable[[], bool]] = None,
+    time_travel: Optional[TimeTravel] = None,
+    aam: Optional[AAM] = None,
+    cache: Optional[BlockCache] = None,
+) -> SampleResult:
+    """Sample one UnityVideo task.
+
+    Args:
+        model: a :class:`~unity_core.model.UnityVideoTransformer` (or anything with its forward).
+        task: ``text2all`` / ``video2flow`` / ``flow2video`` or a paper alias.
+        context: content prompt tokens ``[B, L, text_dim]``.
+        modality: modality name (needed by every task; the modality embedding is chosen by it).
+        modality_context: modality prompt tokens ``[B, L', text_dim]`` (None reuses ``context``).
+        rgb_latent: the clean RGB latent ``[B, C, F, H, W]`` for ``video2flow``.
+        modality_latent: the clean modality latent for ``flow2video``.
+        shape: latent shape ``[B, C, F, H, W]`` of the noised streams when no latent gives it
+            (take it from the codec's ``latent_shape``; never guess the compression).
+        steps: number of sampling steps.
+        shift: timestep shift (1 = the release's grid).
+        cfg: classifier-free guidance scale on the content prompt; 1 = off (the release).
+        negative_context: negative prompt tokens (needed when cfg != 1).
+        scheduler: ``euler`` (ours, the release's loop) or a diffusers flow-matching scheduler:
+            ``flow_euler``, ``unipc``, ``dpmpp_2m``.
+        seed / generator: noise source (CPU generator; RGB noise is drawn first, then modality).
+        rgb_noise / modality_noise: explicit initial noise instead of drawing it.
+        callback: ``callback(step, total, rgb, modality)`` after each step.
+        should_interrupt: checked before each step; True raises ``SamplingInterrupted``.
+        time_travel / aam / cache: Yume's add-ons (see :mod:`unity_core.sampling.yume`).
+
+    Returns:
+        :class:`SampleResult`. The clean stream is returned as the same, untouched tensor.
+
+    Raises:
+        ValueError: unknown task or scheduler, a missing conditioning latent, missing shape,
+            cfg without a negative prompt, time travel with a diffusers scheduler.
+        SamplingInterrupted: when ``should_interrupt()`` turns True.
+    """
+    task = resolve_task(task)
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")
+    if time_travel is not None and scheduler != "euler":
+        raise ValueError("time travel runs on the 'euler' scheduler only")
+    rgb_noised, mod_noised = noised_streams(task)
+    if not rgb_noised and rgb_latent is None:
+        raise ValueError(f"task {task} needs the clean rgb_latent (the video to estimate from)")
+    if not mod_noised and modality_latent is None:
+        raise ValueError(f"task {task} needs the clean modality_latent (the control video)")
+    ref = rgb_latent if rgb_latent is not None else modality_latent
+    if shape is None:
+        if ref is None and rgb_noise is None:
+            raise ValueError("pass shape=[B, C, F, H, W] (from the codec's latent_shape) for joint generation")
+        shape = tuple((ref if ref is not None else rgb_noise).shape)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 5:
+        raise ValueError(f"shape must be [B, C, F, H, W], got {shape}")
+    dtype = ref.dtype if ref is not None else torch.float32
+    device = ref.device if ref is not None else torch.device("cpu")
+
+    if generator is None:
+        generator = torch.Generator().manual_seed(int(seed) if seed is not None else torch.seed() % 2**63)
+
+    def draw(given):
+        if given is not None:
+            if tuple(given.shape) != shape:
+                raise ValueError(f"noise shape {tuple(given.shape)} does not match latent shape {shape}")
+            return given
+        return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+
+    noise_rgb = draw(rgb_noise) if rgb_noised else None
+    noise_mod = draw(modality_noise) if mod_noised else None
+    start_rgb = noise_rgb if rgb_noised else rgb_latent
+    start_mod = noise_mod if mod_noised else modality_latent
+
+    if cache is not None:
+        cache.reset()
+    try:
+        velocity = _Velocity(model, context, modality, modality_context, 1.0 if aam else cfg, negative_context, cache)
+        runs = []
+        if aam is not None and aam.k > 0:
+            first_steps = aam.first_pass_steps or steps
+            pass1 = _integrate(velocity, start_rgb, start_mod, rgb_noised, mod_noised, first_steps, shift, scheduler,
+                               None, None, should_interrupt, time_travel, generator)
+            runs.append(velocity.evaluations)
+            velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache)
+            anchor = (pass1, (noise_rgb, noise_mod))
+        else:
+            if aam is not None:  # k == 0: plain sampling with the requested CFG
+                velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache)
+            anchor = None
+        x_rgb, x_mod = _integrate(velocity, start_rgb, start_mod, rgb_noised, mod_noised, steps, shift, scheduler,
+                                  callback, anchor and (aam, anchor), should_interrupt, time_travel, generator)
+        runs.append(velocity.evaluations)
+    finally:
+        if cache is not None:
+            cache._residuals.clear()
+    return SampleResult(x_rgb, x_mod, sum(runs))
+
+
+def _integrate(velocity, x_rgb, x_mod, rgb_noised, mod_noised, steps, shift, scheduler, callback, aam_anchor,
+               should_interrupt, time_travel, generator):
+    """Integrate the noised streams from sigma 1 to 0; the clean stream is passed through."""
+    sched = None
+    if scheduler == "euler":
+        sigmas = flow_sigmas(steps, shift)
+    else:
+        sigmas = flow_sigmas(steps, shift)
+        sched = _make_scheduler(scheduler, steps, shift, sigmas)
+        sigmas = sched.sigmas.to(torch.float32)
+
+    def pack(r, m):
+        parts = [p for p, on in ((r, rgb_noised), (m, mod_noised)) if on]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def unpack(z, r, m):
+        if rgb_noised and mod_noised:
+            c = r.shape[1]
+            return z[:, :c], z[:, c:]
+        return (z, m) if rgb_noised else (r, z)
+
+    for i in range(steps):
+        check_interrupt(should_interrupt, i, steps)
+        s, s_next = sigmas[i], sigmas[i + 1]
+        if aam_anchor is not None:
+            aam, ((o_rgb, o_mod), (n_rgb, n_mod)) = aam_anchor
+            if i < aam.k:
+                t = s.reshape(1)
+                if rgb_noised:
+                    x_rgb = _aam_replace(x_rgb, o_rgb, n_rgb, t, aam)
+                if mod_noised:
+                    x_mod = _aam_replace(x_mod, o_mod, n_mod, t, aam)
+        v_rgb, v_mod = velocity(x_rgb, x_mod, s)
+        dt = s_next - s
+        tt = time_travel
+        if tt is not None and tt.lookahead > 0 and i % tt.interval == 0 and i + tt.lookahead < steps:
+            z_rgb, z_mod = x_rgb, x_mod
+            for j in range(tt.lookahead):
+                step_dt = sigmas[i + j + 1] - sigmas[i + j]
+                if j > 0:
+                    v_rgb, v_mod = velocity(z_rgb, z_mod, sigmas[i + j])
+                if rgb_noised:
+                    z_rgb = z_rgb + step_dt * v_rgb
+                if mod_noised:
+                    z_mod = z_mod + step_dt * v_mod
+            v_rgb, v_mod = velocity(z_rgb, z_mod, sigmas[i + tt.lookahead])
+        if sched is not None:
+            z = sched.step(pack(v_rgb, v_mod), sched.timesteps[i], pack(x_rgb, x_mod)).prev_sample
+            x_rgb, x_mod = unpack(z, x_rgb, x_mod)
+        elif tt is not None and tt.sde:
+            z = sde_step(pack(x_rgb, x_mod), pack(v_rgb, v_mod), float(s), float(dt), tt.eta, generator)
+            x_rgb, x_mod = unpack(z, x_rgb, x_mod)
+        else:
+            if rgb_noised:
+                x_rgb = x_rgb + dt * v_rgb
+            if mod_noised:
+                x_mod = x_mod + dt * v_mod
+        if callback is not None:
+            callback(i + 1, steps, x_rgb, x_mod)
+    return x_rgb, x_mod
+
+
+def _aam_replace(z, z_orig, noise, t, aam: AAM):
+    target = add_noise(z_orig, noise, t.expand(z.shape[0]))
+    return project_low_frequency(target, aam) + (z - project_low_frequency(z, aam))
