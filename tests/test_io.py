@@ -1,0 +1,67 @@
+"""Video reading/writing, frame selection and bad input."""
+
+import pytest
+import torch
+
+from unity_core.io import VideoReadError, check_frame_count, check_same_length, read_video, select_frames, write_video
+
+
+def test_real_clip_uniform_sampling_and_resize(carphone_path):
+    frames, fps = read_video(carphone_path, num_frames=17, size=(64, 96))
+    assert frames.shape == (17, 64, 96, 3) and frames.dtype == torch.float32
+    assert 0 <= frames.min() and frames.max() <= 1 and frames.std() > 0.05
+    assert 0 < fps < 30
+
+
+def test_stride_sampling_takes_consecutive_frames():
+    assert select_frames(100, 5, "stride", stride=2, start=3) == [3, 5, 7, 9, 11]
+    assert select_frames(100, 5, "uniform") == [0, 25, 50, 74, 99]
+    with pytest.raises(ValueError, match="only 3 frames"):
+        select_frames(6, 5, "stride", stride=2)
+
+
+def test_write_never_overwrites_and_round_trips(tmp_path):
+    frames = torch.rand(5, 32, 48, 3)
+    first = write_video(tmp_path / "out.mp4", frames, fps=8)
+    second = write_video(tmp_path / "out.mp4", frames, fps=8)
+    assert first.name == "out.mp4" and second.name == "out_1.mp4" and first.stat().st_size > 0
+    back, fps = read_video(first)
+    assert back.shape == frames.shape and fps == 8
+    webp = write_video(tmp_path / "out.webp", frames, fps=4)
+    assert torch.allclose(read_video(webp)[0], (frames * 255).round() / 255)
+
+
+def test_image_folder(tmp_path):
+    import imageio.v3 as iio
+
+    for i in range(3):
+        iio.imwrite(tmp_path / f"{i:03d}.png", (torch.full((16, 16, 3), i * 40)).to(torch.uint8).numpy())
+    frames, _ = read_video(tmp_path)
+    assert frames.shape == (3, 16, 16, 3) and frames[2].mean() > frames[0].mean()
+
+
+def test_frame_counts_must_be_4k_plus_1():
+    assert check_frame_count(17) == 17
+    with pytest.raises(ValueError, match="frame count 16 is not 4k\\+1; use 13 or 17"):
+        check_frame_count(16)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_video(tmp_path / "missing.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(VideoReadError, match="empty"):
+        read_video(tmp_path / "empty.mp4")
+    (tmp_path / "junk.mp4").write_bytes(b"this is not a video" * 100)
+    with pytest.raises(VideoReadError, match="cannot decode"):
+        read_video(tmp_path / "junk.mp4")
+    (tmp_path / "nothing").mkdir()
+    with pytest.raises(VideoReadError, match="no images"):
+        read_video(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="multiples of 16"):
+        read_video(write_video(tmp_path / "a.mp4", torch.rand(2, 16, 16, 3)), size=(20, 16))
+
+
+def test_control_and_rgb_length_mismatch():
+    with pytest.raises(ValueError, match="differ in frames"):
+        check_same_length(torch.zeros(17, 8, 8, 3), torch.zeros(9, 8, 8, 3))

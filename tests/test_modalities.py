@@ -1,0 +1,77 @@
+"""Round trips of every modality codec through 8-bit video, with stated bounds."""
+
+import pytest
+import torch
+
+from unity_core import modalities as M
+from unity_core.io import read_video, write_video
+
+G = torch.Generator().manual_seed(0)
+
+
+def _through_webp(frames, tmp_path):
+    """Lossless 8-bit storage, as a saved visualisation would be."""
+    return read_video(write_video(tmp_path / "vis.webp", frames))[0]
+
+
+def test_depth_round_trip_within_one_percent(tmp_path):
+    depth = torch.rand(3, 32, 32, generator=G)
+    back = M.decode("depth", _through_webp(M.encode("depth", depth), tmp_path))
+    assert (back - depth).abs().max() < 0.01
+
+
+def test_depth_is_warm_near_and_cool_far():
+    vis = M.encode("depth", torch.tensor([[[0.0, 1.0]]]))[0, 0]
+    near, far = vis[0], vis[1]
+    assert near[0] > near[2] and far[2] > far[0]
+
+
+def test_flow_round_trip_epe_below_half_pixel(tmp_path):
+    flow = (torch.rand(3, 32, 32, 2, generator=G) - 0.5) * 2 * 11  # |flow| <= 15.6 < max_flow 16
+    back = M.decode("flow", _through_webp(M.encode("optical_flow", flow), tmp_path))
+    assert (back - flow).norm(dim=-1).mean() < 0.5 and (back - flow).norm(dim=-1).max() < 1.0
+    zero = M.encode("raft", torch.zeros(1, 2, 2, 2))
+    assert torch.allclose(zero, torch.ones_like(zero))  # no motion is white
+
+
+def test_segmentation_labels_exact(tmp_path):
+    labels = torch.randint(0, 6, (2, 16, 16), generator=G)
+    inst = M.decode("segmentation", _through_webp(M.encode("segmentation", labels, instances=True), tmp_path), instances=True)
+    assert torch.equal(inst, labels)
+    binary = M.decode("segmentation", M.encode("segmentation", labels))
+    assert torch.equal(binary, (labels > 0).long())
+
+
+def test_skeleton_keypoints_within_two_pixels(tmp_path):
+    xs = torch.tensor([64, 64, 50, 44, 40, 78, 84, 88, 56, 54, 52, 72, 74, 76, 60, 68, 55, 73]).float()
+    ys = torch.tensor([30, 44, 44, 60, 76, 44, 60, 76, 80, 100, 118, 80, 100, 118, 26, 26, 28, 28]).float()
+    kp = torch.stack([xs, ys, torch.ones(18)], -1)[None, None].repeat(2, 1, 1, 1)
+    kp[1, 0, :, 0] += 3.0
+    back = M.decode("skeleton", _through_webp(M.encode("skeleton", kp, height=128, width=128), tmp_path))
+    assert back.shape == kp.shape
+    assert (back[..., :2] - kp[..., :2]).abs().max() <= 2.0
+    assert (back[..., 2] > 0.5).all()
+
+
+def test_densepose_parts_exact_and_uv_close(tmp_path):
+    iuv = torch.zeros(2, 16, 16, 3)
+    iuv[..., 0] = torch.randint(0, 25, (2, 16, 16), generator=G).float()
+    iuv[..., 1:] = torch.rand(2, 16, 16, 2, generator=G) * (iuv[..., :1] > 0)
+    back = M.decode("densepose", _through_webp(M.encode("densepose", iuv), tmp_path))
+    assert torch.equal(back[..., 0], iuv[..., 0])
+    assert (back[..., 1:] - iuv[..., 1:]).abs().max() < 1 / 255 + 1e-6
+
+
+def test_legends_exist_for_every_modality():
+    for name in ("depth", "flow", "segmentation", "skeleton", "densepose"):
+        legend = M.legend(name)
+        assert legend["stops"] and all(len(c) == 3 for _, c in legend["stops"])
+
+
+def test_bad_modality_inputs():
+    with pytest.raises(ValueError, match="unknown modality 'normal'"):
+        M.encode("normal", torch.zeros(1, 2, 2))
+    with pytest.raises(ValueError, match=r"\[F, H, W, 2\]"):
+        M.encode("flow", torch.zeros(1, 2, 2))
+    with pytest.raises(ValueError, match=r"\[F, P, 18, 3\]"):
+        M.encode("skeleton", torch.zeros(1, 17, 3), height=8, width=8)

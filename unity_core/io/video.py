@@ -1,0 +1,231 @@
+"""Video I/O: read clips into ``[F, H, W, 3]`` float32 in [0, 1], select frames, resize, write.
+
+Reading uses PyAV for containers (mp4, webm, mkv, mov, gif) and imageio/Pillow for animated
+webp and image folders. Writing gives H.264 mp4 (PyAV, yuv420p) or animated webp, and never
+replaces an existing file: :func:`unique_path` picks ``name_1.mp4``, ``name_2.mp4``, ...
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PathLike = Union[str, Path]
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
+class VideoReadError(ValueError):
+    """A video that cannot be read (missing, empty, corrupt or without frames)."""
+
+
+def check_frame_count(num_frames: int) -> int:
+    """Return ``num_frames`` if it is 4k+1 (1, 5, 9, ..., 17, 33, 81), the Wan VAE's requirement.
+
+    Raises:
+        ValueError: otherwise, naming the nearest valid counts.
+    """
+    n = int(num_frames)
+    if n < 1 or (n - 1) % 4:
+        lower = max(1, (n - 1) // 4 * 4 + 1)
+        raise ValueError(f"frame count {n} is not 4k+1; use {lower} or {lower + 4}")
+    return n
+
+
+def select_frames(total: int, num_frames: Optional[int], sampling: str = "uniform", stride: int = 1, start: int = 0) -> List[int]:
+    """Indices of the frames to keep.
+
+    ``uniform`` spreads ``num_frames`` evenly over the whole clip (the release's choice);
+    ``stride`` takes consecutive frames ``start, start + stride, ...``. ``num_frames=None``
+    keeps all (uniform) or every ``stride``-th frame.
+
+    Raises:
+        ValueError: unknown mode, or too few frames for a strided selection.
+    """
+    if total < 1:
+        raise VideoReadError("the video has no frames")
+    if sampling == "uniform":
+        if num_frames is None:
+            return list(range(total))
+        return np.linspace(0, total - 1, int(num_frames)).round().astype(int).tolist()
+    if sampling == "stride":
+        idx = list(range(start, total, max(1, int(stride))))
+        if num_frames is not None:
+            if len(idx) < num_frames:
+                raise ValueError(f"only {len(idx)} frames at stride {stride} from {start}; need {num_frames}")
+            idx = idx[: int(num_frames)]
+        return idx
+    raise ValueError(f"unknown frame sampling {sampling!r}; use 'uniform' or 'stride'")
+
+
+def _read_av(path: Path) -> Tuple[List[np.ndarray], float]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoReadError(f"{path} has no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 8.0)
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+    except VideoReadError:
+        raise
+    except Exception as err:  # noqa: BLE001 - PyAV raises many error types for bad files
+        raise VideoReadError(f"cannot decode {path}: {err}; is it a complete video file?") from None
+    return frames, fps
+
+
+def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
+    import imageio.v3 as iio
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise VideoReadError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return [np.asarray(iio.imread(p))[..., :3] for p in files], 8.0
+    from PIL import Image, ImageSequence
+
+    try:
+        with Image.open(path) as im:
+            frames, durations = [], []
+            for frame in ImageSequence.Iterator(im):
+                frames.append(np.asarray(frame.convert("RGB")))
+                durations.append(frame.info.get("duration") or 125)
+    except Exception as err:  # noqa: BLE001 - Pillow raises many error types for bad files
+        raise VideoReadError(f"cannot decode {path}: {err}") from None
+    return frames, 1000.0 / float(np.mean(durations))
+
+
+def read_video(
+    path: PathLike,
+    num_frames: Optional[int] = None,
+    sampling: str = "uniform",
+    stride: int = 1,
+    size: Optional[Tuple[int, int]] = None,
+    start: int = 0,
+) -> Tuple[torch.Tensor, float]:
+    """Read a video file, animated webp/gif or an image folder.
+
+    Args:
+        path: the file or folder.
+        num_frames: frames to keep (None = all); see :func:`select_frames`.
+        sampling: ``uniform`` (the release) or ``stride``.
+        stride, start: for ``stride`` sampling.
+        size: (height, width) to resize and centre-crop to (see :func:`resize_center_crop`).
+
+    Returns:
+        (frames ``[F, H, W, 3]`` float32 in [0, 1], fps). With uniform sampling the fps is scaled
+        so the clip keeps its duration.
+
+    Raises:
+        FileNotFoundError: no such path.
+        VideoReadError: empty, corrupt or frameless input.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"video {path} does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise VideoReadError(f"{path} is empty (0 bytes)")
+    if path.is_dir() or path.suffix.lower() in {".webp", ".png", ".jpg", ".jpeg"}:
+        frames, fps = _read_images(path)
+    else:
+        frames, fps = _read_av(path)
+    if not frames:
+        raise VideoReadError(f"{path} has no decodable frames")
+    idx = select_frames(len(frames), num_frames, sampling, stride, start)
+    if sampling == "uniform" and num_frames is not None and len(frames) > 1 and num_frames > 1:
+        fps = fps * (len(idx) - 1) / (len(frames) - 1)
+    elif sampling == "stride":
+        fps = fps / max(1, stride)
+    video = torch.from_numpy(np.stack([frames[i] for i in idx])).float() / 255.0
+    if size is not None:
+        video = resize_center_crop(video, *size)
+    return video, float(fps)
+
+
+def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Scale ``[F, H, W, 3]`` to cover (height, width) keeping the aspect ratio, then centre-crop.
+
+    Raises:
+        ValueError: height or width not a positive multiple of 16 (the Wan VAE and patch need it).
+    """
+    if height <= 0 or width <= 0 or height % 16 or width % 16:
+        raise ValueError(f"height and width must be positive multiples of 16, got {height}x{width}")
+    _, h, w, _ = frames.shape
+    scale = max(height / h, width / w)
+    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
+    x = frames.permute(0, 3, 1, 2)
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (nh - height) // 2, (nw - width) // 2
+    return x[:, :, top:top + height, left:left + width].permute(0, 2, 3, 1).clamp(0, 1).contiguous()
+
+
+def unique_path(path: PathLike) -> Path:
+    """``path`` if free, else ``stem_1.ext``, ``stem_2.ext``, ... (nothing is ever overwritten)."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    i = 1
+    while True:
+        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+        i += 1
+
+
+def write_video(path: PathLike, frames: torch.Tensor, fps: float = 8.0) -> Path:
+    """Write ``[F, H, W, 3]`` in [0, 1] (or uint8) as H.264 mp4 or animated webp/gif.
+
+    Returns:
+        The path actually written (a new name if ``path`` exists).
+
+    Raises:
+        ValueError: wrong shape or an unsupported extension.
+    """
+    path = unique_path(path)
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"frames must be [F, H, W, 3], got {tuple(frames.shape)}")
+    data = frames if frames.dtype == torch.uint8 else (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    data = data.cpu().numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix in {".mp4", ".mkv", ".mov"}:
+        import av
+
+        h, w = data.shape[1:3]
+        if h % 2 or w % 2:  # yuv420p needs even sizes
+            data = np.pad(data, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("libx264", rate=max(1, round(fps)))
+            stream.width, stream.height = data.shape[2], data.shape[1]
+            stream.pix_fmt = "yuv420p"
+            stream.options = {"crf": "16"}
+            for frame in data:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+    elif suffix in {".webp", ".gif"}:
+        import imageio.v3 as iio
+
+        kwargs = {"duration": 1000.0 / fps, "loop": 0}
+        if suffix == ".webp":
+            kwargs["lossless"] = True
+        iio.imwrite(path, data, extension=suffix, **kwargs)
+    else:
+        raise ValueError(f"unsupported video extension {suffix!r}; use .mp4, .webp or .gif")
+    return path
+
+
+def check_same_length(rgb: torch.Tensor, control: torch.Tensor) -> None:
+    """Raise ``ValueError`` if an RGB clip and its control video differ in frame count or size."""
+    if rgb.shape[:3] != control.shape[:3]:
+        raise ValueError(
+            f"control video {tuple(control.shape[:3])} and RGB video {tuple(rgb.shape[:3])} differ in "
+            "frames/height/width; read both with the same num_frames and size"
+        )
