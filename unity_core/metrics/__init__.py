@@ -1,0 +1,109 @@
+"""Evaluation metrics (UniBench-style) for estimation, generation and camera control.
+
+Formulas follow the standard definitions used by the depth (Eigen et al. 2014; MiDaS /
+Ranftl et al. 2020 for scale-and-shift alignment), flow (Baker et al. 2011, Middlebury EPE),
+segmentation (PASCAL VOC mIoU), pose (PCK, Yang & Ramanan 2013) and video consistency
+(temporal warping error, Lai et al. 2018) literature.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+
+
+def _masked(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
+    return x[mask] if mask is not None else x.reshape(-1)
+
+
+def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Least-squares s, b minimising ||s * pred + b - target||^2 over the clip; returns s * pred + b
+    (MiDaS-style alignment for relative depth, one (s, b) per clip)."""
+    p, t = _masked(pred.double(), mask), _masked(target.double(), mask)
+    a = torch.stack([p, torch.ones_like(p)], 1)
+    sol = torch.linalg.lstsq(a, t[:, None]).solution[:, 0]
+    return (pred.double() * sol[0] + sol[1]).to(pred.dtype)
+
+
+def abs_rel(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, align: bool = False) -> float:
+    """AbsRel = mean(|pred - target| / target) over valid pixels (target > 0); ``align`` first
+    applies :func:`align_scale_shift`."""
+    valid = target > 0 if mask is None else mask & (target > 0)
+    if align:
+        pred = align_scale_shift(pred, target, valid)
+    p, t = pred[valid].double(), target[valid].double()
+    return float(((p - t).abs() / t).mean())
+
+
+def delta1(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, align: bool = False,
+           threshold: float = 1.25) -> float:
+    """delta < 1.25: fraction of pixels with max(pred / target, target / pred) < 1.25."""
+    valid = target > 0 if mask is None else mask & (target > 0)
+    if align:
+        pred = align_scale_shift(pred, target, valid)
+    p, t = pred[valid].double().clamp_min(1e-9), target[valid].double()
+    return float((torch.maximum(p / t, t / p) < threshold).double().mean())
+
+
+def epe(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
+    """End-point error: mean Euclidean distance between flow vectors ``[..., 2]`` (pixels)."""
+    err = (pred.double() - target.double()).norm(dim=-1)
+    return float(_masked(err, mask).mean())
+
+
+def miou(pred: torch.Tensor, target: torch.Tensor, num_classes: Optional[int] = None) -> float:
+    """Mean intersection-over-union over the classes present in prediction or target."""
+    n = int(num_classes or max(int(pred.max()), int(target.max())) + 1)
+    ious = []
+    for c in range(n):
+        p, t = pred == c, target == c
+        union = (p | t).sum()
+        if union > 0:
+            ious.append(float((p & t).sum()) / float(union))
+    return sum(ious) / len(ious)
+
+
+def pck(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.1) -> float:
+    """PCK@alpha for keypoints ``[..., K, 3]`` (x, y, visibility): a visible target keypoint is
+    correct when the prediction is within alpha * max(bbox height, width) of the person's
+    visible keypoints (the bounding-box normalisation of Yang & Ramanan)."""
+    correct = total = 0
+    flat_p, flat_t = pred.reshape(-1, pred.shape[-2], 3), target.reshape(-1, target.shape[-2], 3)
+    for p, t in zip(flat_p, flat_t):
+        vis = t[:, 2] > 0.5
+        if vis.sum() < 2:
+            continue
+        xy = t[vis, :2]
+        size = float((xy.max(0).values - xy.min(0).values).max())
+        if size <= 0:
+            continue
+        dist = (p[vis, :2] - xy).norm(dim=-1)
+        correct += int((dist <= alpha * size).sum())
+        total += int(vis.sum())
+    return correct / total if total else float("nan")
+
+
+def warping_error(frames: torch.Tensor, flow: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
+    """Temporal warping error: mean |frame_t - warp(frame_{t+1}, flow_t)| over valid pixels,
+    frames ``[F, H, W, C]``, flow ``[F, H, W, 2]`` (frame t -> t+1); the last frame is skipped."""
+    from unity_core.preprocess.flow import warp_backward
+
+    warped = warp_backward(frames[1:], flow[:-1])
+    err = (warped - frames[:-1]).abs().mean(-1)
+    return float(_masked(err, None if mask is None else mask[:-1]).mean())
+
+
+def action_accuracy(predicted: Sequence[Tuple[str, str]], commanded: Sequence[Tuple[str, str]]) -> Dict[str, float]:
+    """Camera-action accuracy: the share of segments whose (movement, rotation) keys match,
+    with movement-only and rotation-only shares."""
+    if len(predicted) != len(commanded) or not commanded:
+        raise ValueError(f"need equally many predicted and commanded actions, got {len(predicted)} and {len(commanded)}")
+    n = len(commanded)
+    move = sum(p[0] == c[0] for p, c in zip(predicted, commanded)) / n
+    rot = sum(p[1] == c[1] for p, c in zip(predicted, commanded)) / n
+    both = sum(tuple(p) == tuple(c) for p, c in zip(predicted, commanded)) / n
+    return {"overall": both, "movement": move, "rotation": rot}
+
+
+__all__ = ["abs_rel", "action_accuracy", "align_scale_shift", "delta1", "epe", "miou", "pck", "warping_error"]
