@@ -1,0 +1,55 @@
+"""Train the default latent codec on synthworld (reproduces unity_core/weights/default/codec).
+
+    python scripts/train_codec.py --pool /tmp/pool.safetensors --out OUT_DIR [--steps 4000]
+
+The pool is rendered (seeds 0..N-1) and cached at --pool when missing. Prints the compute used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from unity_core.codec import LatentCodec  # noqa: E402
+from unity_core.train.codec import set_latent_statistics, train_codec  # noqa: E402
+from unity_core.train.pool import ClipPool, render_pool  # noqa: E402
+
+
+def load_or_render_pool(path: Path, clips: int) -> ClipPool:
+    if path.exists():
+        return ClipPool.load(path)
+    start = time.time()
+    pool = render_pool(range(clips))
+    pool.save(path)
+    print(f"rendered {clips} clips in {time.time() - start:.0f}s -> {path}")
+    return pool
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pool", type=Path, default=Path("/tmp/unityvideo_pool.safetensors"))
+    ap.add_argument("--clips", type=int, default=240)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    pool = load_or_render_pool(args.pool, args.clips)
+    codec = LatentCodec.from_config()
+    stats = train_codec(codec, pool, args.steps, seed=args.seed, time_limit_s=args.time_limit)
+    set_latent_statistics(codec, pool)
+    codec.save_pretrained(args.out)
+    stats.update(threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
+    print(json.dumps(stats))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The latent codec and the built-in text encoder."""
+
+import pytest
+import torch
+
+from unity_core.codec import LatentCodec, frames_to_video, video_to_frames
+from unity_core.text import MiniLMTextEncoder, load_text_encoder
+
+TINY_VAE = dict(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
+                temperal_downsample=[False, True], latents_mean=[0.5] * 4, latents_std=[2.0] * 4)
+
+
+def test_codec_shapes_ratios_and_ranges():
+    codec = LatentCodec.from_config(TINY_VAE).eval()
+    assert (codec.temporal_ratio, codec.spatial_ratio, codec.latent_channels) == (2, 4, 4)
+    assert codec.latent_shape(9, 32, 16) == (4, 5, 8, 4)
+    frames = torch.rand(9, 32, 16, 3)
+    with torch.no_grad():
+        z = codec.encode(frames_to_video(frames))
+        video = codec.decode(z)
+    assert z.shape == (1, 4, 5, 8, 4)
+    assert video.shape == (1, 3, 9, 32, 16) and video.abs().max() <= 1
+    assert video_to_frames(video).shape == (1, 9, 32, 16, 3)
+
+
+def test_codec_rejects_bad_sizes():
+    codec = LatentCodec.from_config(TINY_VAE)
+    with pytest.raises(ValueError, match="not 4k\\+1"):
+        codec.latent_shape(8, 32, 32)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        codec.latent_shape(9, 30, 32)
+    with pytest.raises(ValueError, match=r"\[B, 3, F, H, W\]"):
+        codec.encode(torch.zeros(1, 9, 32, 32))
+
+
+def test_codec_save_load_round_trip(tmp_path):
+    codec = LatentCodec.from_config(TINY_VAE).eval()
+    codec.save_pretrained(tmp_path / "codec")
+    again = LatentCodec.from_pretrained(tmp_path / "codec")
+    x = frames_to_video(torch.rand(5, 16, 16, 3))
+    with torch.no_grad():
+        assert torch.equal(codec.encode(x), again.encode(x))
+    with pytest.raises(FileExistsError):
+        codec.save_pretrained(tmp_path / "codec")
+    with pytest.raises(FileNotFoundError):
+        LatentCodec.from_pretrained(tmp_path / "missing")
+
+
+def test_minilm_embeddings_offline():
+    enc = MiniLMTextEncoder(max_length=16)
+    a = enc.encode(["a person walks forward", "depth map visualization", "a person walks forward"])
+    assert a.shape == (3, 16, 384)
+    torch.testing.assert_close(a[0], a[2])
+    assert (a[0] - a[1]).abs().max() > 0.1
+    tokens = int((a[0].abs().sum(-1) > 0).sum())
+    assert 3 <= tokens < 16 and a[0, tokens:].abs().max() == 0  # zero rows past the prompt, like the release
+    with pytest.raises(ValueError, match="unknown text encoder"):
+        load_text_encoder("t5-from-the-internet")

@@ -1,0 +1,77 @@
+"""Training the small latent codec (a Wan-style VAE) on random crops of a clip pool.
+
+The VAE is fully convolutional and causal in time, so it trains on short, small crops
+(5 frames x 32 x 32 by default) and runs on whole clips afterwards. Loss: L1 reconstruction
+plus a small KL term; afterwards the per-channel latent mean/std of the pool are written into
+the VAE config so the DiT sees normalised latents.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Optional
+
+import torch
+
+from unity_core.codec import LatentCodec, frames_to_video
+from unity_core.train.pool import ClipPool
+
+
+def _crop_batch(pool: ClipPool, batch: int, frames: int, size: int, g: torch.Generator, rgb_share: float = 0.4):
+    streams = list(pool.videos)
+    out = []
+    n, f, h, w, _ = pool.videos["rgb"].shape
+    for _ in range(batch):
+        stream = "rgb" if torch.rand(1, generator=g) < rgb_share else streams[1 + int(torch.randint(len(streams) - 1, (1,), generator=g))]
+        i = int(torch.randint(n, (1,), generator=g))
+        t0 = int(torch.randint(f - frames + 1, (1,), generator=g))
+        y0, x0 = int(torch.randint(h - size + 1, (1,), generator=g)), int(torch.randint(w - size + 1, (1,), generator=g))
+        out.append(pool.videos[stream][i, t0:t0 + frames, y0:y0 + size, x0:x0 + size].float() / 255.0)
+    return frames_to_video(torch.stack(out))
+
+
+def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, crop_frames: int = 5, crop_size: int = 32,
+                lr: float = 3e-4, kl_weight: float = 1e-6, seed: int = 0, log: Optional[Callable[[str], None]] = print,
+                time_limit_s: Optional[float] = None) -> dict:
+    """Train ``codec`` in place; returns {"steps", "seconds", "final_l1"}. Stops early at
+    ``time_limit_s`` (wall clock) if given."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    vae = codec.vae.train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
+    start, ema_l1 = time.time(), None
+    step = 0
+    for step in range(1, steps + 1):
+        x = _crop_batch(pool, batch, crop_frames, crop_size, g)
+        dist = vae.encode(x).latent_dist
+        y = vae.decode(dist.sample(g)).sample
+        l1 = (y - x).abs().mean()
+        kl = dist.kl().mean() / x[0].numel()
+        loss = l1 + kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        ema_l1 = l1.item() if ema_l1 is None else 0.98 * ema_l1 + 0.02 * l1.item()
+        if log and (step % 100 == 0 or step == 1):
+            log(f"codec step {step}/{steps}  l1 {ema_l1:.4f}  {time.time() - start:.0f}s")
+        if time_limit_s and time.time() - start > time_limit_s:
+            break
+    vae.eval()
+    return {"steps": step, "seconds": round(time.time() - start, 1), "final_l1": round(ema_l1 or 0.0, 5)}
+
+
+@torch.no_grad()
+def set_latent_statistics(codec: LatentCodec, pool: ClipPool, clips: int = 64) -> None:
+    """Measure the per-channel latent mean/std over ``clips`` pool clips of every stream and
+    store them in the VAE config (``latents_mean`` / ``latents_std``)."""
+    cfg = codec.vae.config
+    codec.vae.register_to_config(latents_mean=[0.0] * cfg.z_dim, latents_std=[1.0] * cfg.z_dim)
+    zs = []
+    for stream in pool.videos:
+        x = frames_to_video(pool.frames(stream, slice(0, clips)))
+        zs.append(codec.encode(x).transpose(0, 1).reshape(cfg.z_dim, -1))
+    z = torch.cat(zs, 1)
+    codec.vae.register_to_config(latents_mean=z.mean(1).tolist(), latents_std=z.std(1).clamp_min(1e-3).tolist())

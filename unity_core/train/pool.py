@@ -1,0 +1,70 @@
+"""A pool of rendered synthworld clips with every modality's visualisation, kept as uint8.
+
+Training the default model draws its examples from such a pool (rendering is the slow part).
+Stored as safetensors: ``rgb`` and one tensor per modality ``[N, F, H, W, 3]`` uint8, prompts in
+the metadata.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Union
+
+import torch
+
+from unity_core.constants import MODALITIES
+
+
+@dataclass
+class ClipPool:
+    """``videos["rgb" | modality]``: ``[N, F, H, W, 3]`` uint8; ``prompts``: N training prompts."""
+
+    videos: Dict[str, torch.Tensor]
+    prompts: List[str]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def frames(self, stream: str, index) -> torch.Tensor:
+        """Float frames in [0, 1] for clip(s) ``index``."""
+        return self.videos[stream][index].float() / 255.0
+
+    def save(self, path: Union[str, Path]) -> Path:
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.videos.items()}, str(path), metadata={"prompts": json.dumps(self.prompts)})
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "ClipPool":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            videos = {k: fh.get_tensor(k) for k in fh.keys()}
+            prompts = json.loads(fh.metadata()["prompts"])
+        return cls(videos, prompts)
+
+
+def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, width: int = 64, log=print) -> ClipPool:
+    """Render synthworld clips and encode every modality's visualisation."""
+    from unity_core import modalities as M
+    from unity_core.data.synthworld import modality_values, render_clip
+
+    videos: Dict[str, List[torch.Tensor]] = {"rgb": [], **{m: [] for m in MODALITIES}}
+    prompts = []
+    seeds = list(seeds)
+    for i, seed in enumerate(seeds):
+        clip = render_clip(seed, num_frames, height, width)
+        videos["rgb"].append(clip.rgb)
+        for m in MODALITIES:
+            opts = {"height": height, "width": width} if m == "skeleton" else {}
+            videos[m].append(M.encode(m, modality_values(clip, m), **opts))
+        prompts.append(clip.prompt)
+        if log and (i + 1) % 50 == 0:
+            log(f"rendered {i + 1}/{len(seeds)} clips")
+    to_u8 = lambda xs: (torch.stack(xs).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
+    return ClipPool({k: to_u8(v) for k, v in videos.items()}, prompts)

@@ -1,0 +1,228 @@
+"""The UnityVideo trainer: dynamic task routing on precomputed latents.
+
+Each step draws a task (joint generation / estimation / controllable generation) and a
+modality with the release's probabilities, noises the task's stream(s) with logit-normal t
+(shift 5) and regresses the flow-matching velocity (:func:`unity_core.sampling.flow_matching_loss`).
+AdamW with a 10x learning rate for UnityVideo's added parameters (as the release), gradient
+clipping (1.5), EMA of the weights, 10 % content-prompt dropout for CFG. Checkpoints are one
+safetensors file holding model, EMA, optimizer state, step and RNG state; resuming gives the
+same parameters as an uninterrupted run.
+
+Any preset trains the same way, the 5B included (load it with
+:func:`unity_core.model.load_transformer` and build the latents with its codec). Several GPUs:
+launch with ``accelerate launch`` and pass ``use_accelerate=True`` (Hugging Face Accelerate
+wraps the model in DDP and averages gradients); on one device it is plain PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+
+from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS
+from unity_core.sampling import drop_prompts, flow_matching_loss, sample_modality, sample_task
+
+_ADDED = ("flow_patch_embedding.", "flow_in.", "modality_embeddings.", "flow_head.", "switcher_")
+
+
+@dataclass
+class TrainConfig:
+    """Trainer settings (release defaults where the release has one)."""
+
+    batch_size: int = 8
+    lr: float = 2e-4
+    added_lr_multiplier: float = 10.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.5
+    ema_decay: float = 0.999
+    timestep_shift: float = 5.0
+    prompt_dropout: float = 0.1
+    warmup_steps: int = 100
+    task_weights: Dict[str, float] = field(default_factory=lambda: dict(TRAIN_TASK_WEIGHTS))
+    modality_weights: Dict[str, float] = field(default_factory=lambda: dict(TRAIN_MODALITY_WEIGHTS))
+    seed: int = 0
+
+
+@dataclass
+class LatentData:
+    """Precomputed training data.
+
+    Attributes:
+        rgb: ``[N, C, f, h, w]`` RGB latents.
+        modalities: modality name -> ``[N, C, f, h, w]`` latents of its visualisation.
+        prompts: ``[N, L, D]`` content prompt embeddings.
+        modality_prompts: modality name -> ``[1, L, D]`` embedding of its fixed prompt.
+        empty_prompt: ``[1, L, D]`` embedding of "" (for prompt dropout / CFG).
+    """
+
+    rgb: torch.Tensor
+    modalities: Dict[str, torch.Tensor]
+    prompts: torch.Tensor
+    modality_prompts: Dict[str, torch.Tensor]
+    empty_prompt: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.rgb.shape[0]
+
+
+class Trainer:
+    """Train a :class:`~unity_core.model.UnityVideoTransformer` on :class:`LatentData`."""
+
+    def __init__(self, model, data: LatentData, config: TrainConfig = TrainConfig(), device="cpu", use_accelerate: bool = False):
+        self.model, self.data, self.config = model.to(device).train(), data, config
+        self.device = torch.device(device)
+        added = [p for n, p in model.named_parameters() if n.startswith(_ADDED)]
+        base = [p for n, p in model.named_parameters() if not n.startswith(_ADDED)]
+        self.optimizer = torch.optim.AdamW(
+            [{"params": base, "lr": config.lr}, {"params": added, "lr": config.lr * config.added_lr_multiplier}],
+            lr=config.lr, weight_decay=config.weight_decay)
+        self.ema = {n: p.detach().clone() for n, p in model.named_parameters()}
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self.accelerator = None
+        if use_accelerate:
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator()
+            self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.available = [m for m in config.modality_weights if m in data.modalities]
+        if not self.available:
+            raise ValueError(f"no training modality among {list(data.modalities)}")
+
+    def _lr_scale(self) -> float:
+        return min(1.0, (self.step + 1) / max(1, self.config.warmup_steps))
+
+    def train_step(self) -> Dict[str, float]:
+        """One optimisation step; returns the loss and what was drawn."""
+        cfg, g, d = self.config, self.generator, self.data
+        task = sample_task(g, cfg.task_weights)
+        modality = sample_modality(g, cfg.modality_weights, self.available)
+        idx = torch.randint(len(d), (cfg.batch_size,), generator=g)
+        dev = self.device
+        rgb, mod = d.rgb[idx].to(dev), d.modalities[modality][idx].to(dev)
+        ctx = drop_prompts(d.prompts[idx], d.empty_prompt, cfg.prompt_dropout, g).to(dev)
+        mctx = d.modality_prompts[modality].expand(cfg.batch_size, -1, -1).to(dev)
+        for i, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = cfg.lr * (cfg.added_lr_multiplier if i == 1 else 1.0) * self._lr_scale()
+        loss, info = flow_matching_loss(self.model, rgb, mod, task, modality, ctx, mctx, generator=g,
+                                        timestep_shift=cfg.timestep_shift)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        else:
+            loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self._update_ema()
+        self.step += 1
+        info.update(loss=float(loss.detach()), grad_norm=float(grad_norm), task=task, modality=modality)
+        return info
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        for n, p in self._unwrapped().named_parameters():
+            self.ema[n].lerp_(p.detach(), 1 - decay)
+
+    def _unwrapped(self):
+        return self.accelerator.unwrap_model(self.model) if self.accelerator is not None else self.model
+
+    def train(self, steps: int, log: Optional[Callable[[str], None]] = print, log_every: int = 50,
+              time_limit_s: Optional[float] = None) -> List[Dict[str, float]]:
+        """Run ``steps`` steps (or until ``time_limit_s``); returns the per-step infos."""
+        history, start = [], time.time()
+        for _ in range(steps):
+            info = self.train_step()
+            history.append(info)
+            if log and (self.step % log_every == 0 or self.step == 1):
+                recent = history[-log_every:]
+                mean = sum(h["loss"] for h in recent) / len(recent)
+                log(f"step {self.step}  loss {mean:.4f}  {time.time() - start:.0f}s")
+            if time_limit_s and time.time() - start > time_limit_s:
+                break
+        return history
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write model, EMA, optimizer state, step and RNG state to one safetensors file."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tensors = {f"model.{k}": v.detach().contiguous() for k, v in self._unwrapped().state_dict().items()}
+        tensors.update({f"ema.{k}": v.contiguous() for k, v in self.ema.items()})
+        names = [n for n, _ in self._unwrapped().named_parameters()]
+        opt_state = self.optimizer.state_dict()
+        for i, st in opt_state["state"].items():
+            for key, value in st.items():
+                tensors[f"optim.{names[i]}.{key}"] = torch.as_tensor(value).contiguous()
+        tensors["rng"] = self.generator.get_state()
+        meta = {"step": str(self.step), "config": json.dumps(asdict(self.config)),
+                "model_config": self._unwrapped().config.to_json()}
+        save_file(tensors, str(path), metadata=meta)
+        return path
+
+    def resume(self, path: Union[str, Path]) -> None:
+        """Restore a :meth:`save` checkpoint (same model config and data)."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            keys = list(fh.keys())
+            meta = fh.metadata()
+            model = self._unwrapped()
+            model.load_state_dict({k[6:]: fh.get_tensor(k) for k in keys if k.startswith("model.")})
+            self.ema = {k[4:]: fh.get_tensor(k) for k in keys if k.startswith("ema.")}
+            names = [n for n, _ in model.named_parameters()]
+            state = self.optimizer.state_dict()
+            state["state"] = {}
+            for i, n in enumerate(names):
+                entries = {k.split(".")[-1]: fh.get_tensor(k) for k in keys if k.startswith(f"optim.{n}.") and k.count(".") == n.count(".") + 2}
+                if entries:
+                    state["state"][i] = entries
+            self.optimizer.load_state_dict(state)
+            self.generator.set_state(fh.get_tensor("rng"))
+            self.step = int(meta["step"])
+
+    def ema_model(self):
+        """A copy of the model with the EMA weights (what the default ships)."""
+        import copy
+
+        model = copy.deepcopy(self._unwrapped()).eval()
+        model.load_state_dict(self.ema)
+        return model
+
+
+@torch.no_grad()
+def build_latent_data(codec, text_encoder, videos: Mapping[str, torch.Tensor], prompts: Sequence[str],
+                      batch: int = 8, log: Optional[Callable[[str], None]] = print) -> LatentData:
+    """Encode clips (``videos["rgb" | modality]``: ``[N, F, H, W, 3]`` uint8 or float in [0, 1])
+    and prompts into :class:`LatentData` with ``codec`` and ``text_encoder``."""
+    from unity_core.codec import frames_to_video
+    from unity_core.constants import MODALITY_PROMPTS
+
+    def encode_all(v: torch.Tensor) -> torch.Tensor:
+        out = []
+        for s in range(0, v.shape[0], batch):
+            chunk = v[s:s + batch]
+            chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk.float()
+            out.append(codec.encode(frames_to_video(chunk)))
+        return torch.cat(out)
+
+    latents = {}
+    for name, v in videos.items():
+        start = time.time()
+        latents[name] = encode_all(v)
+        if log:
+            log(f"encoded {name}: {tuple(latents[name].shape)} in {time.time() - start:.0f}s")
+    prompt_emb = torch.cat([text_encoder.encode(list(prompts[s:s + 32])) for s in range(0, len(prompts), 32)])
+    return LatentData(
+        rgb=latents.pop("rgb"), modalities=latents, prompts=prompt_emb,
+        modality_prompts={m: text_encoder.encode([p]) for m, p in MODALITY_PROMPTS.items()},
+        empty_prompt=text_encoder.encode([""]),
+    )
