@@ -31,7 +31,7 @@ def _crop_batch(pool: ClipPool, batch: int, frames: int, size: int, g: torch.Gen
 
 
 def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, crop_frames: int = 5, crop_size: int = 32,
-                lr: float = 3e-4, kl_weight: float = 1e-6, seed: int = 0, log: Optional[Callable[[str], None]] = print,
+                lr: float = 1e-3, kl_weight: float = 1e-6, seed: int = 0, log: Optional[Callable[[str], None]] = print,
                 time_limit_s: Optional[float] = None) -> dict:
     """Train ``codec`` in place; returns {"steps", "seconds", "final_l1"}. Stops early at
     ``time_limit_s`` (wall clock) if given."""

@@ -1,0 +1,209 @@
+"""The ``unityvideo`` command line: estimation, joint and controllable generation on the
+embedded default (or a pipeline folder), and batch queueing of workflows on a ComfyUI server.
+
+    unityvideo estimate --modality depth --video clip.mp4 --out depth.mp4
+    unityvideo generate --prompt "a person walks in a room" --modality depth --out gen.mp4
+    unityvideo control  --modality skeleton --control person.mp4 --preprocess --prompt "..." --out ctl.mp4
+    unityvideo queue workflows/estimate_depth_api.json --server http://127.0.0.1:8188 --set 4.seed=7 --repeat 3
+
+Outputs are never overwritten: an existing name gets a ``_1``, ``_2``, ... suffix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+
+def _progress(desc: str):
+    from tqdm import tqdm
+
+    bar = {"bar": None}
+
+    def callback(step, total, *_):
+        if bar["bar"] is None:
+            bar["bar"] = tqdm(total=total, desc=desc, unit="step", file=sys.stderr)
+        bar["bar"].update(step - bar["bar"].n)
+        if step == total:
+            bar["bar"].close()
+
+    return callback
+
+
+def _size(text: str):
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--size takes HxW, e.g. 64x64, got {text!r}") from None
+    return h, w
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp); never overwritten")
+    p.add_argument("--frames", type=int, default=None, help="frames, 4k+1 (default: the model's, 17 for the default)")
+    p.add_argument("--size", type=_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
+    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20, as the release)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance (1 = off)")
+    p.add_argument("--scheduler", default="euler", help="euler, flow_euler, unipc or dpmpp_2m")
+    p.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
+
+
+def _save_values(out: Path, modality: str, values) -> Path:
+    from unity_core.io import unique_path
+
+    path = unique_path(out.with_suffix(".npz"))
+    np.savez_compressed(path, values=np.asarray(values), modality=modality)
+    return path
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="unityvideo", description="UnityVideo estimation and generation, and ComfyUI queueing")
+    sub = ap.add_subparsers(dest="command", required=True)
+    est = sub.add_parser("estimate", help="RGB video -> modality video + values (.npz)")
+    est.add_argument("--modality", required=True)
+    est.add_argument("--video", required=True, type=Path)
+    _common(est)
+    gen = sub.add_parser("generate", help="text -> RGB video + modality video (joint generation)")
+    gen.add_argument("--prompt", required=True)
+    gen.add_argument("--modality", required=True)
+    _common(gen)
+    ctl = sub.add_parser("control", help="modality video -> RGB video (controllable generation)")
+    ctl.add_argument("--modality", required=True)
+    ctl.add_argument("--control", required=True, type=Path, help="a modality visualisation video, or RGB with --preprocess")
+    ctl.add_argument("--preprocess", action="store_true", help="extract the control from an RGB video first (raft, skeleton, segmentation)")
+    ctl.add_argument("--prompt", required=True)
+    _common(ctl)
+    q = sub.add_parser("queue", help="queue an API-format workflow on a running ComfyUI")
+    q.add_argument("workflow", type=Path)
+    q.add_argument("--server", default="http://127.0.0.1:8188")
+    q.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE", help="override an input (JSON value or text)")
+    q.add_argument("--repeat", type=int, default=1)
+    args = ap.parse_args(argv)
+    try:
+        return {"estimate": _estimate, "generate": _generate, "control": _control, "queue": _queue}[args.command](args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"unityvideo {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _pipeline(args):
+    from unity_core.constants import resolve_modality
+    from unity_core.pipeline import UnityVideoPipeline
+
+    if hasattr(args, "modality"):
+        args.modality = resolve_modality(args.modality)
+    if args.frames is not None:
+        from unity_core.io import check_frame_count
+
+        check_frame_count(args.frames)
+    return UnityVideoPipeline.from_pretrained(args.checkpoint)
+
+
+def _sampler_kwargs(args, desc):
+    return dict(steps=args.steps, seed=args.seed, cfg=args.cfg, scheduler=args.scheduler, callback=_progress(desc))
+
+
+def _estimate(args) -> int:
+    from unity_core.io import read_video, write_video
+
+    start = time.time()
+    if not args.video.exists():
+        raise FileNotFoundError(f"video {args.video} does not exist")
+    pipe = _pipeline(args)
+    frames, _ = read_video(args.video)
+    out = pipe.estimate(frames, args.modality, num_frames=args.frames, size=args.size, **_sampler_kwargs(args, f"estimate {args.modality}"))
+    video = write_video(args.out, out.modality_frames, out.fps)
+    values = _save_values(video, args.modality, out.values)
+    print(f"estimate {args.modality}: {video} {values} ({time.time() - start:.1f}s)")
+    return 0
+
+
+def _generate(args) -> int:
+    from unity_core.io import write_video
+
+    start = time.time()
+    pipe = _pipeline(args)
+    h, w = args.size or (None, None)
+    out = pipe.generate(args.prompt, args.modality, num_frames=args.frames, height=h, width=w, **_sampler_kwargs(args, "generate"))
+    rgb = write_video(args.out, out.rgb, out.fps)
+    mod = write_video(rgb.with_name(f"{rgb.stem}_{args.modality}{rgb.suffix}"), out.modality_frames, out.fps)
+    values = _save_values(mod, args.modality, out.values)
+    print(f"generate: {rgb} {mod} {values} ({time.time() - start:.1f}s)")
+    return 0
+
+
+def _control(args) -> int:
+    from unity_core import modalities as M
+    from unity_core.io import read_video, write_video
+    from unity_core.preprocess import extract_control
+
+    start = time.time()
+    if not args.control.exists():
+        raise FileNotFoundError(f"control video {args.control} does not exist")
+    pipe = _pipeline(args)
+    frames, _ = read_video(args.control)
+    frames = pipe.prepare_frames(frames, args.frames, args.size)
+    if args.preprocess:
+        values = extract_control(args.modality, frames)
+        opts = {"height": frames.shape[1], "width": frames.shape[2]} if args.modality == "skeleton" else {}
+        frames = M.encode(args.modality, values, **opts)
+    out = pipe.control(frames, args.modality, args.prompt, **_sampler_kwargs(args, "control"))
+    rgb = write_video(args.out, out.rgb, out.fps)
+    ctrl = write_video(rgb.with_name(f"{rgb.stem}_control{rgb.suffix}"), out.modality_frames, out.fps)
+    print(f"control {args.modality}: {rgb} {ctrl} ({time.time() - start:.1f}s)")
+    return 0
+
+
+def apply_overrides(workflow: dict, overrides: List[str]) -> dict:
+    """Apply ``NODE.INPUT=VALUE`` overrides to an API-format workflow (a copy).
+
+    Raises:
+        ValueError: malformed override, unknown node id or input name.
+    """
+    wf = json.loads(json.dumps(workflow))
+    for item in overrides:
+        if "=" not in item or "." not in item.split("=", 1)[0]:
+            raise ValueError(f"--set takes NODE.INPUT=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        node, name = key.split(".", 1)
+        if node not in wf:
+            raise ValueError(f"--set: no node {node!r} in the workflow (ids: {', '.join(wf)})")
+        if name not in wf[node].get("inputs", {}):
+            raise ValueError(f"--set: node {node} ({wf[node]['class_type']}) has no input {name!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        wf[node]["inputs"][name] = value
+    return wf
+
+
+def _queue(args) -> int:
+    import urllib.request
+    import uuid
+
+    if not args.workflow.exists():
+        raise FileNotFoundError(f"workflow {args.workflow} does not exist")
+    workflow = json.loads(args.workflow.read_text())
+    if "nodes" in workflow and "links" in workflow:
+        raise ValueError(f"{args.workflow} is a UI-format workflow; queue the *_api.json file (Export (API) in ComfyUI)")
+    workflow = apply_overrides(workflow, args.set)
+    client = str(uuid.uuid4())
+    for i in range(args.repeat):
+        body = json.dumps({"prompt": workflow, "client_id": client}).encode()
+        req = urllib.request.Request(args.server.rstrip("/") + "/prompt", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            reply = json.loads(resp.read())
+        print(f"queued {args.workflow.name} [{i + 1}/{args.repeat}]: prompt_id {reply.get('prompt_id')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

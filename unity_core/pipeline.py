@@ -1,0 +1,215 @@
+"""``UnityVideoPipeline``: the front door of the library (diffusers style).
+
+Bundles the transformer, the latent codec and the text encoder, and runs each UnityVideo task
+in one call:
+
+>>> pipe = UnityVideoPipeline.from_pretrained("default")          # the embedded model, offline
+>>> out = pipe.estimate(frames, "depth", steps=20, seed=42)         # RGB -> modality
+>>> out = pipe.generate("a person walks", "depth", seed=0)          # text -> RGB + modality
+>>> out = pipe.control(control_frames, "depth", "a person walks")  # modality -> RGB
+
+Frames are ComfyUI-style ``[F, H, W, 3]`` float in [0, 1]. A pipeline folder holds
+``pipeline.json`` (file names, text encoder, defaults), ``transformer.safetensors`` and a
+``codec/`` folder; the 5B is used the same way from a folder that points at the release's
+checkpoint, the Wan2.2 VAE (diffusers layout) and UMT5-XXL.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import torch
+
+from unity_core.codec import LatentCodec, frames_to_video, video_to_frames
+from unity_core.constants import INFERENCE_DEFAULTS, MODALITY_PROMPTS, resolve_modality, resolve_task
+from unity_core.model import UnityVideoTransformer, load_transformer
+from unity_core.sampling import sample
+
+DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "default"
+PathLike = Union[str, Path]
+
+
+@dataclass
+class PipelineOutput:
+    """What a task returns.
+
+    Attributes:
+        rgb: ``[F, H, W, 3]`` in [0, 1] (the input video for estimation, generated otherwise).
+        modality_frames: ``[F, H, W, 3]`` visualisation of the modality (input control for
+            controllable generation, generated otherwise).
+        values: decoded modality values (see :mod:`unity_core.modalities`), or None.
+        modality: release name of the modality; fps: frames per second.
+    """
+
+    rgb: torch.Tensor
+    modality_frames: torch.Tensor
+    values: Any
+    modality: str
+    fps: float = 8.0
+    info: Dict[str, Any] = field(default_factory=dict)
+
+
+class UnityVideoPipeline:
+    """Transformer + codec + text encoder, with one method per task."""
+
+    def __init__(self, transformer: UnityVideoTransformer, codec: Optional[LatentCodec], text_encoder,
+                 config: Optional[dict] = None):
+        """``codec`` / ``text_encoder`` may be None when another host supplies them (ComfyUI's
+        VAE and CLIP nodes for the 5B); the one-call task methods then need them set."""
+        self.transformer, self.codec, self.text_encoder = transformer.eval(), codec, text_encoder
+        self.config = dict(config or {})
+        self.defaults = {**INFERENCE_DEFAULTS, **self.config.get("defaults", {})}
+        self._prompt_cache: Dict[str, torch.Tensor] = {}
+
+    # -- loading and saving -----------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path: PathLike = "default", dtype: torch.dtype = torch.float32, device="cpu") -> "UnityVideoPipeline":
+        """Load a pipeline folder, or ``"default"`` for the embedded model.
+
+        Raises:
+            FileNotFoundError: the folder or one of the files it names is missing.
+        """
+        from unity_core.text import load_text_encoder
+
+        folder = DEFAULT_DIR if str(path) == "default" else Path(path)
+        cfg_path = folder / "pipeline.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{folder} is not a UnityVideo pipeline folder (no pipeline.json)")
+        config = json.loads(cfg_path.read_text())
+
+        def resolve(name: str) -> Path:
+            p = Path(name)
+            return p if p.is_absolute() else folder / p
+
+        transformer = load_transformer(resolve(config["transformer"]), dtype=dtype, device=device)
+        codec = LatentCodec.from_pretrained(resolve(config["codec"])).to(device)
+        text = config.get("text_encoder", "minilm")
+        text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)), device=device)
+        return cls(transformer, codec, text_encoder, config)
+
+    def save_pretrained(self, folder: PathLike) -> Path:
+        """Write a pipeline folder (transformer in the release's layout, codec, pipeline.json).
+
+        Raises:
+            FileExistsError: the folder already holds a pipeline (nothing is overwritten).
+        """
+        from unity_core.model import save_transformer
+
+        folder = Path(folder)
+        if (folder / "pipeline.json").exists():
+            raise FileExistsError(f"{folder} already holds a pipeline; save into a new folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        save_transformer(self.transformer, folder / "transformer.safetensors")
+        self.codec.save_pretrained(folder / "codec")
+        config = {**self.config, "transformer": "transformer.safetensors", "codec": "codec",
+                  "text_encoder": getattr(self.text_encoder, "name", "minilm")}
+        (folder / "pipeline.json").write_text(json.dumps(config, indent=1))
+        return folder
+
+    # -- pieces shared with the nodes ---------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return self.transformer.device
+
+    def encode_prompt(self, prompt: str) -> torch.Tensor:
+        """Prompt -> ``[1, L, D]`` (cached)."""
+        if prompt not in self._prompt_cache:
+            self._prompt_cache[prompt] = self.text_encoder.encode([prompt]).to(self.device)
+        return self._prompt_cache[prompt]
+
+    def modality_context(self, modality: str) -> torch.Tensor:
+        """Embedding ``[1, L, D]`` of the modality's fixed prompt (the in-context learner)."""
+        return self.encode_prompt(MODALITY_PROMPTS[resolve_modality(modality)])
+
+    @torch.no_grad()
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[F, H, W, 3]`` in [0, 1] -> latent ``[1, C, f, h, w]``."""
+        return self.codec.encode(frames_to_video(frames.to(self.device)))
+
+    @torch.no_grad()
+    def decode_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        """Latent ``[1, C, f, h, w]`` -> ``[F, H, W, 3]`` in [0, 1]."""
+        return video_to_frames(self.codec.decode(latent))[0].cpu()
+
+    def prepare_frames(self, frames: torch.Tensor, num_frames: Optional[int] = None,
+                       size: Optional[tuple] = None) -> torch.Tensor:
+        """Resize/crop to ``size`` (default: the pipeline's) and keep a 4k+1 count of frames
+        (uniformly, as the release samples)."""
+        from unity_core.io.video import check_frame_count, resize_center_crop, select_frames
+
+        h, w = size or (self.defaults["height"], self.defaults["width"])
+        n = num_frames or min(self.defaults["num_frames"], (frames.shape[0] - 1) // 4 * 4 + 1)
+        check_frame_count(n)
+        if frames.shape[0] != n:
+            frames = frames[select_frames(frames.shape[0], n)]
+        if tuple(frames.shape[1:3]) != (h, w):
+            frames = resize_center_crop(frames, h, w)
+        return frames
+
+    def _sample(self, task: str, modality: str, prompt: str, rgb_latent=None, modality_latent=None, shape=None,
+                negative_prompt: str = "", **kw):
+        cfg = kw.pop("cfg", 1.0)
+        ctx = self.encode_prompt(prompt)
+        neg = self.encode_prompt(negative_prompt) if cfg != 1.0 else None
+        with torch.no_grad():
+            return sample(self.transformer, task, context=ctx, modality=modality,
+                          modality_context=self.modality_context(modality), rgb_latent=rgb_latent,
+                          modality_latent=modality_latent, shape=shape, cfg=cfg, negative_context=neg,
+                          steps=kw.pop("steps", self.defaults["steps"]), seed=kw.pop("seed", self.defaults["seed"]), **kw)
+
+    def _values(self, modality: str, frames: torch.Tensor):
+        from unity_core import modalities as M
+
+        return M.decode(modality, frames)
+
+    # -- the three tasks ---------------------------------------------------------------------
+
+    def estimate(self, frames: torch.Tensor, modality: str, prompt: str = "", **sampler) -> PipelineOutput:
+        """Estimation (``video2flow``): RGB ``[F, H, W, 3]`` -> the modality's visualisation and values."""
+        modality = resolve_modality(modality)
+        rgb = self.prepare_frames(frames, sampler.pop("num_frames", None), sampler.pop("size", None))
+        out = self._sample("video2flow", modality, prompt, rgb_latent=self.encode_frames(rgb), **sampler)
+        vis = self.decode_latent(out.modality_latent)
+        return PipelineOutput(rgb, vis, self._values(modality, vis), modality, self.defaults["fps"],
+                              {"model_evaluations": out.model_evaluations})
+
+    def generate(self, prompt: str, modality: str, num_frames: Optional[int] = None, height: Optional[int] = None,
+                 width: Optional[int] = None, **sampler) -> PipelineOutput:
+        """Joint generation (``text2all``): prompt -> RGB and modality videos."""
+        modality = resolve_modality(modality)
+        n = num_frames or self.defaults["num_frames"]
+        h, w = height or self.defaults["height"], width or self.defaults["width"]
+        shape = (1, *self.codec.latent_shape(n, h, w))
+        out = self._sample("text2all", modality, prompt, shape=shape, **sampler)
+        vis = self.decode_latent(out.modality_latent)
+        return PipelineOutput(self.decode_latent(out.rgb_latent), vis, self._values(modality, vis), modality,
+                              self.defaults["fps"], {"model_evaluations": out.model_evaluations})
+
+    def control(self, control_frames: torch.Tensor, modality: str, prompt: str, **sampler) -> PipelineOutput:
+        """Controllable generation (``flow2video``): a modality visualisation video -> RGB."""
+        modality = resolve_modality(modality)
+        ctrl = self.prepare_frames(control_frames, sampler.pop("num_frames", None), sampler.pop("size", None))
+        out = self._sample("flow2video", modality, prompt, modality_latent=self.encode_frames(ctrl), **sampler)
+        return PipelineOutput(self.decode_latent(out.rgb_latent), ctrl, None, modality, self.defaults["fps"],
+                              {"model_evaluations": out.model_evaluations})
+
+    def run(self, task: str, **kwargs) -> PipelineOutput:
+        """Dispatch by task name (release or paper name)."""
+        return {"video2flow": self.estimate, "text2all": self.generate, "flow2video": self.control}[resolve_task(task)](**kwargs)
+
+
+def make_random_default(folder: PathLike, seed: int = 0) -> Path:
+    """Write an untrained pipeline folder with the default's layout (for tests and scaffolding)."""
+    from unity_core.model import get_config
+    from unity_core.text import MiniLMTextEncoder
+
+    torch.manual_seed(seed)
+    pipe = UnityVideoPipeline(UnityVideoTransformer(get_config("unityvideo-small")), LatentCodec.from_config(),
+                              MiniLMTextEncoder(), {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}})
+    return pipe.save_pretrained(folder)
