@@ -1,0 +1,62 @@
+// UnityVideo frontend extension: colour legends under modality nodes and a summary of decoded
+// values on the save node.
+import { app } from "../../scripts/app.js";
+import { legendKey, legendLayout } from "./legend_logic.js";
+
+const LEGEND_NODES = new Set([
+  "UnityVideoModalitySwitch", "UnityVideoEstimate", "UnityVideoModalityDecode", "UnityVideoPreprocess",
+]);
+const LEGEND_HEIGHT = 46;
+let legends = null;
+fetch(new URL("./legends.json", import.meta.url)).then((r) => r.json()).then((d) => { legends = d; app.graph?.setDirtyCanvas(true); });
+
+function drawLegend(node, ctx) {
+  const widget = node.widgets?.find((w) => w.name === "modality");
+  const legend = legends?.[legendKey(widget?.value)];
+  const width = node.size[0] - 20;
+  const layout = legendLayout(legend, width);
+  if (!layout) return;
+  const y = node.size[1] - LEGEND_HEIGHT + 4;
+  ctx.save();
+  ctx.font = "10px sans-serif";
+  ctx.fillStyle = "#bbb";
+  ctx.fillText(layout.units, 10, y + 10);
+  if (layout.kind === "gradient") {
+    const g = ctx.createLinearGradient(10, 0, 10 + width, 0);
+    layout.stops.forEach((s) => g.addColorStop(s.offset, s.colour));
+    ctx.fillStyle = g;
+    ctx.fillRect(10, y + 16, width, 14);
+  } else {
+    layout.items.forEach((it) => { ctx.fillStyle = it.colour; ctx.fillRect(10 + it.x, y + 16, it.width - 1, 14); });
+  }
+  ctx.restore();
+}
+
+app.registerExtension({
+  name: "unityvideo.legends",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (LEGEND_NODES.has(nodeData.name)) {
+      const onDraw = nodeType.prototype.onDrawForeground;
+      const computeSize = nodeType.prototype.computeSize;
+      nodeType.prototype.computeSize = function (...args) {
+        const size = computeSize ? computeSize.apply(this, args) : [240, 80];
+        return [Math.max(size[0], 240), size[1] + LEGEND_HEIGHT];
+      };
+      nodeType.prototype.onDrawForeground = function (ctx) {
+        onDraw?.apply(this, arguments);
+        if (!this.flags?.collapsed) drawLegend(this, ctx);
+      };
+    }
+    if (nodeData.name === "UnityVideoSaveValues") {
+      const onExecuted = nodeType.prototype.onExecuted;
+      nodeType.prototype.onExecuted = function (message) {
+        onExecuted?.apply(this, arguments);
+        const text = (message?.text || []).join("\n");
+        let w = this.widgets?.find((x) => x.name === "saved");
+        if (!w) w = this.addWidget("text", "saved", "", () => {}, { serialize: false });
+        w.value = text;
+        this.setDirtyCanvas(true, true);
+      };
+    }
+  },
+});
