@@ -1,0 +1,176 @@
+"""World exploration bench (Yume on the shared core): instruction following, drift and time per
+segment for a pipeline walking through held-out synthworld starts.
+
+1. Instruction following: each start image (a synthworld scene, seeds from 200000, never used
+   for training) is walked with a random action script (one action per segment); the
+   generated video is scored by :mod:`unity_core.explore.scorer` (per action and overall). The
+   same scorer on the ground-truth synthworld clip of the same script gives the ceiling.
+2. Drift over the walk: frame-to-frame consistency (colour-histogram correlation) in the first
+   two and the last two segments, the first-vs-last segment similarity and the sharpness ratio
+   last / first, beside the same figures on the ground-truth clips.
+3. Time per segment as the walk grows: compressed history (the sequence stops growing once the
+   schedule is full) against uncompressed history (every past latent at full resolution).
+
+    python bench/explore.py [--checkpoint default|random-small|random-tiny|PATH] [--starts 6]
+                            [--segments 8] [--steps 20] [--timing-segments 30]
+
+``random-small`` / ``random-tiny`` are untrained models (for checking the bench itself): their
+instruction following is chance level. Prints one JSON object last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from unity_core.data.synthworld import random_actions, render_clip  # noqa: E402
+from unity_core.explore.history import PAPER_SCHEDULE, HistorySchedule  # noqa: E402
+from unity_core.explore.long_video import explore  # noqa: E402
+from unity_core.explore.qcm import format_script  # noqa: E402
+from unity_core.explore.scorer import merge_scores, score_video  # noqa: E402
+
+HELD_OUT = 200000
+
+
+def load(checkpoint: str):
+    """(pipeline, is_random) for a checkpoint name; random ones are built in memory."""
+    from unity_core.pipeline import UnityVideoPipeline
+
+    if not checkpoint.startswith("random"):
+        return UnityVideoPipeline.from_pretrained(checkpoint), False
+    from unity_core.codec import LatentCodec
+    from unity_core.model import UnityVideoTransformer, get_config
+    from unity_core.text import MiniLMTextEncoder
+
+    torch.manual_seed(0)
+    cfg = get_config("unityvideo-small")
+    if checkpoint == "random-tiny":
+        cfg = get_config({**cfg.to_dict(), "dim": 64, "num_layers": 2, "num_heads": 2, "ffn_dim": 128})
+    pipe = UnityVideoPipeline(UnityVideoTransformer(cfg), LatentCodec.from_config().eval(), MiniLMTextEncoder(),
+                              {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}})
+    return pipe, True
+
+
+def _hist(frame: np.ndarray) -> np.ndarray:
+    img = np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8)
+    h = cv2.calcHist([img], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
+    return cv2.normalize(h, h).flatten()
+
+
+def _consistency(frames: np.ndarray) -> float:
+    """Mean colour-histogram correlation of adjacent frames (1 = identical colours)."""
+    hs = [_hist(f) for f in frames]
+    return float(np.mean([cv2.compareHist(a, b, cv2.HISTCMP_CORREL) for a, b in zip(hs, hs[1:])]))
+
+
+def _sharpness(frames: np.ndarray) -> float:
+    return float(np.mean([cv2.Laplacian(cv2.cvtColor((f * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+                          for f in frames]))
+
+
+def drift(frames: np.ndarray, seg_len: int, segments: int) -> dict:
+    """Drift figures of a walk whose segment s spans frames [s * seg_len, (s + 1) * seg_len]."""
+    seg = lambda s: frames[s * seg_len: (s + 1) * seg_len + 1]  # noqa: E731
+    first, last = np.concatenate([seg(0), seg(1)]), np.concatenate([seg(segments - 2), seg(segments - 1)])
+    h_first = np.mean([_hist(f) for f in seg(0)], 0).astype(np.float32)
+    h_last = np.mean([_hist(f) for f in seg(segments - 1)], 0).astype(np.float32)
+    return {
+        "consistency_first": _consistency(first),
+        "consistency_last": _consistency(last),
+        "first_last_similarity": float(cv2.compareHist(h_first, h_last, cv2.HISTCMP_CORREL)),
+        "sharpness_ratio_last_first": _sharpness(seg(segments - 1)) / max(_sharpness(seg(0)), 1e-9),
+    }
+
+
+def _mean_dicts(ds):
+    return {k: float(np.mean([d[k] for d in ds])) for k in ds[0]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="default", help="pipeline folder, 'default', 'random-small' or 'random-tiny'")
+    ap.add_argument("--starts", type=int, default=6, help="held-out synthworld start images")
+    ap.add_argument("--segments", type=int, default=8, help="segments (actions) per walk")
+    ap.add_argument("--latent-frames", type=int, default=1, help="latent frames per segment (4 video frames each)")
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sentence-set", default="v1")
+    ap.add_argument("--timing-segments", type=int, default=30, help="length of the walk timed per segment")
+    ap.add_argument("--size", type=int, default=64)
+    args = ap.parse_args()
+    if args.segments < 2:
+        ap.error("--segments must be >= 2 (drift compares the first and last segments)")
+
+    torch.manual_seed(args.seed)
+    pipe, random_model = load(args.checkpoint)
+    seg_frames = 4 * args.latent_frames
+    scores, gt_scores, drifts, gt_drifts, walks = [], [], [], [], []
+    t0 = time.perf_counter()
+    for i in range(args.starts):
+        seed = HELD_OUT + i
+        rng = np.random.default_rng(seed)
+        actions = random_actions(rng, args.segments)
+        # ground truth: the same scene walked by the same actions, 4 frames per action
+        per_action = [a for a in actions for _ in range(args.latent_frames)]
+        gt = render_clip(seed, num_frames=1 + 4 * len(per_action), height=args.size, width=args.size, actions=per_action)
+        K = gt.intrinsics.numpy()
+        res = explore(pipe, gt.rgb[0], actions, gt.caption, steps=args.steps, seed=args.seed + i,
+                      latent_frames_per_segment=args.latent_frames, sentence_set=args.sentence_set,
+                      size=(args.size, args.size))
+        frames = res.frames.numpy()
+        scores.append(score_video(frames, actions, frames_per_segment=seg_frames, K=K))
+        gt_scores.append(score_video(gt.rgb, actions, frames_per_segment=seg_frames, K=K))
+        drifts.append(drift(frames, seg_frames, args.segments))
+        gt_drifts.append(drift(gt.rgb.numpy(), seg_frames, args.segments))
+        walks.append({"seed": seed, "actions": format_script(actions), "overall": scores[-1].overall,
+                      "seconds_per_segment": float(np.mean(res.seconds_per_segment))})
+        print(f"start {seed}: {format_script(actions)} -> instruction following {scores[-1].overall:.3f} "
+              f"(ground truth {gt_scores[-1].overall:.3f}), drift {drifts[-1]}", flush=True)
+    score, gt_score = merge_scores(scores), merge_scores(gt_scores)
+
+    # time per segment along one long walk, with the paper's compressed history and, for
+    # comparison, with every history latent at full resolution (no compression, no dropping)
+    start = render_clip(HELD_OUT + 999, num_frames=1, height=args.size, width=args.size)
+    long_actions = random_actions(np.random.default_rng(HELD_OUT + 999), args.timing_segments)
+    timing = {}
+    for name, schedule in (("compressed", PAPER_SCHEDULE), ("uncompressed", HistorySchedule(((10**6, 2),)))):
+        long = explore(pipe, start.rgb[0], long_actions, start.caption, steps=args.steps, seed=args.seed,
+                       latent_frames_per_segment=args.latent_frames, decode=False, size=(args.size, args.size),
+                       schedule=schedule)
+        secs = long.seconds_per_segment
+        q = max(1, len(secs) // 4)
+        t = {"seconds_per_segment": [round(x, 4) for x in secs], "history_tokens": long.info["history_tokens"],
+             "first_quarter_mean_s": float(np.mean(secs[:q])), "last_quarter_mean_s": float(np.mean(secs[-q:]))}
+        t["last_over_first"] = t["last_quarter_mean_s"] / max(t["first_quarter_mean_s"], 1e-9)
+        timing[name] = t
+        print(f"{name} history, {len(secs)}-segment walk: first quarter {t['first_quarter_mean_s']:.3f} s/segment, "
+              f"last quarter {t['last_quarter_mean_s']:.3f} s/segment; history tokens {t['history_tokens'][0]} -> "
+              f"{t['history_tokens'][-1]}", flush=True)
+
+    result = {
+        "checkpoint": args.checkpoint,
+        "random_model": random_model,
+        "note": "untrained random model: instruction following is at chance level; this run checks the bench"
+        if random_model else None,
+        "starts": args.starts, "segments": args.segments, "latent_frames_per_segment": args.latent_frames,
+        "steps": args.steps, "size": args.size, "sentence_set": args.sentence_set,
+        "instruction_following": score.to_dict(),
+        "ground_truth_ceiling": gt_score.to_dict(),
+        "drift": _mean_dicts(drifts), "drift_ground_truth": _mean_dicts(gt_drifts),
+        "timing": timing, "walks": walks,
+        "wall_s": time.perf_counter() - t0,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
