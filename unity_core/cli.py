@@ -4,6 +4,7 @@ embedded default (or a pipeline folder), and batch queueing of workflows on a Co
     unityvideo estimate --modality depth --video clip.mp4 --out depth.mp4
     unityvideo generate --prompt "a person walks in a room" --modality depth --out gen.mp4
     unityvideo control  --modality skeleton --control person.mp4 --preprocess --prompt "..." --out ctl.mp4
+    unityvideo explore  --image start.png --actions "W W W+A ←" --prompt "..." --out walk.mp4
     unityvideo queue workflows/estimate_depth_api.json --server http://127.0.0.1:8188 --set 4.seed=7 --repeat 3
 
 Outputs are never overwritten: an existing name gets a ``_1``, ``_2``, ... suffix.
@@ -80,6 +81,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ctl.add_argument("--preprocess", action="store_true", help="extract the control from an RGB video first (raft, skeleton, segmentation)")
     ctl.add_argument("--prompt", required=True)
     _common(ctl)
+    exp = sub.add_parser("explore", help="start image + camera actions -> a walk through the world (Yume-style)")
+    exp.add_argument("--image", required=True, type=Path, help="start image (png, jpg, ...) or a video (its first frame)")
+    exp.add_argument("--actions", required=True, help="one action per segment, e.g. 'W W W+A ←' (W/A/S/D move, arrows or < > ^ v turn, · none)")
+    exp.add_argument("--prompt", default="", help="what the world looks like; each segment adds its action's sentence")
+    exp.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp) and a .json beside it; never overwritten")
+    exp.add_argument("--size", type=_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
+    exp.add_argument("--steps", type=int, default=20, help="sampling steps per segment (default 20)")
+    exp.add_argument("--seed", type=int, default=42)
+    exp.add_argument("--sentence-set", default="v1", choices=["v1", "v1_5"], help="Yume's action sentences (default v1)")
+    exp.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
     q = sub.add_parser("queue", help="queue an API-format workflow on a running ComfyUI")
     q.add_argument("workflow", type=Path)
     q.add_argument("--server", default="http://127.0.0.1:8188")
@@ -87,7 +98,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     q.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args(argv)
     try:
-        return {"estimate": _estimate, "generate": _generate, "control": _control, "queue": _queue}[args.command](args)
+        commands = {"estimate": _estimate, "generate": _generate, "control": _control, "explore": _explore, "queue": _queue}
+        return commands[args.command](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"unityvideo {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -158,6 +170,60 @@ def _control(args) -> int:
     rgb = write_video(args.out, out.rgb, out.fps)
     ctrl = write_video(rgb.with_name(f"{rgb.stem}_control{rgb.suffix}"), out.modality_frames, out.fps)
     print(f"control {args.modality}: {rgb} {ctrl} ({time.time() - start:.1f}s)")
+    return 0
+
+
+def _start_image(path: Path):
+    """``[1, H, W, 3]`` in [0, 1]: an image file, or the first frame of a video.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    import torch
+
+    from unity_core.io import read_video
+    from unity_core.io.video import IMAGE_SUFFIXES
+
+    if not path.exists():
+        raise FileNotFoundError(f"start image {path} does not exist")
+    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".webp"}:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - Pillow raises many error types for bad files
+            raise ValueError(f"cannot read the image {path}: {err}") from None
+        return torch.from_numpy(arr.copy()).float()[None] / 255.0
+    return read_video(path, num_frames=1)[0]
+
+
+def _explore(args) -> int:
+    from unity_core.explore.long_video import explore
+    from unity_core.explore.qcm import format_script, parse_script
+    from unity_core.io import unique_path, write_video
+    from unity_core.pipeline import UnityVideoPipeline
+
+    start = time.time()
+    try:
+        actions = parse_script(args.actions)
+    except ValueError as err:
+        raise ValueError(f"--actions: {err}") from None
+    image = _start_image(args.image)
+    pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
+    res = explore(pipe, image, actions, args.prompt, steps=args.steps, seed=args.seed, sentence_set=args.sentence_set,
+                  size=args.size, callback=_progress(f"explore {len(actions)} actions"))
+    video = write_video(args.out, res.frames, res.fps)
+    record = {
+        "actions": format_script(res.actions), "prompt": args.prompt, "image": str(args.image),
+        "size": list(res.frames.shape[1:3]), "frames": int(res.frames.shape[0]), "fps": res.fps,
+        "steps": args.steps, "seed": args.seed, "sentence_set": args.sentence_set, "checkpoint": str(args.checkpoint),
+        "segments": [{"action": format_script([a]), "prompt": p, "frames": list(f), "seconds": round(s, 3)}
+                     for a, p, f, s in zip(res.actions, res.prompts, res.segment_frames, res.seconds_per_segment)],
+    }
+    meta = unique_path(video.with_suffix(".json"))
+    meta.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"explore {record['actions']}: {video} {meta} ({record['frames']} frames, {time.time() - start:.1f}s)")
     return 0
 
 
