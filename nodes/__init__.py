@@ -2,6 +2,7 @@
 
 from .codec import UnityVideoDecode, UnityVideoEncode
 from .conditioning import UnityVideoModalitySwitch, UnityVideoTaskSelect, UnityVideoTextEncode
+from .explore import UnityVideoExplore
 from .loaders import UnityVideoLoader, UnityVideoLoadVideo
 from .modalities import (UnityVideoEstimate, UnityVideoModalityDecode, UnityVideoModalityEncode, UnityVideoPreprocess,
                          UnityVideoSaveValues, UnityVideoSaveVideo)
@@ -24,6 +25,7 @@ _NODES = [
     (UnityVideoPreprocess, "UnityVideo Control Preprocess"),
     (UnityVideoSaveValues, "UnityVideo Save Values"),
     (UnityVideoSaveVideo, "UnityVideo Save Video"),
+    (UnityVideoExplore, "UnityVideo Explore (keyboard walk)"),
 ]
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls, _ in _NODES}
