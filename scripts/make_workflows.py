@@ -148,6 +148,16 @@ def default_jobs():
             "4": ("UnityVideoSaveVideo", {"frames": ("3", 0), "filename_prefix": f"unityvideo/estimate_{modality}", "fps": 8.0, "format": "webp"}),
             "5": ("UnityVideoSaveValues", {"values": ("3", 1), "filename_prefix": "unityvideo/estimate"}),
         }
+    # exploration: the clip's first frame is the start image; the keyboard widget fills `actions`
+    jobs["explore_walk"] = {
+        "1": loader,
+        "2": ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 1, "width": 64, "height": 64, "sampling": "uniform", "stride": 1}),
+        "3": ("UnityVideoExplore", {"model": ("1", 0), "image": ("2", 0), "actions": "W W+A",
+                                    "prompt": "A first-person view of a room with a wooden floor.", "start": "last frame",
+                                    "width": 64, "height": 64, "steps": 20, "seed": 42, "sentence_set": "v1",
+                                    "continue_walk": False}),
+        "4": ("UnityVideoSaveVideo", {"frames": ("3", 0), "filename_prefix": "unityvideo/explore_walk", "fps": 8.0, "format": "webp"}),
+    }
     return jobs
 
 

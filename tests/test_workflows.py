@@ -14,7 +14,7 @@ FIVE_B_API = sorted((WORKFLOWS / "5b").glob("*_api.json"))
 
 
 def test_every_job_has_both_formats():
-    assert len(DEFAULT_API) == 7 and len(FIVE_B_API) == 7
+    assert len(DEFAULT_API) == 8 and len(FIVE_B_API) == 7
     for api in DEFAULT_API + FIVE_B_API:
         ui = json.loads(api.with_name(api.name.replace("_api", "")).read_text())
         assert {"nodes", "links", "version"} <= set(ui)
@@ -41,3 +41,7 @@ def test_default_workflows_execute(path, tmp_path, monkeypatch, carphone_path):
     assert len(saved) == len(savers), saved
     images = [v[0] for v in results.values() if isinstance(v, tuple) and v and isinstance(v[0], torch.Tensor) and v[0].ndim == 4]
     assert images and all(torch.isfinite(x).all() and x.shape[-1] == 3 for x in images)
+    for nid, node in wf.items():
+        if node["class_type"] == "UnityVideoExplore":  # the start frame, then 4 frames per action
+            frames, done = results[nid]
+            assert done == node["inputs"]["actions"] and frames.shape[0] == 1 + 4 * len(done.split())
