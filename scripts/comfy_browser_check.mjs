@@ -1,0 +1,206 @@
+// Open the ComfyUI frontend in headless Chromium, load UI-format workflows through the app API,
+// take screenshots and list console errors; drive the explore widget with the keyboard.
+//
+//   npm install --prefix /tmp/pptr puppeteer-core        # once; uses the system Chromium
+//   node scripts/comfy_browser_check.mjs --workflow workflows/estimate_depth.json \
+//        --workflow workflows/explore_walk.json --out docs/images
+//
+// Options: --server URL (default http://127.0.0.1:8188, loopback only), --workflow FILE
+// (repeatable; default workflows/estimate_depth.json), --out DIR (screenshots, default
+// docs/images; existing files are never overwritten: name_1.png, ...), --chromium PATH (default
+// $CHROMIUM or /usr/bin/chromium), --size WxH (default 1600x1000), --puppeteer DIR (a
+// node_modules folder holding puppeteer-core; default $PUPPETEER_DIR or /tmp/pptr/node_modules).
+//
+// For each workflow it checks that every node was created with its widgets (none of the "missing
+// node type" placeholders). For a workflow with a UnityVideoExplore node it focuses the node's
+// key widget, presses W, D and ArrowLeft, and checks the node's `actions` widget against what
+// web/explore/explore_logic.js gives for those keys. Prints one JSON object on the last line;
+// exits 1 on a console error from our extension (web/unityvideo.js, web/explore_widget.js, ...),
+// a node that failed to load, or a failed explore check.
+import fs from "node:fs";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const OURS = /unityvideo|explore_widget|legend_logic|explore_logic/i;
+
+function parseArgs(argv) {
+  const opts = {
+    server: "http://127.0.0.1:8188", workflows: [], out: path.join(ROOT, "docs", "images"),
+    chromium: process.env.CHROMIUM || "/usr/bin/chromium", size: "1600x1000",
+    puppeteer: process.env.PUPPETEER_DIR || "/tmp/pptr/node_modules",
+  };
+  for (let i = 0; i < argv.length; i += 1) {
+    const [key, value] = [argv[i], argv[i + 1]];
+    if (!key.startsWith("--") || value === undefined) throw new Error(`bad argument ${key}; see the header of this file`);
+    i += 1;
+    if (key === "--workflow") opts.workflows.push(value);
+    else if (key.slice(2) in opts) opts[key.slice(2)] = value;
+    else throw new Error(`unknown option ${key}`);
+  }
+  if (opts.workflows.length === 0) opts.workflows.push(path.join(ROOT, "workflows", "estimate_depth.json"));
+  const host = new URL(opts.server).hostname;
+  if (!(host === "localhost" || host.startsWith("127.") || host === "[::1]")) {
+    throw new Error(`server ${opts.server} is not on loopback; this check only talks to a local ComfyUI`);
+  }
+  return opts;
+}
+
+async function loadPuppeteer(dir) {
+  try {
+    return (await import("puppeteer-core")).default;
+  } catch {
+    try {
+      return createRequire(path.join(dir, "noop.js"))("puppeteer-core");
+    } catch {
+      throw new Error(`puppeteer-core not found; install it with: npm install --prefix ${path.dirname(dir)} puppeteer-core`);
+    }
+  }
+}
+
+function freePath(file) {
+  if (!fs.existsSync(file)) return file;
+  const { dir, name, ext } = path.parse(file);
+  for (let i = 1; ; i += 1) {
+    const candidate = path.join(dir, `${name}_${i}${ext}`);
+    if (!fs.existsSync(candidate)) return candidate;
+  }
+}
+
+/** The widget's queue after `keys` when it started from the script `before`. */
+async function expectedActions(before, keys) {
+  const logic = await import(pathToFileURL(path.join(ROOT, "web", "explore", "explore_logic.js")).href);
+  const queue = new logic.ActionQueue(before || "");
+  for (const key of keys) queue.pushKeys([key]);
+  return queue.toScript();
+}
+
+/** Differences between the frontend's prompt for the loaded UI graph and the shipped API file. */
+function diffPrompt(got, want) {
+  const diffs = [];
+  for (const id of new Set([...Object.keys(got), ...Object.keys(want)])) {
+    const [g, w] = [got[id], want[id]];
+    if (!g || !w) { diffs.push(`node ${id}: only in ${g ? "frontend" : "api file"}`); continue; }
+    if (g.class_type !== w.class_type) diffs.push(`node ${id}: ${g.class_type} != ${w.class_type}`);
+    for (const k of new Set([...Object.keys(g.inputs), ...Object.keys(w.inputs)])) {
+      if (JSON.stringify(g.inputs[k]) !== JSON.stringify(w.inputs[k])) {
+        diffs.push(`node ${id}.${k}: frontend ${JSON.stringify(g.inputs[k])} != api ${JSON.stringify(w.inputs[k])}`);
+      }
+    }
+  }
+  return diffs;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const [width, height] = opts.size.split("x").map(Number);
+  const puppeteer = await loadPuppeteer(opts.puppeteer);
+  fs.mkdirSync(opts.out, { recursive: true });
+  const browser = await puppeteer.launch({
+    executablePath: opts.chromium, headless: true, defaultViewport: { width, height },
+    args: ["--no-sandbox", "--disable-gpu", `--window-size=${width},${height}`],
+  });
+  const consoleMessages = [];
+  const blocked = new Set();
+  const summary = { server: opts.server, workflows: {}, explore: null, console_errors: [], our_errors: [], screenshots: [] };
+  try {
+    const page = await browser.newPage();
+    // loopback only: the frontend also asks remote hosts (release notes, templates); refuse those
+    await page.setRequestInterception(true);
+    page.on("request", (req) => {
+      const { protocol, hostname } = new URL(req.url());
+      const local = ["data:", "blob:"].includes(protocol) || hostname === "localhost" || hostname.startsWith("127.") || hostname === "[::1]";
+      if (local) req.continue();
+      else { blocked.add(new URL(req.url()).origin); req.abort("blockedbyclient"); }
+    });
+    page.on("console", (msg) => {
+      if ((msg.type() === "error" || msg.type() === "warn") && !msg.text().includes("ERR_BLOCKED_BY_CLIENT")) {
+        consoleMessages.push({ type: msg.type(), text: msg.text(), url: msg.location()?.url || "" });
+      }
+    });
+    page.on("pageerror", (err) => consoleMessages.push({ type: "pageerror", text: String(err?.stack || err), url: "" }));
+    page.on("requestfailed", (req) => {
+      if (!String(req.failure()?.errorText).startsWith("net::ERR_BLOCKED_BY_CLIENT")) {
+        consoleMessages.push({ type: "requestfailed", text: req.failure()?.errorText || "", url: req.url() });
+      }
+    });
+    page.on("response", (res) => {
+      if (res.status() >= 400) consoleMessages.push({ type: "http", text: `HTTP ${res.status()}`, url: res.url() });
+    });
+
+    await page.goto(opts.server, { waitUntil: "networkidle2", timeout: 90000 });
+    await page.waitForFunction(() => window.app?.graph && window.app?.canvas, { timeout: 90000 });
+    summary.extensions = await page.evaluate(() => (window.app.extensions || []).map((e) => e.name).filter((n) => /unityvideo/i.test(n)));
+    await page.keyboard.press("Escape"); // any first-run dialog
+
+    for (const file of opts.workflows) {
+      const name = path.basename(file, ".json");
+      const graph = JSON.parse(fs.readFileSync(file, "utf8"));
+      const info = await page.evaluate(async (data) => {
+        await window.app.loadGraphData(data, true, true, null);
+        await new Promise((r) => setTimeout(r, 500));
+        const nodes = window.app.graph._nodes || window.app.graph.nodes;
+        window.app.canvas.selectItems?.(nodes);
+        const fit = window.app.extensionManager?.command?.execute?.("Comfy.Canvas.FitView");
+        if (fit) await fit;
+        window.app.canvas.deselectAll?.();
+        window.app.graph.setDirtyCanvas(true, true);
+        return nodes.map((n) => ({
+          id: n.id, type: n.type, title: n.title, widgets: (n.widgets || []).map((w) => w.name),
+          missing: Boolean(n.has_errors || n.constructor?.nodeData === undefined),
+        }));
+      }, graph);
+      const apiFile = file.replace(/\.json$/, "_api.json");
+      if (fs.existsSync(apiFile)) {
+        const prompt = await page.evaluate(async () => (await window.app.graphToPrompt()).output);
+        summary.workflows[name] = { api_diff: diffPrompt(prompt, JSON.parse(fs.readFileSync(apiFile, "utf8"))) };
+      }
+      await page.keyboard.press("Escape");
+      await sleep(1000);
+      const bad = info.filter((n) => n.missing || (n.widgets.length === 0 && graph.nodes.find((g) => g.id === n.id)?.widgets_values?.length));
+      summary.workflows[name] = { ...summary.workflows[name], nodes: info.length, expected: graph.nodes.length, not_loaded: bad.map((n) => `${n.id}:${n.type}`) };
+      const explore = info.find((n) => n.type === "UnityVideoExplore");
+      if (!explore) { // an explore graph is shot once, after the keys
+        const shot = freePath(path.join(opts.out, `comfyui_${name}.png`));
+        await page.screenshot({ path: shot });
+        summary.screenshots.push(path.relative(ROOT, shot));
+      } else {
+        const keys = ["w", "d", "ArrowLeft"];
+        const before = await page.evaluate((id) => {
+          const node = window.app.graph.getNodeById(id);
+          node.exploreWidget?.root?.focus();
+          return { actions: node.widgets.find((w) => w.name === "actions")?.value, focused: document.activeElement === node.exploreWidget?.root };
+        }, explore.id);
+        for (const key of keys) { await page.keyboard.press(key); await sleep(100); }
+        const after = await page.evaluate((id) => {
+          const node = window.app.graph.getNodeById(id);
+          return { actions: node.widgets.find((w) => w.name === "actions")?.value, text: node.exploreWidget?.root?.innerText };
+        }, explore.id);
+        const want = await expectedActions(before.actions, keys);
+        await sleep(300);
+        const eshot = freePath(path.join(opts.out, `comfyui_${name}_keys.png`));
+        await page.screenshot({ path: eshot });
+        summary.screenshots.push(path.relative(ROOT, eshot));
+        summary.explore = { workflow: name, keys, focused: before.focused, before: before.actions, after: after.actions,
+          expected: want, ok: before.focused && after.actions === want && after.actions !== before.actions,
+          widget_text: after.text };
+      }
+    }
+  } finally {
+    await browser.close();
+  }
+  summary.blocked_remote_origins = [...blocked];
+  summary.console_errors = consoleMessages.filter((m) => m.type !== "warn");
+  summary.console_warnings = consoleMessages.filter((m) => m.type === "warn").length;
+  summary.our_errors = consoleMessages.filter((m) => OURS.test(m.url) || OURS.test(m.text));
+  const loadFailures = Object.values(summary.workflows).some((w) => w.not_loaded.length || w.nodes !== w.expected || w.api_diff?.length);
+  summary.ok = summary.our_errors.length === 0 && !loadFailures && (summary.explore === null || summary.explore.ok);
+  for (const m of summary.console_errors) console.log(`${m.type}: ${m.text.slice(0, 300)} ${m.url}`);
+  console.log(JSON.stringify(summary));
+  process.exitCode = summary.ok ? 0 : 1;
+}
+
+main().catch((err) => { console.error(err?.stack || String(err)); process.exitCode = 2; });
