@@ -65,8 +65,7 @@ class UnityVideoModalityDecode:
 
     def decode(self, frames, modality):
         values = M.decode(modality, frames)
-        opts = {"height": frames.shape[1], "width": frames.shape[2]} if resolve_modality(modality) == "skeleton" else {}
-        return (_values_out(modality, values), M.encode(modality, values, **opts))
+        return (_values_out(modality, values), M.encode(modality, values, size=frames.shape[1:3]))
 
 
 class UnityVideoModalityEncode:
@@ -88,8 +87,7 @@ class UnityVideoModalityEncode:
 
     def encode(self, values, width, height):
         modality = values["modality"]
-        opts = {"height": height, "width": width} if modality == "skeleton" else {}
-        return (M.encode(modality, values["values"], **opts),)
+        return (M.encode(modality, values["values"], size=(height, width)),)
 
 
 class UnityVideoPreprocess:
@@ -111,8 +109,7 @@ class UnityVideoPreprocess:
 
     def extract(self, frames, modality):
         values = extract_control(modality, frames)
-        opts = {"height": frames.shape[1], "width": frames.shape[2]} if modality == "skeleton" else {}
-        return (M.encode(modality, values, **opts), _values_out(modality, values))
+        return (M.encode(modality, values, size=frames.shape[1:3]), _values_out(modality, values))
 
 
 class UnityVideoSaveValues:

@@ -19,17 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core.codec import LatentCodec  # noqa: E402
 from unity_core.train.codec import set_latent_statistics, train_codec  # noqa: E402
-from unity_core.train.pool import ClipPool, render_pool  # noqa: E402
-
-
-def load_or_render_pool(path: Path, clips: int) -> ClipPool:
-    if path.exists():
-        return ClipPool.load(path)
-    start = time.time()
-    pool = render_pool(range(clips))
-    pool.save(path)
-    print(f"rendered {clips} clips in {time.time() - start:.0f}s -> {path}")
-    return pool
+from unity_core.train.pool import load_or_render_pool  # noqa: E402
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Train the shipped default UnityVideo (preset unityvideo-small) on synthworld.
 
-    python scripts/train_default.py --pool POOL.safetensors --codec CODEC_DIR --out OUT_DIR \\
+    python scripts/train_default.py [--pool POOL.safetensors] --codec CODEC_DIR --out OUT_DIR \\
         [--steps 4000] [--time-limit SECONDS] [--seed 0]
 
 Steps: load the clip pool (rendered by scripts/train_codec.py, seeds 0..N-1), encode every
@@ -27,12 +27,14 @@ from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # n
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
 from unity_core.train import TrainConfig, Trainer, build_latent_data  # noqa: E402
-from unity_core.train.pool import ClipPool  # noqa: E402
+from unity_core.train.pool import load_or_render_pool  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pool", type=Path, required=True)
+    ap.add_argument("--pool", type=Path, default=Path("/tmp/unityvideo_pool.safetensors"),
+                    help="clip pool; rendered (seeds 0..clips-1) and cached here when missing")
+    ap.add_argument("--clips", type=int, default=480)
     ap.add_argument("--codec", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=4000)
@@ -40,15 +42,20 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--timestep-shift", type=float, default=1.0,
+                    help="training timestep shift (1.0 suits the 4x4-token frames of 64x64 clips; the 5B uses 5.0)")
+    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     ap.add_argument("--modalities", nargs="*", default=None, help="train only these modalities")
     ap.add_argument("--tasks", nargs="*", default=None, help="train only these tasks")
     ap.add_argument("--resume", type=Path, default=None)
     args = ap.parse_args()
     if (args.out / "transformer.safetensors").exists():
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.time()
-    pool = ClipPool.load(args.pool)
+    pool = load_or_render_pool(args.pool, args.clips)
     codec = LatentCodec.from_pretrained(args.codec)
     data = build_latent_data(codec, MiniLMTextEncoder(), pool.videos, pool.prompts)
     prep_s = time.time() - start
@@ -56,7 +63,7 @@ def main() -> None:
     modality_weights = {m: w for m, w in TRAIN_MODALITY_WEIGHTS.items() if not args.modalities or m in args.modalities}
     task_weights = {t: w for t, w in TRAIN_TASK_WEIGHTS.items() if not args.tasks or t in args.tasks}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
-                      task_weights=task_weights)
+                      task_weights=task_weights, timestep_shift=args.timestep_shift)
     model = UnityVideoTransformer(get_config("unityvideo-small"))
     trainer = Trainer(model, data, cfg)
     if args.resume:
@@ -70,6 +77,7 @@ def main() -> None:
     last = history[-200:]
     report = {
         "preset": "unityvideo-small", "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
+        "timestep_shift": args.timestep_shift,
         "clips": len(pool), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
         "threads": torch.get_num_threads(), "device": "cpu", "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
         "modality_weights": modality_weights, "task_weights": task_weights,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from unity_core.model import CheckpointError, UnityVideoConfig, UnityVideoTransformer, load_transformer, save_transformer
-from unity_core.model.checkpoint import _OURS_TO_WAN, _apply
+from unity_core.model.checkpoint import ours_to_official_key
 
 CFG = dict(dim=64, num_layers=2, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=16)
 
@@ -50,7 +52,7 @@ def test_bf16_loading_casts_every_tensor(model, tmp_path):
 
 def _plain_wan_state(model):
     sd = model.state_dict()
-    return {_apply(_OURS_TO_WAN, k): v for k, v in sd.items() if not k.startswith(("flow_", "modality_embeddings"))}
+    return {ours_to_official_key(k)[len("base."):]: v for k, v in sd.items() if not k.startswith(("flow_", "modality_embeddings"))}
 
 
 @pytest.mark.parametrize("layout", ["wan", "comfy", "diffusers"])
@@ -120,3 +122,14 @@ def test_missing_file_and_unknown_layout(tmp_path):
     save_file({"foo.weight": torch.zeros(2)}, str(tmp_path / "odd.safetensors"))
     with pytest.raises(CheckpointError, match="unrecognised checkpoint layout"):
         load_transformer(tmp_path / "odd.safetensors")
+
+
+def test_key_maps_round_trip_every_release_key(fixtures_dir):
+    from unity_core.model.checkpoint import official_key_to_ours
+
+    keys = [name for name, _ in json.loads((fixtures_dir / "unityvideo_5b_keys.json").read_text())["keys"]]
+    ours = [official_key_to_ours(k) for k in keys]
+    assert len(set(ours)) == len(keys)
+    assert [ours_to_official_key(k) for k in ours] == keys
+    assert official_key_to_ours("base.blocks.3.cross_attn.o.weight") == "blocks.3.attn2.to_out.0.weight"
+    assert official_key_to_ours("base.blocks.0.norm3.bias") == "blocks.0.norm2.bias"

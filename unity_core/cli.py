@@ -164,8 +164,7 @@ def _control(args) -> int:
     frames = pipe.prepare_frames(frames, args.frames, args.size)
     if args.preprocess:
         values = extract_control(args.modality, frames)
-        opts = {"height": frames.shape[1], "width": frames.shape[2]} if args.modality == "skeleton" else {}
-        frames = M.encode(args.modality, values, **opts)
+        frames = M.encode(args.modality, values, size=frames.shape[1:3])
     out = pipe.control(frames, args.modality, args.prompt, **_sampler_kwargs(args, "control"))
     rgb = write_video(args.out, out.rgb, out.fps)
     ctrl = write_video(rgb.with_name(f"{rgb.stem}_control{rgb.suffix}"), out.modality_frames, out.fps)

@@ -36,8 +36,7 @@ def export_synthworld(out_dir: Union[str, Path], seeds: Iterable[int], num_frame
         row = {"video": str(write_video(out / "videos" / f"{seed:06d}.mp4", clip.rgb, fps).relative_to(out)),
                "prompt": clip.prompt}
         for m in names:
-            opts = {"height": height, "width": width} if m == "skeleton" else {}
-            vis = M.encode(m, modality_values(clip, m), **opts)
+            vis = M.encode(m, modality_values(clip, m), size=(height, width))
             row[m] = str(write_video(out / m / f"{seed:06d}.mp4", vis, fps).relative_to(out))
         rows.append(row)
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:

@@ -70,8 +70,10 @@ class SynthClip:
 
     @property
     def prompt(self) -> str:
-        """Caption plus action sentences: the training prompt."""
-        return f"{self.caption} {self.action_caption}".strip()
+        """The training prompt, laid out as an exploration segment's prompt: caption, Yume v1
+        prefix sentence, then the action sentences (see :func:`action_sentence`)."""
+        prefix = YUME_QCM["v1"]["prefix"]
+        return f"{self.caption} {prefix} {self.action_caption}".strip()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,9 +275,11 @@ def random_actions(rng: np.random.Generator, count: int) -> List[CameraAction]:
 
 
 def action_sentence(actions: Sequence[CameraAction], version: str = "v1") -> str:
-    """Yume's action text (movement then rotation sentence) for each segment, joined."""
+    """Yume's action text (movement then rotation sentence), one pair per run of equal
+    consecutive actions, joined: a clip that holds one action reads like one exploration segment."""
     table = YUME_QCM[version]
-    return " ".join(f"{table['movement'][a.movement]} {table['rotation'][a.rotation]}" for a in actions)
+    runs = [a for i, a in enumerate(actions) if i == 0 or a != actions[i - 1]]
+    return " ".join(f"{table['movement'][a.movement]} {table['rotation'][a.rotation]}" for a in runs)
 
 
 # ----------------------------------------------------------------------------------------------

