@@ -235,7 +235,11 @@ def workflow_files(folder: Path, include_5b: bool = False, only: Iterable[str] =
     if include_5b:
         files += sorted((folder / "5b").glob("*_api.json"))
     only = set(only)
-    return [f for f in files if not only or f.stem.removesuffix("_api") in only]
+    picked = [f for f in files if not only or only & {f.stem.removesuffix("_api"), str(f.relative_to(folder)).removesuffix("_api.json")}]
+    if only and len(picked) < len(only):
+        known = sorted(str(f.relative_to(folder)).removesuffix("_api.json") for f in files)
+        raise ValueError(f"--only {sorted(only)}: not all found among {known} (5b graphs need --include-5b)")
+    return picked
 
 
 def check(server: str = DEFAULT_SERVER, workflows: Path = ROOT / "workflows", include_5b: bool = False,
