@@ -7,9 +7,14 @@ all-foreground, each keypoint's mean position). Controllable generation from dep
 re-estimated from the generated RGB against the control. Joint generation: generated depth
 against depth re-estimated from the generated RGB.
 
-    python bench/eval_default.py [--clips 8] [--steps 20] [--checkpoint default]
+    python bench/eval_default.py [--clips 8] [--steps 20] [--checkpoint default] [--depth-only]
 
-Seeds start at 100000 (training used 0..N-1). Prints one JSON object last.
+"x better than the baseline" is the baseline's error over the model's, with errors AbsRel,
+1 - delta1, EPE, 1 - mIoU and 1 - PCK. Control and joint agreement come beside a mismatched pair
+(the next clip's control / the next clip's generated RGB), which shows what chance agreement is.
+``--depth-only`` scores depth estimation alone (for single-task models).
+
+Seeds start at 100000 (training used 0..N-1); each clip holds one camera action, as training's. Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core import metrics  # noqa: E402
-from unity_core.data.synthworld import modality_values, render_clip  # noqa: E402
+from unity_core.data.synthworld import held_actions, modality_values, render_clip  # noqa: E402
 from unity_core.modalities import encode  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 
@@ -40,25 +45,36 @@ def depth_from_relative(rel: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     return 1.0 / (hi - rel.clamp(0, 1) * (hi - lo)).clamp_min(1e-6)
 
 
+def relative_absrel(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """AbsRel between two relative-depth maps in [0, 1]: mean |pred - target| / (target + 0.1)
+    (the 0.1 keeps near pixels, where relative depth is 0, from dividing by zero)."""
+    return float(((pred - target).abs() / (target + 0.1)).mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--checkpoint", default="default")
+    ap.add_argument("--depth-only", action="store_true", help="depth estimation only (single-task models)")
     args = ap.parse_args()
     pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
     rows = {k: [] for k in ("depth_absrel", "depth_absrel_const", "depth_delta1", "depth_delta1_const", "flow_epe",
                             "flow_epe_const", "seg_miou", "seg_miou_const", "pck", "pck_const", "control_depth_absrel",
-                            "joint_depth_absrel")}
+                            "control_depth_absrel_mismatched", "joint_depth_absrel", "joint_depth_absrel_mismatched")}
+    controls, generated = [], []
     start = time.time()
     for i in range(args.clips):
-        clip = render_clip(HELD_OUT + i, 17, 64, 64)
+        clip = render_clip(HELD_OUT + i, 17, 64, 64, actions=held_actions(HELD_OUT + i, 17))
         kw = dict(steps=args.steps, seed=i, prompt=clip.prompt)
         gt = clip.depth
         pred = depth_from_relative(pipe.estimate(clip.rgb, "depth", **kw).values, gt)
         const = torch.full_like(gt, float(gt.median()))
         rows["depth_absrel"].append(metrics.abs_rel(pred, gt)); rows["depth_absrel_const"].append(metrics.abs_rel(const, gt))
         rows["depth_delta1"].append(metrics.delta1(pred, gt)); rows["depth_delta1_const"].append(metrics.delta1(const, gt))
+        if args.depth_only:
+            print(f"clip {i + 1}/{args.clips} done ({time.time() - start:.0f}s)")
+            continue
         flow = pipe.estimate(clip.rgb, "raft", **kw).values
         mean_flow = clip.flow[clip.flow_valid].mean(0)
         rows["flow_epe"].append(metrics.epe(flow, clip.flow, clip.flow_valid))
@@ -78,12 +94,23 @@ def main() -> None:
         gen = pipe.control(control, "depth", clip.prompt, steps=args.steps, seed=i)
         re = pipe.estimate(gen.rgb, "depth", **kw).values
         target = modality_values(clip, "depth")
-        rows["control_depth_absrel"].append(float(((re - target).abs() / (target + 0.1)).mean()))
+        controls.append((target, re))
         joint = pipe.generate(clip.prompt, "depth", steps=args.steps, seed=i)
         re = pipe.estimate(joint.rgb, "depth", **kw).values
-        rows["joint_depth_absrel"].append(float(((re - joint.values).abs() / (joint.values + 0.1)).mean()))
+        generated.append((joint.values, re))
         print(f"clip {i + 1}/{args.clips} done ({time.time() - start:.0f}s)")
+    for i in range(len(controls)):
+        j = (i + 1) % len(controls)
+        rows["control_depth_absrel"].append(relative_absrel(controls[i][1], controls[i][0]))
+        rows["control_depth_absrel_mismatched"].append(relative_absrel(controls[i][1], controls[j][0]))
+        rows["joint_depth_absrel"].append(relative_absrel(generated[i][1], generated[i][0]))
+        rows["joint_depth_absrel_mismatched"].append(relative_absrel(generated[i][1], generated[j][0]))
     result = {k: round(sum(v) / len(v), 4) for k, v in rows.items() if v}
+    errors = {"depth_absrel": lambda v: v, "depth_delta1": lambda v: 1 - v, "flow_epe": lambda v: v,
+              "seg_miou": lambda v: 1 - v, "pck": lambda v: 1 - v}
+    for k, err in errors.items():
+        if k in result:
+            result[f"{k}_x_better"] = round(err(result[f"{k}_const"]) / max(err(result[k]), 1e-6), 2)
     result.update(clips=args.clips, steps=args.steps, seconds=round(time.time() - start, 1), checkpoint=args.checkpoint,
                   note="control/joint AbsRel are in relative depth, |a-b|/(b+0.1)")
     print(json.dumps(result))

@@ -26,8 +26,21 @@ from unity_core.codec import LatentCodec  # noqa: E402
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
-from unity_core.train import TrainConfig, Trainer, build_latent_data  # noqa: E402
+from unity_core.train import LatentData, TrainConfig, Trainer, build_latent_data  # noqa: E402
 from unity_core.train.pool import load_or_render_pool  # noqa: E402
+
+
+def _weights(pairs, defaults):
+    """``["name=w", ...]`` -> dict over the names of ``defaults`` (None keeps ``defaults``)."""
+    if not pairs:
+        return dict(defaults)
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in defaults or not value:
+            raise SystemExit(f"bad weight {pair!r}: use NAME=W with NAME in {sorted(defaults)}")
+        out[name] = float(value)
+    return out
 
 
 def main() -> None:
@@ -35,7 +48,9 @@ def main() -> None:
     ap.add_argument("--pool", type=Path, default=Path("/tmp/unityvideo_pool.safetensors"),
                     help="clip pool; rendered (seeds 0..clips-1) and cached here when missing")
     ap.add_argument("--clips", type=int, default=480)
-    ap.add_argument("--codec", type=Path, required=True)
+    ap.add_argument("--latents", type=Path, default=None,
+                    help="cache of the encoded pool (codec latents + prompt embeddings); made when missing")
+    ap.add_argument("--codec", type=Path, default=Path(__file__).resolve().parents[1] / "unity_core/weights/default/codec")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--time-limit", type=float, default=None)
@@ -47,6 +62,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     ap.add_argument("--modalities", nargs="*", default=None, help="train only these modalities")
     ap.add_argument("--tasks", nargs="*", default=None, help="train only these tasks")
+    ap.add_argument("--task-weights", nargs="*", default=None, metavar="TASK=W",
+                    help="task probabilities (default: the release's text2all=0.5 video2flow=0.25 flow2video=0.25)")
+    ap.add_argument("--modality-weights", nargs="*", default=None, metavar="MODALITY=W",
+                    help="modality probabilities (default: the release's)")
     ap.add_argument("--resume", type=Path, default=None)
     args = ap.parse_args()
     if (args.out / "transformer.safetensors").exists():
@@ -55,13 +74,19 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.time()
-    pool = load_or_render_pool(args.pool, args.clips)
-    codec = LatentCodec.from_pretrained(args.codec)
-    data = build_latent_data(codec, MiniLMTextEncoder(), pool.videos, pool.prompts)
+    if args.latents and args.latents.exists():
+        data = LatentData.load(args.latents)
+    else:
+        pool = load_or_render_pool(args.pool, args.clips)
+        data = build_latent_data(LatentCodec.from_pretrained(args.codec), MiniLMTextEncoder(), pool.videos, pool.prompts)
+        if args.latents:
+            data.save(args.latents)
     prep_s = time.time() - start
 
-    modality_weights = {m: w for m, w in TRAIN_MODALITY_WEIGHTS.items() if not args.modalities or m in args.modalities}
-    task_weights = {t: w for t, w in TRAIN_TASK_WEIGHTS.items() if not args.tasks or t in args.tasks}
+    modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
+    task_weights = _weights(args.task_weights, TRAIN_TASK_WEIGHTS)
+    modality_weights = {m: w for m, w in modality_weights.items() if not args.modalities or m in args.modalities}
+    task_weights = {t: w for t, w in task_weights.items() if not args.tasks or t in args.tasks}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
                       task_weights=task_weights, timestep_shift=args.timestep_shift)
     model = UnityVideoTransformer(get_config("unityvideo-small"))
@@ -78,7 +103,7 @@ def main() -> None:
     report = {
         "preset": "unityvideo-small", "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
         "timestep_shift": args.timestep_shift,
-        "clips": len(pool), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
+        "clips": len(data), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
         "threads": torch.get_num_threads(), "device": "cpu", "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
         "modality_weights": modality_weights, "task_weights": task_weights,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),

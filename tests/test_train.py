@@ -77,3 +77,23 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
         assert torch.equal(a, b), n
     assert all(torch.equal(straight.ema[k], second.ema[k]) for k in straight.ema)
     assert second.step == 6
+
+
+def test_latent_data_cache_round_trips(tmp_path):
+    data = _data()
+    back = LatentData.load(data.save(tmp_path / "latents.safetensors"))
+    assert torch.equal(back.rgb, data.rgb) and torch.equal(back.prompts, data.prompts)
+    assert torch.equal(back.empty_prompt, data.empty_prompt)
+    assert back.modalities.keys() == data.modalities.keys()
+    assert all(torch.equal(back.modalities[m], data.modalities[m]) for m in data.modalities)
+    assert all(torch.equal(back.modality_prompts[m], data.modality_prompts[m]) for m in data.modality_prompts)
+
+
+def test_pool_clips_hold_one_action_and_prompt_names_it():
+    from unity_core.constants import YUME_QCM
+
+    pool = render_pool(range(2), num_frames=9, height=16, width=16, log=None)
+    for prompt in pool.prompts:
+        assert YUME_QCM["v1"]["prefix"] in prompt
+        movement = [s for s in YUME_QCM["v1"]["movement"].values() if s in prompt]
+        assert len(movement) == 1, prompt  # one held action -> one movement sentence

@@ -274,6 +274,14 @@ def random_actions(rng: np.random.Generator, count: int) -> List[CameraAction]:
     return out
 
 
+def held_actions(seed: int, num_frames: int) -> List[CameraAction]:
+    """One action, drawn from ``seed`` (its own stream, independent of the scene), held for every
+    4-frame segment of a ``num_frames`` clip: the default model's training clips, which read like
+    one exploration segment each."""
+    action = random_actions(np.random.default_rng([seed, 1]), 1)[0]
+    return [action] * max(1, (num_frames - 1) // FRAMES_PER_SEGMENT)
+
+
 def action_sentence(actions: Sequence[CameraAction], version: str = "v1") -> str:
     """Yume's action text (movement then rotation sentence), one pair per run of equal
     consecutive actions, joined: a clip that holds one action reads like one exploration segment."""

@@ -57,19 +57,14 @@ def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, wi
     segments, so its prompt names one action, as each segment of an exploration walk does;
     False draws one action per 4-frame segment.
     """
-    import numpy as np
-
     from unity_core import modalities as M
-    from unity_core.data.synthworld import FRAMES_PER_SEGMENT, modality_values, random_actions, render_clip
+    from unity_core.data.synthworld import held_actions, modality_values, render_clip
 
     videos: Dict[str, List[torch.Tensor]] = {"rgb": [], **{m: [] for m in MODALITIES}}
     prompts = []
     seeds = list(seeds)
     for i, seed in enumerate(seeds):
-        actions = None
-        if one_action_per_clip:
-            segments = max(1, (num_frames - 1) // FRAMES_PER_SEGMENT)
-            actions = random_actions(np.random.default_rng([seed, 1]), 1) * segments
+        actions = held_actions(seed, num_frames) if one_action_per_clip else None
         clip = render_clip(seed, num_frames, height, width, actions=actions)
         videos["rgb"].append(clip.rgb)
         for m in MODALITIES:

@@ -69,6 +69,29 @@ class LatentData:
     def __len__(self) -> int:
         return self.rgb.shape[0]
 
+    def save(self, path: Union[str, Path]) -> Path:
+        """Write every tensor to one safetensors file (keys ``rgb``, ``modality.<m>``, ``prompts``,
+        ``modality_prompt.<m>``, ``empty_prompt``)."""
+        from safetensors.torch import save_file
+
+        tensors = {"rgb": self.rgb, "prompts": self.prompts, "empty_prompt": self.empty_prompt}
+        tensors.update({f"modality.{m}": v for m, v in self.modalities.items()})
+        tensors.update({f"modality_prompt.{m}": v for m, v in self.modality_prompts.items()})
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+        return path
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "LatentData":
+        """Read a file written by :meth:`save`."""
+        from safetensors.torch import load_file
+
+        t = load_file(str(path))
+        pick = lambda prefix: {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}  # noqa: E731
+        return cls(rgb=t["rgb"], modalities=pick("modality."), prompts=t["prompts"],
+                   modality_prompts=pick("modality_prompt."), empty_prompt=t["empty_prompt"])
+
 
 class Trainer:
     """Train a :class:`~unity_core.model.UnityVideoTransformer` on :class:`LatentData`."""
