@@ -108,6 +108,12 @@ def main() -> None:
         "modality_weights": modality_weights, "task_weights": task_weights,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
     }
+    earlier = args.resume.parent / "training.json" if args.resume else None
+    if earlier is not None and earlier.is_file():  # a resumed run: carry the earlier runs' compute
+        prev = json.loads(earlier.read_text())
+        report["resumed_from"] = str(args.resume)
+        report["earlier_runs"] = prev.get("earlier_runs", []) + [{k: prev[k] for k in ("steps", "train_seconds", "threads")}]
+    report["train_seconds_total"] = round(train_s + sum(r["train_seconds"] for r in report.get("earlier_runs", [])), 1)
     (args.out / "training.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
 
