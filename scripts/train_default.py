@@ -1,4 +1,5 @@
-"""Train the shipped default UnityVideo (preset unityvideo-small) on synthworld.
+"""Train the shipped default UnityVideo (preset unityvideo-small) on synthworld, or fine-tune any
+pipeline folder (the 5B included) on a release-format CSV.
 
     python scripts/train_default.py [--pool POOL.safetensors] --codec CODEC_DIR --out OUT_DIR \\
         [--steps 4000] [--time-limit SECONDS] [--seed 0]
@@ -7,7 +8,9 @@ Steps: load the clip pool (rendered by scripts/train_codec.py, seeds 0..N-1), en
 stream with the trained codec and every prompt with MiniLM, train with dynamic task routing,
 and write OUT_DIR/transformer.safetensors (EMA weights, bf16), OUT_DIR/training.json (compute)
 and a training checkpoint for resuming. ``--modalities depth`` trains a single-task/
-single-modality baseline with the same compute.
+single-modality baseline with the same compute. ``--init FOLDER --csv DATA.csv`` fine-tunes
+FOLDER's transformer on the CSV's clips (encoded with FOLDER's own codec and text encoder); on
+a GPU machine launch it with ``accelerate launch`` for several GPUs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core.codec import LatentCodec  # noqa: E402
+from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
+from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
@@ -43,11 +48,17 @@ def _weights(pairs, defaults):
     return out
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", type=Path, default=Path("/tmp/unityvideo_pool.safetensors"),
                     help="clip pool; rendered (seeds 0..clips-1) and cached here when missing")
     ap.add_argument("--clips", type=int, default=480)
+    ap.add_argument("--csv", type=Path, default=None,
+                    help="train on a release-format CSV (video, prompt and modality columns) instead of synthworld")
+    ap.add_argument("--frames", type=int, default=17, help="frames per clip read from --csv (4k+1)")
+    ap.add_argument("--size", default="64x64", help="HxW of clips read from --csv")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="fine-tune this pipeline folder (its transformer, codec and text encoder; e.g. a 5B folder)")
     ap.add_argument("--latents", type=Path, default=None,
                     help="cache of the encoded pool (codec latents + prompt embeddings); made when missing")
     ap.add_argument("--codec", type=Path, default=Path(__file__).resolve().parents[1] / "unity_core/weights/default/codec")
@@ -60,6 +71,9 @@ def main() -> None:
     ap.add_argument("--timestep-shift", type=float, default=1.0,
                     help="training timestep shift (1.0 suits the 4x4-token frames of 64x64 clips; the 5B uses 5.0)")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--accelerate", action="store_true",
+                    help="use Hugging Face Accelerate (run under `accelerate launch` for several GPUs)")
     ap.add_argument("--modalities", nargs="*", default=None, help="train only these modalities")
     ap.add_argument("--tasks", nargs="*", default=None, help="train only these tasks")
     ap.add_argument("--task-weights", nargs="*", default=None, metavar="TASK=W",
@@ -67,18 +81,31 @@ def main() -> None:
     ap.add_argument("--modality-weights", nargs="*", default=None, metavar="MODALITY=W",
                     help="modality probabilities (default: the release's)")
     ap.add_argument("--resume", type=Path, default=None)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if (args.out / "transformer.safetensors").exists():
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     start = time.time()
+    if args.init:  # fine-tune a pipeline folder's transformer with its own codec and text encoder
+        pipe = UnityVideoPipeline.from_pretrained(args.init)
+        if pipe.codec is None or pipe.text_encoder is None:
+            raise SystemExit(f"{args.init} has no codec or text encoder; training needs both to encode the data")
+        model, codec, text_encoder, preset = pipe.transformer.float().train(), pipe.codec, pipe.text_encoder, str(args.init)
+    else:
+        model, codec, text_encoder, preset = UnityVideoTransformer(get_config("unityvideo-small")), None, None, "unityvideo-small"
     if args.latents and args.latents.exists():
         data = LatentData.load(args.latents)
     else:
-        pool = load_or_render_pool(args.pool, args.clips)
-        data = build_latent_data(LatentCodec.from_pretrained(args.codec), MiniLMTextEncoder(), pool.videos, pool.prompts)
+        if args.csv:
+            size = tuple(int(v) for v in args.size.lower().split("x"))
+            videos, prompts = CSVVideoDataset(args.csv, args.frames, size, args.modalities).stacked()
+        else:
+            pool = load_or_render_pool(args.pool, args.clips)
+            videos, prompts = pool.videos, pool.prompts
+        data = build_latent_data(codec or LatentCodec.from_pretrained(args.codec), text_encoder or MiniLMTextEncoder(),
+                                 videos, prompts)
         if args.latents:
             data.save(args.latents)
     prep_s = time.time() - start
@@ -89,22 +116,23 @@ def main() -> None:
     task_weights = {t: w for t, w in task_weights.items() if not args.tasks or t in args.tasks}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
                       task_weights=task_weights, timestep_shift=args.timestep_shift)
-    model = UnityVideoTransformer(get_config("unityvideo-small"))
-    trainer = Trainer(model, data, cfg)
+    trainer = Trainer(model, data, cfg, device=args.device, use_accelerate=args.accelerate)
     if args.resume:
         trainer.resume(args.resume)
     t0 = time.time()
     history = trainer.train(args.steps, time_limit_s=args.time_limit, log_every=100)
     train_s = time.time() - t0
+    if trainer.accelerator is not None and not trainer.accelerator.is_main_process:
+        return  # one process writes the files
     args.out.mkdir(parents=True, exist_ok=True)
     trainer.save(args.out / "trainer_checkpoint.safetensors")
     save_transformer(trainer.ema_model(), args.out / "transformer.safetensors", dtype=torch.bfloat16)
     last = history[-200:]
     report = {
-        "preset": "unityvideo-small", "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
+        "preset": preset, "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
         "timestep_shift": args.timestep_shift,
         "clips": len(data), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
-        "threads": torch.get_num_threads(), "device": "cpu", "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
+        "threads": torch.get_num_threads(), "device": str(trainer.device), "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
         "modality_weights": modality_weights, "task_weights": task_weights,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
     }

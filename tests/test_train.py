@@ -97,3 +97,32 @@ def test_pool_clips_hold_one_action_and_prompt_names_it():
         assert YUME_QCM["v1"]["prefix"] in prompt
         movement = [s for s in YUME_QCM["v1"]["movement"].values() if s in prompt]
         assert len(movement) == 1, prompt  # one held action -> one movement sentence
+
+
+def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
+    """scripts/train_default.py --init FOLDER --csv DATA.csv --accelerate: the fine-tuning path
+    (here on CPU, one process) writes a transformer that loads strictly and differs from the start."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from unity_core.data.csv_dataset import export_synthworld
+    from unity_core.model import load_transformer
+    from unity_core.pipeline import make_random_default
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+    spec = importlib.util.spec_from_file_location("train_default", script)
+    train_default = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_default)
+    start = make_random_default(tmp_path / "start")
+    csv_path = export_synthworld(tmp_path / "data", range(2), num_frames=5, height=16, width=16,
+                                 modalities=["depth", "segmentation"])
+    out = tmp_path / "tuned"
+    train_default.main(["--init", str(start), "--csv", str(csv_path), "--frames", "5", "--size", "16x16",
+                        "--modalities", "depth", "segmentation", "--steps", "3", "--batch", "2", "--accelerate",
+                        "--device", "cpu", "--out", str(out)])
+    report = json.loads((out / "training.json").read_text())
+    assert report["steps"] == 3 and report["clips"] == 2 and set(report["modality_weights"]) == {"depth", "segmentation"}
+    before = load_transformer(start / "transformer.safetensors")
+    after = load_transformer(out / "transformer.safetensors")
+    assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -79,3 +79,25 @@ class CSVVideoDataset(torch.utils.data.Dataset):
             if row.get(m):
                 item[m] = read_video(self.root / row[m], self.num_frames, size=self.size)[0]
         return item
+
+    def stacked(self) -> Tuple[Dict[str, torch.Tensor], List[str]]:
+        """Every row in memory, for :func:`unity_core.train.build_latent_data`: streams ``"rgb"``
+        and each of ``self.modalities`` as ``[N, F, H, W, 3]`` uint8, and the N prompts.
+
+        Raises:
+            ValueError: a row without one of the modalities (name the ones to train with
+                ``modalities=``, or fill the cell).
+        """
+        videos: Dict[str, List[torch.Tensor]] = {"rgb": [], **{m: [] for m in self.modalities}}
+        prompts = []
+        for i in range(len(self)):
+            item = self[i]
+            missing = [m for m in self.modalities if m not in item]
+            if missing:
+                raise ValueError(f"row {i + 2} of the CSV has no {missing} video; pass modalities= without them "
+                                 "or fill the cells")
+            for name in videos:
+                videos[name].append((item[name].clamp(0, 1) * 255).round().to(torch.uint8))
+            prompts.append(str(item["prompt"]))
+        return {k: torch.stack(v) for k, v in videos.items()}, prompts
+

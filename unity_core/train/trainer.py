@@ -97,6 +97,12 @@ class Trainer:
     """Train a :class:`~unity_core.model.UnityVideoTransformer` on :class:`LatentData`."""
 
     def __init__(self, model, data: LatentData, config: TrainConfig = TrainConfig(), device="cpu", use_accelerate: bool = False):
+        self.accelerator = None
+        if use_accelerate:  # device and process come from `accelerate launch`
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator()
+            device = self.accelerator.device
         self.model, self.data, self.config = model.to(device).train(), data, config
         self.device = torch.device(device)
         added = [p for n, p in model.named_parameters() if n.startswith(_ADDED)]
@@ -104,15 +110,12 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(
             [{"params": base, "lr": config.lr}, {"params": added, "lr": config.lr * config.added_lr_multiplier}],
             lr=config.lr, weight_decay=config.weight_decay)
-        self.ema = {n: p.detach().clone() for n, p in model.named_parameters()}
-        self.generator = torch.Generator().manual_seed(config.seed)
+        rank = self.accelerator.process_index if self.accelerator is not None else 0
+        self.generator = torch.Generator().manual_seed(config.seed + rank)  # each process draws its own batches
         self.step = 0
-        self.accelerator = None
-        if use_accelerate:
-            from accelerate import Accelerator
-
-            self.accelerator = Accelerator()
+        if self.accelerator is not None:
             self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+        self.ema = {n: p.detach().clone() for n, p in self._unwrapped().named_parameters()}
         self.available = [m for m in config.modality_weights if m in data.modalities]
         if not self.available:
             raise ValueError(f"no training modality among {list(data.modalities)}")
