@@ -376,8 +376,8 @@ def explore(
             synthworld, and so the default model, moves one action per 4 frames; Yume uses 8).
         sentence_set: ``"v1"`` or ``"v1_5"``.
         prefix: include the set's prefix sentence. None: include it when the whole prompt fits
-            the text encoder's token limit (the default MiniLM encoder holds 64 tokens, and the
-            prefix would push the rotation sentence out).
+            the text encoder's token limit (the default MiniLM encoder holds 96 tokens; the
+            default model was trained with the v1 prefix).
         speed: speed sentence values (see :func:`~unity_core.explore.qcm.speed_sentence`) or None.
         schedule: history compression (default: the paper's, fitted to the latent size).
         size: (height, width) of the walk (default: the pipeline's; the image is resized and
