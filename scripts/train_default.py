@@ -25,11 +25,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.cli import parse_size  # noqa: E402
 from unity_core.codec import LatentCodec  # noqa: E402
-from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
-from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # noqa: E402
+from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
+from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
 from unity_core.train import LatentData, TrainConfig, Trainer, build_latent_data  # noqa: E402
 from unity_core.train.pool import load_or_render_pool  # noqa: E402
@@ -56,7 +57,7 @@ def main(argv=None) -> None:
     ap.add_argument("--csv", type=Path, default=None,
                     help="train on a release-format CSV (video, prompt and modality columns) instead of synthworld")
     ap.add_argument("--frames", type=int, default=17, help="frames per clip read from --csv (4k+1)")
-    ap.add_argument("--size", default="64x64", help="HxW of clips read from --csv")
+    ap.add_argument("--size", type=parse_size, default=(64, 64), help="HxW of clips read from --csv")
     ap.add_argument("--init", type=Path, default=None,
                     help="fine-tune this pipeline folder (its transformer, codec and text encoder; e.g. a 5B folder)")
     ap.add_argument("--latents", type=Path, default=None,
@@ -99,8 +100,7 @@ def main(argv=None) -> None:
         data = LatentData.load(args.latents)
     else:
         if args.csv:
-            size = tuple(int(v) for v in args.size.lower().split("x"))
-            videos, prompts = CSVVideoDataset(args.csv, args.frames, size, args.modalities).stacked()
+            videos, prompts = CSVVideoDataset(args.csv, args.frames, args.size, args.modalities).stacked()
         else:
             pool = load_or_render_pool(args.pool, args.clips)
             videos, prompts = pool.videos, pool.prompts

@@ -65,3 +65,15 @@ def test_bad_files(tmp_path):
 def test_control_and_rgb_length_mismatch():
     with pytest.raises(ValueError, match="differ in frames"):
         check_same_length(torch.zeros(17, 8, 8, 3), torch.zeros(9, 8, 8, 3))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif"])
+def test_single_image_files_read_as_one_frame(tmp_path, suffix):
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(tmp_path / f"img{suffix}")
+    frames, _ = read_video(tmp_path / f"img{suffix}", num_frames=1)
+    assert frames.shape == (1, 12, 20, 3)
+    assert torch.equal((frames[0] * 255).round().to(torch.uint8), torch.from_numpy(pixels))

@@ -17,7 +17,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -37,7 +37,8 @@ def _progress(desc: str):
     return callback
 
 
-def _size(text: str):
+def parse_size(text: str) -> Tuple[int, int]:
+    """``"HxW"`` -> (height, width); an argparse type (raises ``ArgumentTypeError`` otherwise)."""
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -48,7 +49,7 @@ def _size(text: str):
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp); never overwritten")
     p.add_argument("--frames", type=int, default=None, help="frames, 4k+1 (default: the model's, 17 for the default)")
-    p.add_argument("--size", type=_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
+    p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
     p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20, as the release)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance (1 = off)")
@@ -86,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     exp.add_argument("--actions", required=True, help="one action per segment, e.g. 'W W W+A ←' (W/A/S/D move, arrows or < > ^ v turn, · none)")
     exp.add_argument("--prompt", default="", help="what the world looks like; each segment adds its action's sentence")
     exp.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp) and a .json beside it; never overwritten")
-    exp.add_argument("--size", type=_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
+    exp.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
     exp.add_argument("--steps", type=int, default=20, help="sampling steps per segment (default 20)")
     exp.add_argument("--seed", type=int, default=42)
     exp.add_argument("--sentence-set", default="v1", choices=["v1", "v1_5"], help="Yume's action sentences (default v1)")
@@ -177,23 +178,12 @@ def _start_image(path: Path):
 
     Raises:
         FileNotFoundError: no such file.
+        ValueError: a file that cannot be decoded (:class:`~unity_core.io.video.VideoReadError`).
     """
-    import torch
-
     from unity_core.io import read_video
-    from unity_core.io.video import IMAGE_SUFFIXES
 
     if not path.exists():
         raise FileNotFoundError(f"start image {path} does not exist")
-    if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES - {".webp"}:
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except Exception as err:  # noqa: BLE001 - Pillow raises many error types for bad files
-            raise ValueError(f"cannot read the image {path}: {err}") from None
-        return torch.from_numpy(arr.copy()).float()[None] / 255.0
     return read_video(path, num_frames=1)[0]
 
 

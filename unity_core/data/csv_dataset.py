@@ -88,6 +88,8 @@ class CSVVideoDataset(torch.utils.data.Dataset):
             ValueError: a row without one of the modalities (name the ones to train with
                 ``modalities=``, or fill the cell).
         """
+        from unity_core.io import to_uint8
+
         videos: Dict[str, List[torch.Tensor]] = {"rgb": [], **{m: [] for m in self.modalities}}
         prompts = []
         for i in range(len(self)):
@@ -97,7 +99,6 @@ class CSVVideoDataset(torch.utils.data.Dataset):
                 raise ValueError(f"row {i + 2} of the CSV has no {missing} video; pass modalities= without them "
                                  "or fill the cells")
             for name in videos:
-                videos[name].append((item[name].clamp(0, 1) * 255).round().to(torch.uint8))
+                videos[name].append(to_uint8(item[name]))
             prompts.append(str(item["prompt"]))
         return {k: torch.stack(v) for k, v in videos.items()}, prompts
-

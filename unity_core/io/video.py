@@ -99,6 +99,14 @@ def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
     return frames, 1000.0 / float(np.mean(durations))
 
 
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """Frames in [0, 1] (any shape, e.g. ``[F, H, W, 3]``) -> uint8 0-255, rounded; uint8 passes
+    through unchanged."""
+    if frames.dtype == torch.uint8:
+        return frames
+    return (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def read_video(
     path: PathLike,
     num_frames: Optional[int] = None,
@@ -129,7 +137,7 @@ def read_video(
         raise FileNotFoundError(f"video {path} does not exist")
     if path.is_file() and path.stat().st_size == 0:
         raise VideoReadError(f"{path} is empty (0 bytes)")
-    if path.is_dir() or path.suffix.lower() in {".webp", ".png", ".jpg", ".jpeg"}:
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         frames, fps = _read_images(path)
     else:
         frames, fps = _read_av(path)
@@ -190,8 +198,7 @@ def write_video(path: PathLike, frames: torch.Tensor, fps: float = 8.0) -> Path:
         frames = torch.from_numpy(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
         raise ValueError(f"frames must be [F, H, W, 3], got {tuple(frames.shape)}")
-    data = frames if frames.dtype == torch.uint8 else (frames.float().clamp(0, 1) * 255).round().to(torch.uint8)
-    data = data.cpu().numpy()
+    data = to_uint8(frames).cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
     if suffix in {".mp4", ".mkv", ".mov"}:

@@ -59,6 +59,7 @@ def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, wi
     """
     from unity_core import modalities as M
     from unity_core.data.synthworld import held_actions, modality_values, render_clip
+    from unity_core.io import to_uint8
 
     videos: Dict[str, List[torch.Tensor]] = {"rgb": [], **{m: [] for m in MODALITIES}}
     prompts = []
@@ -72,8 +73,7 @@ def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, wi
         prompts.append(clip.prompt)
         if log and (i + 1) % 50 == 0:
             log(f"rendered {i + 1}/{len(seeds)} clips")
-    to_u8 = lambda xs: (torch.stack(xs).clamp(0, 1) * 255).round().to(torch.uint8)  # noqa: E731
-    return ClipPool({k: to_u8(v) for k, v in videos.items()}, prompts)
+    return ClipPool({k: to_uint8(torch.stack(v)) for k, v in videos.items()}, prompts)
 
 
 def load_or_render_pool(path: Union[str, Path], clips: int, log=print) -> ClipPool:
