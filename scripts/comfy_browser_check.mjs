@@ -14,7 +14,11 @@
 // For each workflow it checks that every node was created with its widgets (none of the "missing
 // node type" placeholders). For a workflow with a UnityVideoExplore node it focuses the node's
 // key widget, presses W, D and ArrowLeft, and checks the node's `actions` widget against what
-// web/explore/explore_logic.js gives for those keys. Prints one JSON object on the last line;
+// web/explore/explore_logic.js gives for those keys. Then it clicks the widget's "continue ▶"
+// (the queued script runs as a new walk), presses A and clicks "continue ▶" again (the walk goes
+// on with continue_walk on), waits for both prompts in /history and checks that both succeeded
+// and that the second saved video is the first plus one 4-frame segment (frames counted as the
+// animated WebP's ANMF chunks). Prints one JSON object on the last line;
 // exits 1 on a console error from our extension (web/unityvideo.js, web/explore_widget.js, ...),
 // a node that failed to load, or a failed explore check.
 import fs from "node:fs";
@@ -45,6 +49,34 @@ function parseArgs(argv) {
     throw new Error(`server ${opts.server} is not on loopback; this check only talks to a local ComfyUI`);
   }
   return opts;
+}
+
+async function historyIds(server) {
+  return new Set(Object.keys(await (await fetch(`${server}/history`)).json()));
+}
+
+/** Wait for a prompt that is not in `known` to finish; returns { id, entry } from /history. */
+async function waitForNewPrompt(server, known, timeoutMs = 180000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const history = await (await fetch(`${server}/history`)).json();
+    for (const [id, entry] of Object.entries(history)) {
+      if (!known.has(id) && entry.status?.completed !== undefined) return { id, entry };
+    }
+    await sleep(500);
+  }
+  throw new Error(`no new prompt finished within ${timeoutMs / 1000} s`);
+}
+
+/** Frames of the first video a prompt saved (ANMF chunks of an animated WebP). */
+async function savedFrames(server, entry) {
+  const image = Object.values(entry.outputs || {}).flatMap((o) => o.images || [])[0];
+  if (!image) return null;
+  const query = new URLSearchParams({ filename: image.filename, subfolder: image.subfolder || "", type: image.type });
+  const bytes = Buffer.from(await (await fetch(`${server}/view?${query}`)).arrayBuffer());
+  let count = 0;
+  for (let i = bytes.indexOf("ANMF"); i >= 0; i = bytes.indexOf("ANMF", i + 4)) count += 1;
+  return count;
 }
 
 async function loadPuppeteer(dir) {
@@ -187,6 +219,32 @@ async function main() {
         summary.explore = { workflow: name, keys, focused: before.focused, before: before.actions, after: after.actions,
           expected: want, ok: before.focused && after.actions === want && after.actions !== before.actions,
           widget_text: after.text };
+        // "continue ▶" twice: a new walk with the queued script, then one more segment (A)
+        const runs = [];
+        for (const extraKey of [null, "a"]) {
+          if (extraKey) {
+            await page.evaluate((id) => window.app.graph.getNodeById(id).exploreWidget?.root?.focus(), explore.id);
+            await page.keyboard.press(extraKey);
+            await sleep(100);
+          }
+          const known = await historyIds(opts.server);
+          await page.evaluate((id) => {
+            const root = window.app.graph.getNodeById(id).exploreWidget.root;
+            [...root.querySelectorAll("button")].find((b) => b.textContent.startsWith("continue")).click();
+          }, explore.id);
+          const { id, entry } = await waitForNewPrompt(opts.server, known);
+          const inputs = entry.prompt?.[2]?.[String(explore.id)]?.inputs || {};
+          runs.push({ prompt_id: id, status: entry.status?.status_str, actions: inputs.actions,
+            continue_walk: inputs.continue_walk, frames: await savedFrames(opts.server, entry),
+            widget_text: await page.evaluate((nid) => window.app.graph.getNodeById(nid).exploreWidget.root.innerText, explore.id) });
+        }
+        const [first, second] = runs;
+        const segments = first.actions ? first.actions.trim().split(/\s+/).length : 0;
+        summary.explore.continue_runs = runs;
+        summary.explore.continue_ok = runs.every((r) => r.status === "success") && first.actions === want &&
+          first.continue_walk === false && second.actions === "A" && second.continue_walk === true &&
+          first.frames === 1 + 4 * segments && second.frames === first.frames + 4;
+        summary.explore.ok = summary.explore.ok && summary.explore.continue_ok;
       }
     }
   } finally {

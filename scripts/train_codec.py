@@ -1,6 +1,6 @@
 """Train the default latent codec on synthworld (reproduces unity_core/weights/default/codec).
 
-    python scripts/train_codec.py --pool /tmp/pool.safetensors --out OUT_DIR [--steps 4000]
+    python scripts/train_codec.py --pool /tmp/pool.safetensors --out OUT_DIR [--steps 4000] [--init CODEC_DIR]
 
 The pool is rendered (seeds 0..N-1) and cached at --pool when missing. Prints the compute used.
 """
@@ -30,14 +30,24 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, default=None, help="fine-tune this codec folder instead of a fresh VAE")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--crop-size", type=int, default=32)
+    ap.add_argument("--rgb-share", type=float, default=0.4, help="share of crops drawn from RGB (the rest: modalities)")
+    ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.out.exists() and any(args.out.iterdir()):
+        raise SystemExit(f"{args.out} is not empty; pick a new --out folder")
     torch.manual_seed(args.seed)
     pool = load_or_render_pool(args.pool, args.clips)
-    codec = LatentCodec.from_config()
-    stats = train_codec(codec, pool, args.steps, seed=args.seed, time_limit_s=args.time_limit)
+    codec = LatentCodec.from_pretrained(args.init) if args.init else LatentCodec.from_config()
+    stats = train_codec(codec, pool, args.steps, seed=args.seed, time_limit_s=args.time_limit, lr=args.lr,
+                        crop_size=args.crop_size, rgb_share=args.rgb_share)
     set_latent_statistics(codec, pool)
     codec.save_pretrained(args.out)
-    stats.update(threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
+    stats.update(init=str(args.init) if args.init else None, pool=str(args.pool), clips=len(pool), threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
     print(json.dumps(stats))
 
 

@@ -56,3 +56,21 @@ def test_minilm_embeddings_offline():
     assert 3 <= tokens < 16 and a[0, tokens:].abs().max() == 0  # zero rows past the prompt, like the release
     with pytest.raises(ValueError, match="unknown text encoder"):
         load_text_encoder("t5-from-the-internet")
+
+
+def test_shipped_codec_codes_every_chunk_of_a_whole_clip():
+    """The shipped codec must code late 4-frame chunks as well as the first ones: a Wan VAE
+    trained on too-short crops never learns the feature cache between chunks, and its later
+    latent frames decode to noise (the first shipped codec did: L1 0.25 on frames 8-16)."""
+    from unity_core.data.synthworld import modality_values, render_clip
+    from unity_core.modalities import encode
+    from unity_core.pipeline import DEFAULT_DIR
+
+    codec = LatentCodec.from_pretrained(DEFAULT_DIR / "codec")
+    clip = render_clip(100003, 17, 64, 64)
+    for frames in (clip.rgb, encode("depth", modality_values(clip, "depth"))):
+        with torch.no_grad():
+            back = video_to_frames(codec.decode(codec.encode(frames_to_video(frames))))[0]
+        err = (back - frames).abs().mean(dim=(1, 2, 3))  # per frame, [0, 1] scale
+        first, last = float(err[1:5].mean()), float(err[13:17].mean())
+        assert last < 0.08 and last < 2 * first + 0.02, (first, last)

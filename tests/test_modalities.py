@@ -28,8 +28,21 @@ def test_depth_is_warm_near_and_cool_far():
 
 def test_flow_round_trip_epe_below_half_pixel(tmp_path):
     flow = (torch.rand(3, 32, 32, 2, generator=G) - 0.5) * 2 * 11  # |flow| <= 15.6 < max_flow 16
-    back = M.decode("flow", _through_webp(M.encode("optical_flow", flow), tmp_path))
+    back = M.decode("flow", _through_webp(M.encode("optical_flow", flow, max_flow=16), tmp_path), max_flow=16)
     assert (back - flow).norm(dim=-1).mean() < 0.5 and (back - flow).norm(dim=-1).max() < 1.0
+
+
+def test_flow_scale_follows_frame_width():
+    """By default full saturation is 1/16 of the width per frame: 2 px at 32 px wide, 4 px at 64,
+    so a visualisation resized with its frames decodes to the resized flow."""
+    unit = torch.tensor([[[[2.0, 0.0]]]]).expand(1, 4, 32, 2)
+    vis = M.encode("raft", unit)
+    assert torch.allclose(vis, M.encode("raft", unit, max_flow=2.0))
+    assert float(1 - vis.min()) > 0.99  # 2 px/frame at 32 px wide: fully saturated
+    wide = vis.repeat_interleave(2, dim=2)  # the same picture at 64 px wide: twice the motion
+    assert torch.allclose(M.decode("raft", wide)[..., 0], torch.full((1, 4, 64), 4.0), atol=1e-3)
+    with pytest.raises(ValueError, match="max_flow"):
+        M.encode("raft", unit, max_flow=0)
     zero = M.encode("raft", torch.zeros(1, 2, 2, 2))
     assert torch.allclose(zero, torch.ones_like(zero))  # no motion is white
 

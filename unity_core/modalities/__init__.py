@@ -58,9 +58,9 @@ def legend(modality: str) -> Dict[str, Any]:
         return {"title": "Depth", "units": "relative depth: 0 near (warm) to 1 far (cool)", "stops": stops}
     if name == "raft":
         dirs = {"right": (1, 0), "down": (0, 1), "left": (-1, 0), "up": (0, -1)}
-        stops = [(k, [int(c * 255) for c in flow.encode(torch.tensor([[[[u * 16.0, v * 16.0]]]]))[0, 0, 0]])
+        stops = [(k, [int(c * 255) for c in flow.encode(torch.tensor([[[[u, v]]]]), max_flow=1.0)[0, 0, 0]])
                  for k, (u, v) in dirs.items()]
-        return {"title": "Optical flow", "units": f"hue = direction, saturation = speed (full at {flow.DEFAULT_MAX_FLOW:g} px/frame)", "stops": stops}
+        return {"title": "Optical flow", "units": "hue = direction, saturation = speed (full at 1/16 of the frame width per frame)", "stops": stops}
     if name == "segmentation":
         return {"title": "Segmentation", "units": "white = foreground", "stops": [("background", [0, 0, 0]), ("foreground", [255, 255, 255])]}
     if name == "skeleton":

@@ -1,7 +1,10 @@
 """Training the small latent codec (a Wan-style VAE) on random crops of a clip pool.
 
-The VAE is fully convolutional and causal in time, so it trains on short, small crops
-(5 frames x 32 x 32 by default) and runs on whole clips afterwards. Loss: L1 reconstruction
+The VAE is fully convolutional, so it trains on small spatial crops (32 x 32 by default), but
+it must see clips as long as it will code: its causal convolutions carry a feature cache from
+one 4-frame chunk to the next, and a VAE trained on 5-frame crops (one first frame and one
+chunk) never learns the cache of a second chunk, so every latent frame after the second decodes
+to noise. Crops therefore span the pool's whole clip length (17 frames by default). Loss: L1 reconstruction
 plus a small KL term; afterwards the per-channel latent mean/std of the pool are written into
 the VAE config so the DiT sees normalised latents.
 """
@@ -30,11 +33,14 @@ def _crop_batch(pool: ClipPool, batch: int, frames: int, size: int, g: torch.Gen
     return frames_to_video(torch.stack(out))
 
 
-def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, crop_frames: int = 5, crop_size: int = 32,
+def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, crop_frames: Optional[int] = None, crop_size: int = 32,
                 lr: float = 1e-3, kl_weight: float = 1e-6, seed: int = 0, log: Optional[Callable[[str], None]] = print,
-                time_limit_s: Optional[float] = None) -> dict:
+                time_limit_s: Optional[float] = None, rgb_share: float = 0.4) -> dict:
     """Train ``codec`` in place; returns {"steps", "seconds", "final_l1"}. Stops early at
-    ``time_limit_s`` (wall clock) if given."""
+    ``time_limit_s`` (wall clock) if given. ``crop_frames`` (4k+1) defaults to the pool's clip
+    length; ``rgb_share`` is the share of crops drawn from RGB, the rest from the modality
+    visualisations."""
+    crop_frames = crop_frames or pool.videos["rgb"].shape[1]
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     vae = codec.vae.train()
@@ -43,7 +49,7 @@ def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, 
     start, ema_l1 = time.time(), None
     step = 0
     for step in range(1, steps + 1):
-        x = _crop_batch(pool, batch, crop_frames, crop_size, g)
+        x = _crop_batch(pool, batch, crop_frames, crop_size, g, rgb_share)
         dist = vae.encode(x).latent_dist
         y = vae.decode(dist.sample(g)).sample
         l1 = (y - x).abs().mean()
