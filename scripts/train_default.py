@@ -10,7 +10,8 @@ and write OUT_DIR/transformer.safetensors (EMA weights, bf16), OUT_DIR/training.
 and a training checkpoint for resuming. ``--modalities depth`` trains a single-task/
 single-modality baseline with the same compute. ``--init FOLDER --csv DATA.csv`` fine-tunes
 FOLDER's transformer on the CSV's clips (encoded with FOLDER's own codec and text encoder); on
-a GPU machine launch it with ``accelerate launch`` for several GPUs.
+a GPU machine launch it with ``accelerate launch`` for several GPUs. ``--prepare-only --latents
+CACHE`` encodes the data once and stops, so several runs can then share the cache.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def main(argv=None) -> None:
     ap.add_argument("--latents", type=Path, default=None,
                     help="cache of the encoded pool (codec latents + prompt embeddings); made when missing")
     ap.add_argument("--codec", type=Path, default=Path(__file__).resolve().parents[1] / "unity_core/weights/default/codec")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path, default=None, help="run folder (transformer, checkpoint, training.json)")
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--time-limit", type=float, default=None)
     ap.add_argument("--batch", type=int, default=8)
@@ -82,8 +83,14 @@ def main(argv=None) -> None:
     ap.add_argument("--modality-weights", nargs="*", default=None, metavar="MODALITY=W",
                     help="modality probabilities (default: the release's)")
     ap.add_argument("--resume", type=Path, default=None)
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="only encode the data into the --latents cache and stop (then start several runs on it)")
     args = ap.parse_args(argv)
-    if (args.out / "transformer.safetensors").exists():
+    if args.prepare_only and not args.latents:
+        ap.error("--prepare-only needs --latents (where to write the cache)")
+    if not args.prepare_only and args.out is None:
+        ap.error("--out is required (a new folder for the run)")
+    if args.out is not None and (args.out / "transformer.safetensors").exists():
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,6 +116,9 @@ def main(argv=None) -> None:
         if args.latents:
             data.save(args.latents)
     prep_s = time.time() - start
+    if args.prepare_only:
+        print(json.dumps({"latents": str(args.latents), "clips": len(data), "prepare_seconds": round(prep_s, 1)}))
+        return
 
     modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
     task_weights = _weights(args.task_weights, TRAIN_TASK_WEIGHTS)
