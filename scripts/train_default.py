@@ -32,6 +32,7 @@ from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # n
 from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
+from unity_core.sampling.objective import RGB_ONLY_TASK  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
 from unity_core.train import LatentData, TrainConfig, Trainer, build_latent_data  # noqa: E402
 from unity_core.train.pool import load_or_render_pool  # noqa: E402
@@ -79,7 +80,8 @@ def main(argv=None) -> None:
     ap.add_argument("--modalities", nargs="*", default=None, help="train only these modalities")
     ap.add_argument("--tasks", nargs="*", default=None, help="train only these tasks")
     ap.add_argument("--task-weights", nargs="*", default=None, metavar="TASK=W",
-                    help="task probabilities (default: the release's text2all=0.5 video2flow=0.25 flow2video=0.25)")
+                    help="task probabilities (default: the release's text2all=0.5 video2flow=0.25 flow2video=0.25; "
+                         f"{RGB_ONLY_TASK}=W adds RGB-only text-to-video, which exploration needs)")
     ap.add_argument("--modality-weights", nargs="*", default=None, metavar="MODALITY=W",
                     help="modality probabilities (default: the release's)")
     ap.add_argument("--resume", type=Path, default=None)
@@ -121,7 +123,8 @@ def main(argv=None) -> None:
         return
 
     modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
-    task_weights = _weights(args.task_weights, TRAIN_TASK_WEIGHTS)
+    task_weights = _weights(args.task_weights, {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0})
+    task_weights = {t: w for t, w in task_weights.items() if w > 0}
     modality_weights = {m: w for m, w in modality_weights.items() if not args.modalities or m in args.modalities}
     task_weights = {t: w for t, w in task_weights.items() if not args.tasks or t in args.tasks}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,

@@ -126,3 +126,25 @@ def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
     before = load_transformer(start / "transformer.safetensors")
     after = load_transformer(out / "transformer.safetensors")
     assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+
+
+def test_rgb_only_task_trains_the_plain_forward():
+    """``text2video`` supervises RGB alone and never builds modality tokens: the modality
+    patch embedding gets no gradient, and the loss equals that of the plain (Wan) forward."""
+    from unity_core.sampling.objective import RGB_ONLY_TASK
+
+    data, model = _data(), _model()
+    g = torch.Generator().manual_seed(5)
+    t = torch.full((len(data),), 0.4)
+    loss, info = flow_matching_loss(model, data.rgb, data.modalities["depth"], RGB_ONLY_TASK, "depth", data.prompts,
+                                    None, generator=g, t=t)
+    assert set(info) == {"t", "loss_rgb"}
+    loss.backward()
+    assert model.flow_patch_embedding.weight.grad is None and model.patch_embedding.weight.grad is not None
+    noise = torch.randn(data.rgb.shape, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        v, v_mod = model((1 - 0.4) * data.rgb + 0.4 * noise, torch.full((len(data),), 400.0), data.prompts)
+    assert v_mod is None
+    assert torch.allclose(loss.detach(), ((v - (noise - data.rgb)) ** 2).mean(), rtol=1e-5)
+    trainer = Trainer(model, data, TrainConfig(batch_size=2, seed=1, task_weights={RGB_ONLY_TASK: 1.0, "video2flow": 1.0}))
+    assert {h["task"] for h in trainer.train(6, log=None)} <= {RGB_ONLY_TASK, "video2flow"}

@@ -5,6 +5,11 @@ flow2video 0.25) and a modality (depth 0.2, densepose 0.2, raft 0.2, segmentatio
 skeleton 0.4), draw t = sigmoid(N(0, 1)) shifted towards noise with shift 5, noise the
 stream(s) of the task (the clean stream is fed exactly, t = 0), and regress the velocity
 noise - x with a float32 MSE per supervised stream, summed.
+
+One task is ours, not the release's: ``text2video`` (:data:`RGB_ONLY_TASK`), plain text-to-video
+on the RGB stream with no modality tokens at all. The 5B inherits that ability from Wan; a model
+trained from scratch (the shipped default) must learn it, because world exploration
+(:mod:`unity_core.explore`) runs the RGB stream alone.
 """
 
 from __future__ import annotations
@@ -16,6 +21,10 @@ import torch
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS, resolve_task
 from unity_core.sampling.schedule import TIMESTEP_SCALE, shift_sigmas
 from unity_core.sampling.tasks import add_noise, noised_streams
+
+
+#: Training-only task: RGB alone, no modality stream (what Wan was trained on; exploration runs it).
+RGB_ONLY_TASK = "text2video"
 
 
 def _choose(weights: Mapping[str, float], generator: Optional[torch.Generator]) -> str:
@@ -75,7 +84,8 @@ def flow_matching_loss(
 
     Args:
         rgb_x, modality_x: clean latents ``[B, C, F, H, W]``.
-        task: task name; decides which streams are noised and supervised.
+        task: task name (or :data:`RGB_ONLY_TASK`); decides which streams are noised and
+            supervised.
         modality: the modality of ``modality_x``.
         context, modality_context: prompt tokens ``[B, L, text_dim]``.
         generator: CPU generator for t and the noise (RGB noise first, then modality).
@@ -86,7 +96,8 @@ def flow_matching_loss(
         (loss, info) where loss is the sum of per-stream float32 MSEs over the supervised
         streams, and info has ``t`` and the per-stream losses as floats.
     """
-    rgb_noised, mod_noised = noised_streams(resolve_task(task))
+    rgb_only = task == RGB_ONLY_TASK
+    rgb_noised, mod_noised = (True, False) if rgb_only else noised_streams(resolve_task(task))
     batch = rgb_x.shape[0]
     if t is None:
         t = sample_timesteps(batch, timestep_shift, generator)
@@ -96,7 +107,10 @@ def flow_matching_loss(
     z_rgb = add_noise(rgb_x, noise_rgb, t) if rgb_noised else rgb_x
     z_mod = add_noise(modality_x, noise_mod, t) if mod_noised else modality_x
     timestep = (t.to(torch.float32) * TIMESTEP_SCALE)
-    v_rgb, v_mod = model(z_rgb, timestep, context, z_mod, modality, modality_context)
+    if rgb_only:
+        v_rgb, v_mod = model(z_rgb, timestep, context)
+    else:
+        v_rgb, v_mod = model(z_rgb, timestep, context, z_mod, modality, modality_context)
     info: Dict[str, float] = {"t": float(t.mean())}
     loss = torch.zeros((), device=rgb_x.device, dtype=torch.float32)
     if rgb_noised:
