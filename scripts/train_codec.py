@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--init", type=Path, default=None, help="fine-tune this codec folder instead of a fresh VAE")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--crop-size", type=int, default=32)
+    ap.add_argument("--crop-frames", type=int, default=None,
+                    help="frames per crop (4k+1; default the whole clip, which the VAE's chunk cache needs)")
     ap.add_argument("--rgb-share", type=float, default=0.4, help="share of crops drawn from RGB (the rest: modalities)")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
@@ -44,7 +46,7 @@ def main() -> None:
     pool = load_or_render_pool(args.pool, args.clips)
     codec = LatentCodec.from_pretrained(args.init) if args.init else LatentCodec.from_config()
     stats = train_codec(codec, pool, args.steps, seed=args.seed, time_limit_s=args.time_limit, lr=args.lr,
-                        crop_size=args.crop_size, rgb_share=args.rgb_share)
+                        crop_size=args.crop_size, crop_frames=args.crop_frames, rgb_share=args.rgb_share)
     set_latent_statistics(codec, pool)
     codec.save_pretrained(args.out)
     stats.update(init=str(args.init) if args.init else None, pool=str(args.pool), clips=len(pool), threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
