@@ -3,10 +3,11 @@
 Values: ``[F, H, W, 2]`` (u right, v down) in pixels; frame i holds the flow from frame i to
 i + 1 (the last frame repeats the previous flow). Hue encodes direction, saturation encodes
 magnitude relative to ``max_flow``; flow beyond ``max_flow`` is clipped to it. By default
-``max_flow`` is a fixed share of the frame width (:data:`FULL_SPEED_PER_WIDTH`: 4 px/frame at 64 px
-wide, 80 px/frame at 1280), so a visualisation means the same motion after it is resized, and
-small frames, whose motion is a few pixels, still get saturated colours. Decoding inverts the wheel: every wheel colour has one channel at 1 and one at
-0, so the magnitude is 1 - min(rgb) and the hue gives the wheel position.
+``max_flow`` is a fixed share of the frame width (:data:`FULL_SPEED_PER_WIDTH`: 4 px/frame at
+64 px wide, 80 px/frame at 1280), so a visualisation means the same motion after it is resized,
+and small frames, whose motion is a few pixels, still get saturated colours. Decoding inverts
+the wheel: every wheel colour has one channel at 1 and one at 0, so the magnitude is
+1 - min(rgb) and the hue gives the wheel position.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ The VAE is fully convolutional, so it trains on small spatial crops (32 x 32 by 
 it must see clips as long as it will code: its causal convolutions carry a feature cache from
 one 4-frame chunk to the next, and a VAE trained on 5-frame crops (one first frame and one
 chunk) never learns the cache of a second chunk, so every latent frame after the second decodes
-to noise. Crops therefore span the pool's whole clip length (17 frames by default). Loss: L1 reconstruction
-plus a small KL term; afterwards the per-channel latent mean/std of the pool are written into
-the VAE config so the DiT sees normalised latents.
+to noise. Crops therefore span the pool's whole clip length (17 frames by default). Loss: L1
+reconstruction plus a small KL term; afterwards the per-channel latent mean/std of the pool are
+written into the VAE config so the DiT sees normalised latents.
 """
 
 from __future__ import annotations
