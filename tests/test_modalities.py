@@ -30,6 +30,8 @@ def test_flow_round_trip_epe_below_half_pixel(tmp_path):
     flow = (torch.rand(3, 32, 32, 2, generator=G) - 0.5) * 2 * 11  # |flow| <= 15.6 < max_flow 16
     back = M.decode("flow", _through_webp(M.encode("optical_flow", flow, max_flow=16), tmp_path), max_flow=16)
     assert (back - flow).norm(dim=-1).mean() < 0.5 and (back - flow).norm(dim=-1).max() < 1.0
+    zero = M.encode("raft", torch.zeros(1, 2, 2, 2))
+    assert torch.allclose(zero, torch.ones_like(zero))  # no motion is white
 
 
 def test_flow_scale_follows_frame_width():
@@ -43,8 +45,6 @@ def test_flow_scale_follows_frame_width():
     assert torch.allclose(M.decode("raft", wide)[..., 0], torch.full((1, 4, 64), 4.0), atol=1e-3)
     with pytest.raises(ValueError, match="max_flow"):
         M.encode("raft", unit, max_flow=0)
-    zero = M.encode("raft", torch.zeros(1, 2, 2, 2))
-    assert torch.allclose(zero, torch.ones_like(zero))  # no motion is white
 
 
 def test_segmentation_labels_exact(tmp_path):
