@@ -23,7 +23,9 @@ import argparse
 import json
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
+from typing import Dict, List
 
 import torch
 
@@ -51,6 +53,53 @@ def relative_absrel(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float(((pred - target).abs() / (target + 0.1)).mean())
 
 
+def score_depth(rel: torch.Tensor, clip) -> Dict[str, float]:
+    """Depth AbsRel / delta1 of relative depth ``[F, H, W]`` (0 near, 1 far) against the clip's
+    metric depth, beside the constant (median depth) baseline."""
+    gt = clip.depth
+    pred, const = depth_from_relative(rel, gt), torch.full_like(gt, float(gt.median()))
+    return {"depth_absrel": metrics.abs_rel(pred, gt), "depth_absrel_const": metrics.abs_rel(const, gt),
+            "depth_delta1": metrics.delta1(pred, gt), "depth_delta1_const": metrics.delta1(const, gt)}
+
+
+def score_flow(flow: torch.Tensor, clip) -> Dict[str, float]:
+    """EPE of flow ``[F, H, W, 2]`` (pixels) beside the constant (mean flow vector) baseline."""
+    mean_flow = clip.flow[clip.flow_valid].mean(0)
+    return {"flow_epe": metrics.epe(flow, clip.flow, clip.flow_valid),
+            "flow_epe_const": metrics.epe(mean_flow.expand_as(clip.flow), clip.flow, clip.flow_valid)}
+
+
+def score_segmentation(seg: torch.Tensor, clip) -> Dict[str, float]:
+    """Foreground mIoU of labels ``[F, H, W]`` beside the better of all-background / all-foreground."""
+    gt = modality_values(clip, "segmentation")
+    const = max(metrics.miou(torch.zeros_like(gt), gt, 2), metrics.miou(torch.ones_like(gt), gt, 2))
+    return {"seg_miou": metrics.miou(seg, gt, 2), "seg_miou_const": const}
+
+
+def score_skeleton(keypoints: torch.Tensor, clip) -> Dict[str, float]:
+    """PCK@0.1 of keypoints ``[F, 1, 18, 3]`` against the clip's first figure (the decoder returns
+    one person), beside each keypoint's mean position."""
+    gt = clip.keypoints[:, :1]
+    vis = gt[..., 2:3] > 0
+    mean_kp = (gt * vis).sum(0, keepdim=True) / vis.sum(0, keepdim=True).clamp_min(1)
+    return {"pck": metrics.pck(keypoints, gt), "pck_const": metrics.pck(mean_kp.expand_as(gt), gt)}
+
+
+def add_x_better(result: Dict[str, float]) -> None:
+    """Add ``<metric>_x_better`` = baseline error / error for each scored metric in ``result``
+    (errors: AbsRel, 1 - delta1, EPE, 1 - mIoU, 1 - PCK)."""
+    errors = {"depth_absrel": lambda v: v, "depth_delta1": lambda v: 1 - v, "flow_epe": lambda v: v,
+              "seg_miou": lambda v: 1 - v, "pck": lambda v: 1 - v}
+    for k, err in errors.items():
+        if k in result:
+            result[f"{k}_x_better"] = round(err(result[f"{k}_const"]) / max(err(result[k]), 1e-6), 2)
+
+
+def mean_rows(rows: Dict[str, List[float]]) -> Dict[str, float]:
+    """Per-key means (4 decimals) of per-clip rows, in insertion order."""
+    return {k: round(sum(v) / len(v), 4) for k, v in rows.items() if v}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8)
@@ -59,36 +108,24 @@ def main() -> None:
     ap.add_argument("--depth-only", action="store_true", help="depth estimation only (single-task models)")
     args = ap.parse_args()
     pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
-    rows = {k: [] for k in ("depth_absrel", "depth_absrel_const", "depth_delta1", "depth_delta1_const", "flow_epe",
-                            "flow_epe_const", "seg_miou", "seg_miou_const", "pck", "pck_const", "control_depth_absrel",
-                            "control_depth_absrel_mismatched", "joint_depth_absrel", "joint_depth_absrel_mismatched")}
+    rows: Dict[str, List[float]] = defaultdict(list)
+
+    def add(scores: Dict[str, float]) -> None:
+        for k, v in scores.items():
+            rows[k].append(v)
+
     controls, generated = [], []
     start = time.time()
     for i in range(args.clips):
         clip = render_clip(HELD_OUT + i, 17, 64, 64, actions=held_actions(HELD_OUT + i, 17))
         kw = dict(steps=args.steps, seed=i, prompt=clip.prompt)
-        gt = clip.depth
-        pred = depth_from_relative(pipe.estimate(clip.rgb, "depth", **kw).values, gt)
-        const = torch.full_like(gt, float(gt.median()))
-        rows["depth_absrel"].append(metrics.abs_rel(pred, gt)); rows["depth_absrel_const"].append(metrics.abs_rel(const, gt))
-        rows["depth_delta1"].append(metrics.delta1(pred, gt)); rows["depth_delta1_const"].append(metrics.delta1(const, gt))
+        add(score_depth(pipe.estimate(clip.rgb, "depth", **kw).values, clip))
         if args.depth_only:
             print(f"clip {i + 1}/{args.clips} done ({time.time() - start:.0f}s)")
             continue
-        flow = pipe.estimate(clip.rgb, "raft", **kw).values
-        mean_flow = clip.flow[clip.flow_valid].mean(0)
-        rows["flow_epe"].append(metrics.epe(flow, clip.flow, clip.flow_valid))
-        rows["flow_epe_const"].append(metrics.epe(mean_flow.expand_as(clip.flow), clip.flow, clip.flow_valid))
-        seg_gt = modality_values(clip, "segmentation")
-        seg = pipe.estimate(clip.rgb, "segmentation", **kw).values
-        rows["seg_miou"].append(metrics.miou(seg, seg_gt, 2))
-        rows["seg_miou_const"].append(max(metrics.miou(torch.zeros_like(seg_gt), seg_gt, 2), metrics.miou(torch.ones_like(seg_gt), seg_gt, 2)))
-        kp = pipe.estimate(clip.rgb, "skeleton", **kw).values
-        gt_kp = clip.keypoints[:, :1]  # the decoder returns one person; score the first figure
-        rows["pck"].append(metrics.pck(kp, gt_kp))
-        vis = gt_kp[..., 2:3] > 0
-        mean_kp = (gt_kp * vis).sum(0, keepdim=True) / vis.sum(0, keepdim=True).clamp_min(1)
-        rows["pck_const"].append(metrics.pck(mean_kp.expand_as(gt_kp), gt_kp))
+        add(score_flow(pipe.estimate(clip.rgb, "raft", **kw).values, clip))
+        add(score_segmentation(pipe.estimate(clip.rgb, "segmentation", **kw).values, clip))
+        add(score_skeleton(pipe.estimate(clip.rgb, "skeleton", **kw).values, clip))
         # controllable generation from depth: re-estimate depth from the generated RGB
         control = encode("depth", modality_values(clip, "depth"))
         gen = pipe.control(control, "depth", clip.prompt, steps=args.steps, seed=i)
@@ -105,12 +142,8 @@ def main() -> None:
         rows["control_depth_absrel_mismatched"].append(relative_absrel(controls[i][1], controls[j][0]))
         rows["joint_depth_absrel"].append(relative_absrel(generated[i][1], generated[i][0]))
         rows["joint_depth_absrel_mismatched"].append(relative_absrel(generated[i][1], generated[j][0]))
-    result = {k: round(sum(v) / len(v), 4) for k, v in rows.items() if v}
-    errors = {"depth_absrel": lambda v: v, "depth_delta1": lambda v: 1 - v, "flow_epe": lambda v: v,
-              "seg_miou": lambda v: 1 - v, "pck": lambda v: 1 - v}
-    for k, err in errors.items():
-        if k in result:
-            result[f"{k}_x_better"] = round(err(result[f"{k}_const"]) / max(err(result[k]), 1e-6), 2)
+    result = mean_rows(rows)
+    add_x_better(result)
     result.update(clips=args.clips, steps=args.steps, seconds=round(time.time() - start, 1), checkpoint=args.checkpoint,
                   note="control/joint AbsRel are in relative depth, |a-b|/(b+0.1)")
     print(json.dumps(result))

@@ -49,7 +49,8 @@ def main() -> None:
                         crop_size=args.crop_size, crop_frames=args.crop_frames, rgb_share=args.rgb_share)
     set_latent_statistics(codec, pool)
     codec.save_pretrained(args.out)
-    stats.update(init=str(args.init) if args.init else None, pool=str(args.pool), clips=len(pool), threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
+    stats.update(init=str(args.init) if args.init else None, pool=str(args.pool), clips=len(pool),
+                 threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
     print(json.dumps(stats))
 
 

@@ -124,9 +124,8 @@ def main(argv=None) -> None:
 
     modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
     task_weights = _weights(args.task_weights, {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0})
-    task_weights = {t: w for t, w in task_weights.items() if w > 0}
     modality_weights = {m: w for m, w in modality_weights.items() if not args.modalities or m in args.modalities}
-    task_weights = {t: w for t, w in task_weights.items() if not args.tasks or t in args.tasks}
+    task_weights = {t: w for t, w in task_weights.items() if w > 0 and (not args.tasks or t in args.tasks)}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
                       task_weights=task_weights, timestep_shift=args.timestep_shift)
     trainer = Trainer(model, data, cfg, device=args.device, use_accelerate=args.accelerate)
