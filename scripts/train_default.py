@@ -84,6 +84,9 @@ def main(argv=None) -> None:
                          f"{RGB_ONLY_TASK}=W adds RGB-only text-to-video, which exploration needs)")
     ap.add_argument("--modality-weights", nargs="*", default=None, metavar="MODALITY=W",
                     help="modality probabilities (default: the release's)")
+    ap.add_argument("--modality-embedding-std", type=float, default=0.0,
+                    help="from scratch only: draw the modality embeddings from N(0, std^2) instead of the "
+                         "release's zeros, so the modalities start apart (1.0 is near the token scale)")
     ap.add_argument("--resume", type=Path, default=None)
     ap.add_argument("--prepare-only", action="store_true",
                     help="only encode the data into the --latents cache and stop (then start several runs on it)")
@@ -94,6 +97,8 @@ def main(argv=None) -> None:
         ap.error("--out is required (a new folder for the run)")
     if args.out is not None and (args.out / "transformer.safetensors").exists():
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
+    if args.modality_embedding_std and (args.init or args.resume):
+        ap.error("--modality-embedding-std sets the from-scratch initialisation; drop it with --init or --resume")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -105,6 +110,7 @@ def main(argv=None) -> None:
         model, codec, text_encoder, preset = pipe.transformer.float().train(), pipe.codec, pipe.text_encoder, str(args.init)
     else:
         model, codec, text_encoder, preset = UnityVideoTransformer(get_config("unityvideo-small")), None, None, "unityvideo-small"
+        model.reset_unity_parameters(modality_embedding_std=args.modality_embedding_std)
     if args.latents and args.latents.exists():
         data = LatentData.load(args.latents)
     else:
@@ -142,7 +148,7 @@ def main(argv=None) -> None:
     last = history[-200:]
     report = {
         "preset": preset, "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
-        "timestep_shift": args.timestep_shift,
+        "timestep_shift": args.timestep_shift, "modality_embedding_std": args.modality_embedding_std,
         "clips": len(data), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
         "threads": torch.get_num_threads(), "device": str(trainer.device), "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
         "modality_weights": modality_weights, "task_weights": task_weights,

@@ -158,6 +158,22 @@ def test_switcher_option_adds_its_own_parameters_only():
     assert (c[1] - a[1]).abs().max() > 1e-3
 
 
+def test_random_modality_embeddings_tell_the_modalities_apart_from_the_start():
+    model = _random_model()
+    model.reset_unity_parameters()
+    assert not any(p.any() for p in model.modality_embeddings.values())  # the release's zeros
+    model.reset_unity_parameters(modality_embedding_std=1.0)
+    emb = torch.stack(list(model.modality_embeddings.values()))
+    assert 0.8 < float(emb.std()) < 1.2
+    assert torch.cdist(emb, emb).add(torch.eye(len(emb)) * 1e9).min() > 1.0  # every pair apart
+    torch.nn.init.normal_(model.flow_in.weight)
+    rgb, mod, ctx, mctx = _inputs(batch=1)
+    with torch.no_grad():
+        a = model(rgb, torch.tensor([300.0]), ctx, mod, "depth", mctx)[1]
+        b = model(rgb, torch.tensor([300.0]), ctx, mod, "segmentation", mctx)[1]
+    assert (a - b).abs().max() > 1e-3  # same inputs and prompt, the modality alone changes the output
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

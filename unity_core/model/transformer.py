@@ -254,9 +254,16 @@ class UnityVideoTransformer(nn.Module):
         self.reset_unity_parameters()
 
     @torch.no_grad()
-    def reset_unity_parameters(self) -> None:
+    def reset_unity_parameters(self, modality_embedding_std: float = 0.0) -> None:
         """Initialise the additions as the release does: copies of the base patch embedding and
-        head, zero ``flow_in`` and zero modality embeddings (so the modality stream starts inert)."""
+        head, zero ``flow_in`` and zero modality embeddings (so the modality stream starts inert).
+
+        Args:
+            modality_embedding_std: 0 (the release) keeps the modality embeddings zero, which
+                leaves a pretrained Wan's behaviour unchanged. For training from scratch a value
+                near the token scale (e.g. 1.0) draws them from ``N(0, std^2)`` with torch's
+                global RNG, so every modality starts with its own distinct signature.
+        """
         if self.patch_embedding.weight.is_meta:
             return
         self.flow_patch_embedding.load_state_dict(self.patch_embedding.state_dict())
@@ -265,7 +272,7 @@ class UnityVideoTransformer(nn.Module):
         nn.init.zeros_(self.flow_in.weight)
         nn.init.zeros_(self.flow_in.bias)
         for p in self.modality_embeddings.values():
-            nn.init.zeros_(p)
+            nn.init.normal_(p, std=modality_embedding_std) if modality_embedding_std > 0 else nn.init.zeros_(p)
         if self.config.modality_switcher:
             nn.init.zeros_(self.switcher_mlp[1].weight)
             nn.init.zeros_(self.switcher_mlp[1].bias)
