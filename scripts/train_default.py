@@ -158,7 +158,8 @@ def main(argv=None) -> None:
     if earlier is not None and earlier.is_file():  # a resumed run: carry the earlier runs' compute
         prev = json.loads(earlier.read_text())
         report["resumed_from"] = str(args.resume)
-        report["earlier_runs"] = prev.get("earlier_runs", []) + [{k: prev[k] for k in ("steps", "train_seconds", "threads")}]
+        phase = ("steps", "train_seconds", "threads", "lr", "modality_embedding_std", "task_weights", "modality_weights")
+        report["earlier_runs"] = prev.get("earlier_runs", []) + [{k: prev[k] for k in phase if k in prev}]
     report["train_seconds_total"] = round(train_s + sum(r["train_seconds"] for r in report.get("earlier_runs", [])), 1)
     (args.out / "training.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))

@@ -1,5 +1,6 @@
 """The trainer learns on synthworld and resumes exactly."""
 
+import pytest
 import torch
 
 from unity_core.codec import LatentCodec
@@ -126,6 +127,20 @@ def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
     before = load_transformer(start / "transformer.safetensors")
     after = load_transformer(out / "transformer.safetensors")
     assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+
+    # a second phase resumed from the first carries the first phase's settings and compute
+    common = ["--init", str(start), "--csv", str(csv_path), "--frames", "5", "--size", "16x16", "--batch", "2",
+              "--device", "cpu", "--resume", str(out / "trainer_checkpoint.safetensors")]
+    with pytest.raises(SystemExit):  # the from-scratch initialisation cannot apply to a resumed run
+        train_default.main(common + ["--modality-embedding-std", "1", "--out", str(tmp_path / "bad")])
+    train_default.main(common + ["--steps", "2", "--lr", "1e-4", "--task-weights", "video2flow=1",
+                                 "--out", str(tmp_path / "phase2")])
+    phase2 = json.loads((tmp_path / "phase2" / "training.json").read_text())
+    assert phase2["steps"] == 5 and phase2["lr"] == 1e-4
+    assert phase2["earlier_runs"] == [{k: report[k] for k in ("steps", "train_seconds", "threads", "lr",
+                                                              "modality_embedding_std", "task_weights",
+                                                              "modality_weights")}]
+    assert phase2["train_seconds_total"] == pytest.approx(phase2["train_seconds"] + report["train_seconds"], abs=0.11)
 
 
 def test_rgb_only_task_trains_the_plain_forward():
