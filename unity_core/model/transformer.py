@@ -272,7 +272,10 @@ class UnityVideoTransformer(nn.Module):
         nn.init.zeros_(self.flow_in.weight)
         nn.init.zeros_(self.flow_in.bias)
         for p in self.modality_embeddings.values():
-            nn.init.normal_(p, std=modality_embedding_std) if modality_embedding_std > 0 else nn.init.zeros_(p)
+            if modality_embedding_std > 0:
+                nn.init.normal_(p, std=modality_embedding_std)
+            else:
+                nn.init.zeros_(p)
         if self.config.modality_switcher:
             nn.init.zeros_(self.switcher_mlp[1].weight)
             nn.init.zeros_(self.switcher_mlp[1].bias)
