@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.eval_default import (  # noqa: E402
-    HELD_OUT, add_x_better, mean_rows, score_depth, score_flow, score_segmentation, score_skeleton,
+    HELD_OUT, add_scores, add_x_better, mean_rows, score_depth, score_flow, score_segmentation, score_skeleton,
 )
 from unity_core.data.synthworld import held_actions, modality_values, render_clip  # noqa: E402
 from unity_core.modalities import decode, encode  # noqa: E402
@@ -55,11 +55,9 @@ def main() -> None:
         def back(modality: str):
             return decode(modality, round_trip(pipe, encode(modality, modality_values(clip, modality), size=size)))
 
-        for scores in (score_depth(back("depth"), clip), score_flow(back("raft"), clip),
-                       score_segmentation(back("segmentation"), clip), score_skeleton(back("skeleton"), clip),
-                       {"flow_speed_p95": float(clip.flow[clip.flow_valid].norm(dim=-1).quantile(0.95))}):
-            for k, v in scores.items():
-                rows[k].append(v)
+        add_scores(rows, score_depth(back("depth"), clip), score_flow(back("raft"), clip),
+                   score_segmentation(back("segmentation"), clip), score_skeleton(back("skeleton"), clip),
+                   {"flow_speed_p95": float(clip.flow[clip.flow_valid].norm(dim=-1).quantile(0.95))})
     result = mean_rows(rows)
     add_x_better(result)
     result.update(clips=args.clips, checkpoint=args.checkpoint, seconds=round(time.time() - start, 1))

@@ -95,6 +95,13 @@ def add_x_better(result: Dict[str, float]) -> None:
             result[f"{k}_x_better"] = round(err(result[f"{k}_const"]) / max(err(result[k]), 1e-6), 2)
 
 
+def add_scores(rows: Dict[str, List[float]], *scores: Dict[str, float]) -> None:
+    """Append each per-clip score to its row in ``rows`` (a ``defaultdict(list)``)."""
+    for score in scores:
+        for k, v in score.items():
+            rows[k].append(v)
+
+
 def mean_rows(rows: Dict[str, List[float]]) -> Dict[str, float]:
     """Per-key means (4 decimals) of per-clip rows, in insertion order."""
     return {k: round(sum(v) / len(v), 4) for k, v in rows.items() if v}
@@ -109,23 +116,18 @@ def main() -> None:
     args = ap.parse_args()
     pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
     rows: Dict[str, List[float]] = defaultdict(list)
-
-    def add(scores: Dict[str, float]) -> None:
-        for k, v in scores.items():
-            rows[k].append(v)
-
     controls, generated = [], []
     start = time.time()
     for i in range(args.clips):
         clip = render_clip(HELD_OUT + i, 17, 64, 64, actions=held_actions(HELD_OUT + i, 17))
         kw = dict(steps=args.steps, seed=i, prompt=clip.prompt)
-        add(score_depth(pipe.estimate(clip.rgb, "depth", **kw).values, clip))
+        add_scores(rows, score_depth(pipe.estimate(clip.rgb, "depth", **kw).values, clip))
         if args.depth_only:
             print(f"clip {i + 1}/{args.clips} done ({time.time() - start:.0f}s)")
             continue
-        add(score_flow(pipe.estimate(clip.rgb, "raft", **kw).values, clip))
-        add(score_segmentation(pipe.estimate(clip.rgb, "segmentation", **kw).values, clip))
-        add(score_skeleton(pipe.estimate(clip.rgb, "skeleton", **kw).values, clip))
+        add_scores(rows, score_flow(pipe.estimate(clip.rgb, "raft", **kw).values, clip),
+                   score_segmentation(pipe.estimate(clip.rgb, "segmentation", **kw).values, clip),
+                   score_skeleton(pipe.estimate(clip.rgb, "skeleton", **kw).values, clip))
         # controllable generation from depth: re-estimate depth from the generated RGB
         control = encode("depth", modality_values(clip, "depth"))
         gen = pipe.control(control, "depth", clip.prompt, steps=args.steps, seed=i)
