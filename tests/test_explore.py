@@ -329,6 +329,11 @@ def test_estimate_motion_on_exact_correspondences(action):
                                            action.translation_direction(), rng)
     m = estimate_motion(p1, p2, K)
     assert (m.movement, m.rotation) == (action.movement, action.rotation)
+    # a rank-1 information across a random edge direction per point gives the same answer
+    normal = rng.normal(size=(len(p1), 2))
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    info = 1.9 * normal[:, :, None] * normal[:, None, :] + 0.05 * np.eye(2)
+    assert estimate_motion(p1, p2, K, info).action == m.action
     assert m.yaw == pytest.approx(math.radians(10) * yaw_s, abs=1e-3)
     assert m.pitch == pytest.approx(math.radians(10) * pitch_s, abs=1e-3)
     if action.movement != "·":
@@ -338,7 +343,9 @@ def test_estimate_motion_on_exact_correspondences(action):
 def test_scorer_recovers_synthworld_ground_truth_actions():
     """The scorer's own check on synthworld clips (seeds outside the training range): with the
     exact flow it must recover almost every action; from the rendered 64 x 64 frames (DIS flow)
-    rotation stays near perfect and movement is limited by the flow noise."""
+    rotation stays near perfect and movement is limited by the flow noise (0.83 overall on these
+    three clips, 0.78 on seeds 7001-7016; 0.71 and 0.68 before the tracks' texture information
+    was used)."""
     from unity_core.data.synthworld import render_clip
     from unity_core.explore.scorer import merge_scores, score_video
 
@@ -351,7 +358,7 @@ def test_scorer_recovers_synthworld_ground_truth_actions():
     gt_score, dis_score = merge_scores(gt), merge_scores(dis)
     assert len(gt_score.commanded) == 24
     assert gt_score.overall >= 0.9 and gt_score.rotation == 1.0
-    assert dis_score.rotation >= 0.9 and dis_score.overall >= 0.5
+    assert dis_score.rotation >= 0.9 and dis_score.overall >= 0.75
     assert 0.0 <= min(dis_score.per_movement.values()) and max(dis_score.per_movement.values()) <= 1.0
 
 
