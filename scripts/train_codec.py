@@ -36,20 +36,25 @@ def main() -> None:
     ap.add_argument("--crop-frames", type=int, default=None,
                     help="frames per crop (4k+1; default the whole clip, which the VAE's chunk cache needs)")
     ap.add_argument("--rgb-share", type=float, default=0.4, help="share of crops drawn from RGB (the rest: modalities)")
+    ap.add_argument("--decoder-only", action="store_true",
+                    help="with --init: train only the decoder; latents (and transformers trained on them) stay valid")
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.decoder_only and not args.init:
+        raise SystemExit("--decoder-only fine-tunes an existing codec: give --init CODEC_DIR")
     if args.out.exists() and any(args.out.iterdir()):
         raise SystemExit(f"{args.out} is not empty; pick a new --out folder")
     torch.manual_seed(args.seed)
     pool = load_or_render_pool(args.pool, args.clips)
     codec = LatentCodec.from_pretrained(args.init) if args.init else LatentCodec.from_config()
     stats = train_codec(codec, pool, args.steps, seed=args.seed, time_limit_s=args.time_limit, lr=args.lr,
-                        crop_size=args.crop_size, crop_frames=args.crop_frames, rgb_share=args.rgb_share)
-    set_latent_statistics(codec, pool)
+                        crop_size=args.crop_size, crop_frames=args.crop_frames, rgb_share=args.rgb_share, decoder_only=args.decoder_only)
+    if not args.decoder_only:  # a frozen encoder keeps the latent statistics
+        set_latent_statistics(codec, pool)
     codec.save_pretrained(args.out)
-    stats.update(init=str(args.init) if args.init else None, pool=str(args.pool), clips=len(pool),
+    stats.update(init=str(args.init) if args.init else None, decoder_only=args.decoder_only, pool=str(args.pool), clips=len(pool),
                  threads=torch.get_num_threads(), params_m=round(sum(p.numel() for p in codec.parameters()) / 1e6, 2))
     print(json.dumps(stats))
 

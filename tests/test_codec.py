@@ -74,3 +74,26 @@ def test_shipped_codec_codes_every_chunk_of_a_whole_clip():
         err = (back - frames).abs().mean(dim=(1, 2, 3))  # per frame, [0, 1] scale
         first, last = float(err[1:5].mean()), float(err[13:17].mean())
         assert last < 0.08 and last < 2 * first + 0.02, (first, last)
+
+
+@pytest.mark.parametrize("decoder_only", [False, True])
+def test_codec_training_moves_only_the_parts_it_should(decoder_only):
+    """``train_codec(decoder_only=True)`` (``scripts/train_codec.py --decoder-only``) leaves the
+    encoder, and so the latents a transformer was trained on, bit for bit as they were."""
+    from unity_core.train.codec import train_codec
+    from unity_core.train.pool import render_pool
+
+    pool = render_pool(range(2), num_frames=5, height=16, width=16, log=None)
+    codec = LatentCodec.from_config(TINY_VAE)
+    before = {k: v.clone() for k, v in codec.vae.state_dict().items()}
+    x = frames_to_video(pool.frames("rgb", slice(0, 1)))
+    with torch.no_grad():
+        z_before = codec.eval().encode(x)
+    stats = train_codec(codec, pool, steps=2, batch=2, crop_size=16, lr=1e-2, log=None, decoder_only=decoder_only)
+    after = codec.vae.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert stats["steps"] == 2 and any(k.startswith("decoder.") for k in moved)
+    assert any(k.startswith("encoder.") for k in moved) != decoder_only
+    with torch.no_grad():
+        assert torch.equal(codec.encode(x), z_before) == decoder_only
+    assert all(p.requires_grad for p in codec.vae.parameters())

@@ -7,6 +7,10 @@ chunk) never learns the cache of a second chunk, so every latent frame after the
 to noise. Crops therefore span the pool's whole clip length (17 frames by default). Loss: L1
 reconstruction plus a small KL term; afterwards the per-channel latent mean/std of the pool are
 written into the VAE config so the DiT sees normalised latents.
+
+``decoder_only`` fine-tunes the decoder (and ``post_quant_conv``) with the encoder frozen: the
+latent space, and so every transformer trained on it, stays valid, while the reconstruction
+improves.
 """
 
 from __future__ import annotations
@@ -35,29 +39,35 @@ def _crop_batch(pool: ClipPool, batch: int, frames: int, size: int, g: torch.Gen
 
 def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, crop_frames: Optional[int] = None, crop_size: int = 32,
                 lr: float = 1e-3, kl_weight: float = 1e-6, seed: int = 0, log: Optional[Callable[[str], None]] = print,
-                time_limit_s: Optional[float] = None, rgb_share: float = 0.4) -> dict:
+                time_limit_s: Optional[float] = None, rgb_share: float = 0.4, decoder_only: bool = False) -> dict:
     """Train ``codec`` in place; returns {"steps", "seconds", "final_l1"}. Stops early at
     ``time_limit_s`` (wall clock) if given. ``crop_frames`` (4k+1) defaults to the pool's clip
     length; ``rgb_share`` is the share of crops drawn from RGB, the rest from the modality
-    visualisations."""
+    visualisations. ``decoder_only`` freezes the encoder (and ``quant_conv``), so latents, their
+    statistics and any transformer trained on them are unchanged."""
     crop_frames = crop_frames or pool.videos["rgb"].shape[1]
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     vae = codec.vae.train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters()) if decoder_only else list(vae.parameters())
+    if decoder_only:
+        vae.encoder.eval()
+        vae.encoder.requires_grad_(False)
+        vae.quant_conv.requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     start, ema_l1 = time.time(), None
     step = 0
     for step in range(1, steps + 1):
         x = _crop_batch(pool, batch, crop_frames, crop_size, g, rgb_share)
-        dist = vae.encode(x).latent_dist
+        with torch.set_grad_enabled(not decoder_only):
+            dist = vae.encode(x).latent_dist
         y = vae.decode(dist.sample(g)).sample
         l1 = (y - x).abs().mean()
-        kl = dist.kl().mean() / x[0].numel()
-        loss = l1 + kl_weight * kl
+        loss = l1 if decoder_only else l1 + kl_weight * dist.kl().mean() / x[0].numel()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         ema_l1 = l1.item() if ema_l1 is None else 0.98 * ema_l1 + 0.02 * l1.item()
@@ -66,6 +76,7 @@ def train_codec(codec: LatentCodec, pool: ClipPool, steps: int, batch: int = 8, 
         if time_limit_s and time.time() - start > time_limit_s:
             break
     vae.eval()
+    vae.requires_grad_(True)
     return {"steps": step, "seconds": round(time.time() - start, 1), "final_l1": round(ema_l1 or 0.0, 5)}
 
 
