@@ -32,10 +32,10 @@ from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # n
 from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
-from unity_core.sampling.objective import RGB_ONLY_TASK  # noqa: E402
+from unity_core.sampling.objective import EXPLORE_TASK, RGB_ONLY_TASK  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
-from unity_core.train import LatentData, TrainConfig, Trainer, build_latent_data  # noqa: E402
-from unity_core.train.pool import load_or_render_pool  # noqa: E402
+from unity_core.train import LatentData, TrainConfig, Trainer, add_walks, build_latent_data  # noqa: E402
+from unity_core.train.pool import WALK_SEED0, load_or_render_pool, render_walks  # noqa: E402
 
 
 def _weights(pairs, defaults):
@@ -81,13 +81,18 @@ def main(argv=None) -> None:
     ap.add_argument("--tasks", nargs="*", default=None, help="train only these tasks")
     ap.add_argument("--task-weights", nargs="*", default=None, metavar="TASK=W",
                     help="task probabilities (default: the release's text2all=0.5 video2flow=0.25 flow2video=0.25; "
-                         f"{RGB_ONLY_TASK}=W adds RGB-only text-to-video, which exploration needs)")
+                         f"{RGB_ONLY_TASK}=W adds RGB-only text-to-video, {EXPLORE_TASK}=W (with --walks) one "
+                         "exploration segment after a history, as explore() samples it)")
     ap.add_argument("--modality-weights", nargs="*", default=None, metavar="MODALITY=W",
                     help="modality probabilities (default: the release's)")
     ap.add_argument("--modality-embedding-std", type=float, default=None,
                     help="from scratch only: draw the modality embeddings from N(0, std^2) so the modalities "
                          "start apart (default 1.0, near the token scale; 0 keeps the release's zeros, "
                          "which trained 2x worse depth estimation at equal compute, see MODEL_CARD.md)")
+    ap.add_argument("--walks", type=int, default=0,
+                    help="render this many walk clips (seeds from 300000) for the explore_segment task")
+    ap.add_argument("--walk-cache", type=Path, default=None,
+                    help="safetensors cache of the encoded walk clips (written when missing)")
     ap.add_argument("--resume", type=Path, default=None)
     ap.add_argument("--prepare-only", action="store_true",
                     help="only encode the data into the --latents cache and stop (then start several runs on it)")
@@ -113,7 +118,8 @@ def main(argv=None) -> None:
         model, codec, text_encoder, preset = pipe.transformer.float().train(), pipe.codec, pipe.text_encoder, str(args.init)
     else:
         model, codec, text_encoder, preset = UnityVideoTransformer(get_config("unityvideo-small")), None, None, "unityvideo-small"
-        model.reset_unity_parameters(modality_embedding_std=args.modality_embedding_std)
+        if not args.resume:  # a resumed run loads every weight from its checkpoint
+            model.reset_unity_parameters(modality_embedding_std=args.modality_embedding_std)
     if args.latents and args.latents.exists():
         data = LatentData.load(args.latents)
     else:
@@ -126,13 +132,24 @@ def main(argv=None) -> None:
                                  videos, prompts)
         if args.latents:
             data.save(args.latents)
+    if args.walks:
+        if args.walk_cache and args.walk_cache.exists():
+            walks = LatentData.load(args.walk_cache)
+            data.walk_rgb, data.walk_prompts = walks.walk_rgb, walks.walk_prompts
+        else:
+            rgb, walk_prompts = render_walks(range(WALK_SEED0, WALK_SEED0 + args.walks))
+            add_walks(data, codec or LatentCodec.from_pretrained(args.codec), text_encoder or MiniLMTextEncoder(),
+                      rgb, walk_prompts)
+            if args.walk_cache:
+                LatentData(data.rgb[:0], {}, data.prompts[:0], {}, data.empty_prompt, data.walk_rgb,
+                           data.walk_prompts).save(args.walk_cache)
     prep_s = time.time() - start
     if args.prepare_only:
         print(json.dumps({"latents": str(args.latents), "clips": len(data), "prepare_seconds": round(prep_s, 1)}))
         return
 
     modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
-    task_weights = _weights(args.task_weights, {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0})
+    task_weights = _weights(args.task_weights, {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0, EXPLORE_TASK: 0.0})
     modality_weights = {m: w for m, w in modality_weights.items() if not args.modalities or m in args.modalities}
     task_weights = {t: w for t, w in task_weights.items() if w > 0 and (not args.tasks or t in args.tasks)}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
@@ -152,7 +169,7 @@ def main(argv=None) -> None:
     report = {
         "preset": preset, "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
         "timestep_shift": args.timestep_shift, "modality_embedding_std": args.modality_embedding_std,
-        "clips": len(data), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
+        "clips": len(data), "walks": 0 if data.walk_rgb is None else len(data.walk_rgb), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
         "threads": torch.get_num_threads(), "device": str(trainer.device), "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
         "modality_weights": modality_weights, "task_weights": task_weights,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),

@@ -163,3 +163,66 @@ def test_rgb_only_task_trains_the_plain_forward():
     assert torch.allclose(loss.detach(), ((v - (noise - data.rgb)) ** 2).mean(), rtol=1e-5)
     trainer = Trainer(model, data, TrainConfig(batch_size=2, seed=1, task_weights={RGB_ONLY_TASK: 1.0, "video2flow": 1.0}))
     assert {h["task"] for h in trainer.train(6, log=None)} <= {RGB_ONLY_TASK, "video2flow"}
+
+
+def test_explore_segment_task_supervises_the_last_segment_of_walk_clips(tmp_path):
+    """``explore_segment`` trains what ``explore()`` samples: a walk clip noised to one t, the
+    loss on its last latent frame only, prompted with the new action alone."""
+    from unity_core.sampling.objective import EXPLORE_TASK
+    from unity_core.train import add_walks
+    from unity_core.train.pool import render_walks
+
+    data, model = _data(), _model()
+    codec = LatentCodec.from_config(TINY_VAE).eval()
+    with pytest.raises(ValueError, match="render_walks"):
+        Trainer(model, data, TrainConfig(batch_size=2, task_weights={EXPLORE_TASK: 1.0}))
+    with pytest.raises(ValueError, match="frame count"):
+        add_walks(data, codec, _HashText(), *render_walks(range(300000, 300002), num_frames=9, height=16, width=16, log=None))
+    rgb, prompts = render_walks(range(300000, 300004), num_frames=9, height=16, width=16, log=None)
+    assert rgb.shape == (4, 9, 16, 16, 3) and rgb.dtype == torch.uint8
+    assert all(p.count("Person ") == 1 and p.count("Camera ") == 1 for p in prompts)  # the new action only
+    rgb5, prompts5 = render_walks(range(300000, 300004), num_frames=5, height=16, width=16, log=None)
+    add_walks(data, codec, _HashText(), rgb5, prompts5)
+    assert data.walk_rgb.shape == (4, *data.rgb.shape[1:])
+
+    t = torch.full((4,), 0.6)
+    loss, info = flow_matching_loss(model, data.walk_rgb, data.modalities["depth"], EXPLORE_TASK, "depth",
+                                    data.walk_prompts, None, generator=torch.Generator().manual_seed(2), t=t)
+    assert set(info) == {"t", "loss_rgb"}
+    noise = torch.randn(data.walk_rgb.shape, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        v, _ = model(0.4 * data.walk_rgb + 0.6 * noise, torch.full((4,), 600.0), data.walk_prompts)
+    err = (v - (noise - data.walk_rgb)) ** 2
+    assert torch.allclose(loss.detach(), err[:, :, -1:].mean(), rtol=1e-5)
+    assert not torch.allclose(loss.detach(), err.mean(), rtol=1e-3)
+
+    data.save(tmp_path / "lat.safetensors")
+    again = LatentData.load(tmp_path / "lat.safetensors")
+    assert torch.equal(again.walk_rgb, data.walk_rgb) and torch.equal(again.walk_prompts, data.walk_prompts)
+    trainer = Trainer(model, again, TrainConfig(batch_size=2, seed=3, task_weights={EXPLORE_TASK: 1.0, "video2flow": 1.0}))
+    tasks = [h["task"] for h in trainer.train(8, log=None)]
+    assert EXPLORE_TASK in tasks and set(tasks) <= {EXPLORE_TASK, "video2flow"}
+
+
+def test_resume_a_from_scratch_run_from_a_latent_cache(tmp_path):
+    """The shipped default's second phase: ``--latents CACHE --resume CKPT`` with no ``--init``
+    (the from-scratch initialisation is skipped, the checkpoint holds every weight)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+    spec = importlib.util.spec_from_file_location("train_default", script)
+    train_default = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_default)
+    g = torch.Generator().manual_seed(0)
+    lat = lambda *s: torch.randn(*s, generator=g)  # noqa: E731  (unityvideo-small: 16 channels, MiniLM 384)
+    LatentData(lat(2, 16, 2, 4, 4), {"depth": lat(2, 16, 2, 4, 4)}, lat(2, 4, 384), {"depth": lat(1, 4, 384)},
+               lat(1, 4, 384)).save(tmp_path / "lat.safetensors")
+    common = ["--latents", str(tmp_path / "lat.safetensors"), "--batch", "2", "--device", "cpu", "--steps", "1",
+              "--modalities", "depth"]
+    train_default.main(common + ["--out", str(tmp_path / "one")])
+    train_default.main(common + ["--resume", str(tmp_path / "one" / "trainer_checkpoint.safetensors"),
+                                 "--out", str(tmp_path / "two")])
+    report = json.loads((tmp_path / "two" / "training.json").read_text())
+    assert report["steps"] == 2 and report["earlier_runs"][0]["modality_embedding_std"] == 1.0

@@ -10,6 +10,12 @@ One task is ours, not the release's: ``text2video`` (:data:`RGB_ONLY_TASK`), pla
 on the RGB stream with no modality tokens at all. The 5B inherits that ability from Wan; a model
 trained from scratch (the shipped default) must learn it, because world exploration
 (:mod:`unity_core.explore`) runs the RGB stream alone.
+
+A second is ``explore_segment`` (:data:`EXPLORE_TASK`), one exploration segment after a history,
+as :func:`unity_core.explore.long_video.explore` samples it: the whole clip is noised to one t
+(Yume re-noises the history to the current level), and only the last ``new_frames`` latent
+frames are supervised. Its clips change action at that last segment and their prompt names only
+the new action, so the motion of the history does not give the answer away: the prompt does.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from unity_core.sampling.tasks import add_noise, noised_streams
 
 #: Training-only task: RGB alone, no modality stream (what Wan was trained on; exploration runs it).
 RGB_ONLY_TASK = "text2video"
+#: Training-only task: RGB alone, loss on the last segment of a walk clip (see the module docstring).
+EXPLORE_TASK = "explore_segment"
 
 
 def _choose(weights: Mapping[str, float], generator: Optional[torch.Generator]) -> str:
@@ -79,24 +87,26 @@ def flow_matching_loss(
     generator: Optional[torch.Generator] = None,
     timestep_shift: float = 5.0,
     t: Optional[torch.Tensor] = None,
+    new_frames: int = 1,
 ) -> Tuple[torch.Tensor, Dict[str, float]]:
     """Velocity-matching loss of one UnityVideo task on a batch.
 
     Args:
         rgb_x, modality_x: clean latents ``[B, C, F, H, W]``.
-        task: task name (or :data:`RGB_ONLY_TASK`); decides which streams are noised and
-            supervised.
+        task: task name (or :data:`RGB_ONLY_TASK`, :data:`EXPLORE_TASK`); decides which
+            streams are noised and supervised.
         modality: the modality of ``modality_x``.
         context, modality_context: prompt tokens ``[B, L, text_dim]``.
         generator: CPU generator for t and the noise (RGB noise first, then modality).
         timestep_shift: shift of the logit-normal t (5 in the release).
         t: optional flow times ``[B]`` instead of drawing them.
+        new_frames: latent frames supervised by :data:`EXPLORE_TASK` (the last ones).
 
     Returns:
         (loss, info) where loss is the sum of per-stream float32 MSEs over the supervised
         streams, and info has ``t`` and the per-stream losses as floats.
     """
-    rgb_only = task == RGB_ONLY_TASK
+    rgb_only = task in (RGB_ONLY_TASK, EXPLORE_TASK)
     rgb_noised, mod_noised = (True, False) if rgb_only else noised_streams(resolve_task(task))
     batch = rgb_x.shape[0]
     if t is None:
@@ -114,7 +124,8 @@ def flow_matching_loss(
     info: Dict[str, float] = {"t": float(t.mean())}
     loss = torch.zeros((), device=rgb_x.device, dtype=torch.float32)
     if rgb_noised:
-        l_rgb = torch.mean((v_rgb.float() - (noise_rgb - rgb_x).float()) ** 2)
+        err = v_rgb.float() - (noise_rgb - rgb_x).float()
+        l_rgb = torch.mean((err[:, :, -new_frames:] if task == EXPLORE_TASK else err) ** 2)
         loss = loss + l_rgb
         info["loss_rgb"] = float(l_rgb.detach())
     if mod_noised:

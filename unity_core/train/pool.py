@@ -76,6 +76,45 @@ def render_pool(seeds: Iterable[int], num_frames: int = 17, height: int = 64, wi
     return ClipPool({k: to_uint8(torch.stack(v)) for k, v in videos.items()}, prompts)
 
 
+#: First synthworld seed of the walk clips (apart from the pool's 0..N-1 and the benches' 100000+ and 200000+).
+WALK_SEED0 = 300000
+
+
+def render_walks(seeds: Iterable[int], num_frames: int = 17, height: int = 64, width: int = 64,
+                 still_share: float = 0.3, log=print):
+    """Walk clips for the ``explore_segment`` task: a history, then one last 4-frame segment
+    under a new random action, prompted as :func:`unity_core.explore.long_video.explore`
+    prompts that segment (content, Yume v1 prefix and the new action's sentences only).
+
+    The history's segments take random actions, or (``still_share`` of the clips) stand still,
+    as a walk's first segment does after the repeated start image.
+
+    Returns:
+        (rgb ``[M, F, H, W, 3]`` uint8, prompts: M strings).
+    """
+    import numpy as np
+
+    from unity_core.data.synthworld import FRAMES_PER_SEGMENT, random_actions, render_clip
+    from unity_core.explore.actions import CameraAction
+    from unity_core.explore.qcm import segment_prompt
+    from unity_core.io import to_uint8
+
+    rgb, prompts = [], []
+    seeds = list(seeds)
+    history = max(1, (num_frames - 1) // FRAMES_PER_SEGMENT) - 1
+    for i, seed in enumerate(seeds):
+        rng = np.random.default_rng([seed, 2])
+        still = rng.random() < still_share
+        actions = [CameraAction("·", "·")] * history if still else random_actions(rng, history)
+        new = random_actions(rng, 1)[0]
+        clip = render_clip(seed, num_frames, height, width, actions=actions + [new])
+        rgb.append(clip.rgb)
+        prompts.append(segment_prompt(clip.caption, new))
+        if log and (i + 1) % 100 == 0:
+            log(f"rendered {i + 1}/{len(seeds)} walk clips")
+    return to_uint8(torch.stack(rgb)), prompts
+
+
 def load_or_render_pool(path: Union[str, Path], clips: int, log=print) -> ClipPool:
     """The pool cached at ``path``, or seeds ``0..clips-1`` rendered and saved there first."""
     import time

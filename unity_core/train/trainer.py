@@ -26,6 +26,7 @@ import torch
 
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS
 from unity_core.sampling import drop_prompts, flow_matching_loss, sample_modality, sample_task
+from unity_core.sampling.objective import EXPLORE_TASK
 
 _ADDED = ("flow_patch_embedding.", "flow_in.", "modality_embeddings.", "flow_head.", "switcher_")
 
@@ -58,6 +59,9 @@ class LatentData:
         prompts: ``[N, L, D]`` content prompt embeddings.
         modality_prompts: modality name -> ``[1, L, D]`` embedding of its fixed prompt.
         empty_prompt: ``[1, L, D]`` embedding of "" (for prompt dropout / CFG).
+        walk_rgb, walk_prompts: optional ``[M, C, f, h, w]`` RGB latents and ``[M, L, D]``
+            prompts of walk clips for the ``explore_segment`` task
+            (:func:`unity_core.train.pool.render_walks`).
     """
 
     rgb: torch.Tensor
@@ -65,16 +69,20 @@ class LatentData:
     prompts: torch.Tensor
     modality_prompts: Dict[str, torch.Tensor]
     empty_prompt: torch.Tensor
+    walk_rgb: Optional[torch.Tensor] = None
+    walk_prompts: Optional[torch.Tensor] = None
 
     def __len__(self) -> int:
         return self.rgb.shape[0]
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write every tensor to one safetensors file (keys ``rgb``, ``modality.<m>``, ``prompts``,
-        ``modality_prompt.<m>``, ``empty_prompt``)."""
+        ``modality_prompt.<m>``, ``empty_prompt``, and ``walk.rgb`` / ``walk.prompts`` when set)."""
         from safetensors.torch import save_file
 
         tensors = {"rgb": self.rgb, "prompts": self.prompts, "empty_prompt": self.empty_prompt}
+        if self.walk_rgb is not None:
+            tensors.update({"walk.rgb": self.walk_rgb, "walk.prompts": self.walk_prompts})
         tensors.update({f"modality.{m}": v for m, v in self.modalities.items()})
         tensors.update({f"modality_prompt.{m}": v for m, v in self.modality_prompts.items()})
         path = Path(path)
@@ -90,7 +98,8 @@ class LatentData:
         t = load_file(str(path))
         pick = lambda prefix: {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}  # noqa: E731
         return cls(rgb=t["rgb"], modalities=pick("modality."), prompts=t["prompts"],
-                   modality_prompts=pick("modality_prompt."), empty_prompt=t["empty_prompt"])
+                   modality_prompts=pick("modality_prompt."), empty_prompt=t["empty_prompt"],
+                   walk_rgb=t.get("walk.rgb"), walk_prompts=t.get("walk.prompts"))
 
 
 class Trainer:
@@ -119,6 +128,9 @@ class Trainer:
         self.available = [m for m in config.modality_weights if m in data.modalities]
         if not self.available:
             raise ValueError(f"no training modality among {list(data.modalities)}")
+        if config.task_weights.get(EXPLORE_TASK, 0) > 0 and data.walk_rgb is None:
+            raise ValueError(f"the {EXPLORE_TASK} task needs walk clips (LatentData.walk_rgb): render them with "
+                             "unity_core.train.pool.render_walks (scripts/train_default.py --walks N)")
 
     def _lr_scale(self) -> float:
         return min(1.0, (self.step + 1) / max(1, self.config.warmup_steps))
@@ -130,8 +142,11 @@ class Trainer:
         modality = sample_modality(g, cfg.modality_weights, self.available)
         idx = torch.randint(len(d), (cfg.batch_size,), generator=g)
         dev = self.device
-        rgb, mod = d.rgb[idx].to(dev), d.modalities[modality][idx].to(dev)
-        ctx = drop_prompts(d.prompts[idx], d.empty_prompt, cfg.prompt_dropout, g).to(dev)
+        rgb, mod, prompts = d.rgb[idx].to(dev), d.modalities[modality][idx].to(dev), d.prompts[idx]
+        if task == EXPLORE_TASK:  # a walk clip instead; the modality stream is not used
+            walk = torch.randint(d.walk_rgb.shape[0], (cfg.batch_size,), generator=g)
+            rgb, prompts = d.walk_rgb[walk].to(dev), d.walk_prompts[walk]
+        ctx = drop_prompts(prompts, d.empty_prompt, cfg.prompt_dropout, g).to(dev)
         mctx = d.modality_prompts[modality].expand(cfg.batch_size, -1, -1).to(dev)
         for i, group in enumerate(self.optimizer.param_groups):
             group["lr"] = cfg.lr * (cfg.added_lr_multiplier if i == 1 else 1.0) * self._lr_scale()
@@ -224,31 +239,53 @@ class Trainer:
         return model
 
 
+def _encode_videos(codec, v: torch.Tensor, batch: int) -> torch.Tensor:
+    from unity_core.codec import frames_to_video
+
+    out = []
+    for s in range(0, v.shape[0], batch):
+        chunk = v[s:s + batch]
+        chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk.float()
+        out.append(codec.encode(frames_to_video(chunk)))
+    return torch.cat(out)
+
+
+def _encode_prompts(text_encoder, prompts: Sequence[str]) -> torch.Tensor:
+    return torch.cat([text_encoder.encode(list(prompts[s:s + 32])) for s in range(0, len(prompts), 32)])
+
+
 @torch.no_grad()
 def build_latent_data(codec, text_encoder, videos: Mapping[str, torch.Tensor], prompts: Sequence[str],
                       batch: int = 8, log: Optional[Callable[[str], None]] = print) -> LatentData:
     """Encode clips (``videos["rgb" | modality]``: ``[N, F, H, W, 3]`` uint8 or float in [0, 1])
     and prompts into :class:`LatentData` with ``codec`` and ``text_encoder``."""
-    from unity_core.codec import frames_to_video
     from unity_core.constants import MODALITY_PROMPTS
-
-    def encode_all(v: torch.Tensor) -> torch.Tensor:
-        out = []
-        for s in range(0, v.shape[0], batch):
-            chunk = v[s:s + batch]
-            chunk = chunk.float() / 255.0 if chunk.dtype == torch.uint8 else chunk.float()
-            out.append(codec.encode(frames_to_video(chunk)))
-        return torch.cat(out)
 
     latents = {}
     for name, v in videos.items():
         start = time.time()
-        latents[name] = encode_all(v)
+        latents[name] = _encode_videos(codec, v, batch)
         if log:
             log(f"encoded {name}: {tuple(latents[name].shape)} in {time.time() - start:.0f}s")
-    prompt_emb = torch.cat([text_encoder.encode(list(prompts[s:s + 32])) for s in range(0, len(prompts), 32)])
     return LatentData(
-        rgb=latents.pop("rgb"), modalities=latents, prompts=prompt_emb,
+        rgb=latents.pop("rgb"), modalities=latents, prompts=_encode_prompts(text_encoder, prompts),
         modality_prompts={m: text_encoder.encode([p]) for m, p in MODALITY_PROMPTS.items()},
         empty_prompt=text_encoder.encode([""]),
     )
+
+
+@torch.no_grad()
+def add_walks(data: LatentData, codec, text_encoder, rgb: torch.Tensor, prompts: Sequence[str], batch: int = 8) -> LatentData:
+    """Encode walk clips (``rgb`` ``[M, F, H, W, 3]`` uint8 or float in [0, 1], with their
+    prompts; :func:`unity_core.train.pool.render_walks`) into ``data.walk_rgb`` /
+    ``data.walk_prompts`` for the ``explore_segment`` task; returns ``data``.
+
+    Raises:
+        ValueError: the walk clips' latent shape differs from the other clips'.
+    """
+    walk_rgb = _encode_videos(codec, rgb, batch)
+    if walk_rgb.shape[1:] != data.rgb.shape[1:]:
+        raise ValueError(f"walk latents {tuple(walk_rgb.shape[1:])} differ from the clips' {tuple(data.rgb.shape[1:])}: "
+                         "render the walks with the pool's frame count and size")
+    data.walk_rgb, data.walk_prompts = walk_rgb, _encode_prompts(text_encoder, prompts)
+    return data
