@@ -4,11 +4,18 @@ segment for a pipeline walking through held-out synthworld starts.
 1. Instruction following: each start image (a synthworld scene, seeds from 200000, never used
    for training) is walked with a random action script (one action per segment); the
    generated video is scored by :mod:`unity_core.explore.scorer` (per action and overall). The
-   same scorer on the ground-truth synthworld clip of the same script gives the ceiling.
+   same scorer on the ground-truth synthworld clip of the same script gives the ceiling, and on
+   that clip passed through the pipeline's codec (encode, decode) the codec's ceiling: no
+   transformer on this codec can show more motion than its decoder draws.
 2. Drift over the walk: frame-to-frame consistency (colour-histogram correlation) in the first
    two and the last two segments, the first-vs-last segment similarity and the sharpness ratio
    last / first, beside the same figures on the ground-truth clips.
-3. Time per segment as the walk grows: compressed history (the sequence stops growing once the
+3. Latent action following (independent of the codec's decoder): from the history of a
+   held-out walk (13 ground-truth frames), the next segment is generated under each of the nine
+   single-key actions, and each generated latent frame is matched to the nearest of the nine
+   ground-truth continuations rendered from the same state (mean squared error of normalised
+   latents). The share matched to its own action is the accuracy; chance is 1/9.
+4. Time per segment as the walk grows: compressed history (the sequence stops growing once the
    schedule is full) against uncompressed history (every past latent at full resolution).
 
     python bench/explore.py [--checkpoint default|random-small|random-tiny|PATH] [--starts 6]
@@ -95,6 +102,29 @@ def _mean_dicts(ds):
     return {k: float(np.mean([d[k] for d in ds])) for k in ds[0]}
 
 
+def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64) -> dict:
+    """Accuracy of matching generated next-segment latents to their own action's ground truth."""
+    from unity_core.data.synthworld import held_actions
+    from unity_core.explore.actions import CameraAction
+
+    candidates = [CameraAction(m, "·") for m in ("W", "S", "A", "D", "·")] + [CameraAction("·", r) for r in "←→↑↓"]
+    hits = []
+    for i in range(starts):
+        start = HELD_OUT + 500 + i
+        history = held_actions(start, 13)
+        truth, generated = [], []
+        for action in candidates:
+            clip = render_clip(start, num_frames=17, height=size, width=size, actions=history + [action])
+            truth.append(pipe.encode_frames(clip.rgb)[0, :, -1])
+            walk = explore(pipe, clip.rgb[:13], [action], clip.caption, steps=steps, seed=seed + i, decode=False,
+                           size=(size, size))
+            generated.append(walk.latent[0, :, -1])
+        d = ((torch.stack(generated)[:, None] - torch.stack(truth)[None]) ** 2).flatten(2).mean(-1)
+        hits += (d.argmin(1) == torch.arange(len(candidates))).tolist()
+    return {"accuracy": float(np.mean(hits)), "chance": 1 / len(candidates), "starts": starts,
+            "actions": [format_script([a]) for a in candidates]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="default", help="pipeline folder, 'default', 'random-small' or 'random-tiny'")
@@ -113,7 +143,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     pipe, random_model = load(args.checkpoint)
     seg_frames = 4 * args.latent_frames
-    scores, gt_scores, drifts, gt_drifts, walks = [], [], [], [], []
+    scores, gt_scores, codec_scores, drifts, gt_drifts, walks = [], [], [], [], [], []
     t0 = time.perf_counter()
     for i in range(args.starts):
         seed = HELD_OUT + i
@@ -129,13 +159,18 @@ def main() -> None:
         frames = res.frames.numpy()
         scores.append(score_video(frames, actions, frames_per_segment=seg_frames, K=K))
         gt_scores.append(score_video(gt.rgb, actions, frames_per_segment=seg_frames, K=K))
+        coded = pipe.decode_latent(pipe.encode_frames(gt.rgb)).numpy()
+        codec_scores.append(score_video(coded, actions, frames_per_segment=seg_frames, K=K))
         drifts.append(drift(frames, seg_frames, args.segments))
         gt_drifts.append(drift(gt.rgb.numpy(), seg_frames, args.segments))
         walks.append({"seed": seed, "actions": format_script(actions), "overall": scores[-1].overall,
                       "seconds_per_segment": float(np.mean(res.seconds_per_segment))})
         print(f"start {seed}: {format_script(actions)} -> instruction following {scores[-1].overall:.3f} "
-              f"(ground truth {gt_scores[-1].overall:.3f}), drift {drifts[-1]}", flush=True)
+              f"(ground truth {gt_scores[-1].overall:.3f}, through the codec {codec_scores[-1].overall:.3f}), "
+              f"drift {drifts[-1]}", flush=True)
     score, gt_score = merge_scores(scores), merge_scores(gt_scores)
+    latent = latent_following(pipe, args.starts, args.steps, args.seed, args.size)
+    print(f"latent action following: {latent['accuracy']:.3f} (chance {latent['chance']:.3f})", flush=True)
 
     # time per segment along one long walk, with the paper's compressed history and, for
     # comparison, with every history latent at full resolution (no compression, no dropping)
@@ -165,6 +200,8 @@ def main() -> None:
         "steps": args.steps, "size": args.size, "sentence_set": args.sentence_set,
         "instruction_following": score.to_dict(),
         "ground_truth_ceiling": gt_score.to_dict(),
+        "codec_ceiling": merge_scores(codec_scores).to_dict(),
+        "latent_action_following": latent,
         "drift": _mean_dicts(drifts), "drift_ground_truth": _mean_dicts(gt_drifts),
         "timing": timing, "walks": walks,
         "wall_s": time.perf_counter() - t0,
