@@ -35,8 +35,8 @@ turns right, pitch > 0 tilts up. Intrinsics K map camera coordinates to pixel co
 which the image spans [0, W] x [0, H] (pixel centres at +0.5), as synthworld's.
 
 The defaults were calibrated on synthworld clips at 64 x 64 (segment motion 0.48 m and 10
-degrees; seeds 7001-7016: 0.78 of the segments right, rotation 0.98, with DIS tracks; about
-0.98 with the exact flow); ``bench/explore.py`` and the tests report the accuracy on held-out
+degrees; seeds 7001-7016: 0.78 of the segments right, rotation 0.98, with DIS tracks; 0.96
+with synthworld's exact flow); ``bench/explore.py`` and the tests report the accuracy on held-out
 seeds.
 """
 
