@@ -174,10 +174,11 @@ def main(argv=None) -> None:
         "modality_weights": modality_weights, "task_weights": task_weights,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
     }
-    earlier = args.resume.parent / "training.json" if args.resume else None
-    if earlier is not None and earlier.is_file():  # a resumed run: carry the earlier runs' compute
+    # a resumed run, or a fine-tune of a folder with a record: carry the earlier runs' compute
+    earlier = args.resume.parent / "training.json" if args.resume else args.init / "training.json" if args.init else None
+    if earlier is not None and earlier.is_file():
         prev = json.loads(earlier.read_text())
-        report["resumed_from"] = str(args.resume)
+        report["resumed_from" if args.resume else "initialised_from"] = str(args.resume or args.init)
         phase = ("steps", "train_seconds", "threads", "lr", "modality_embedding_std", "task_weights", "modality_weights")
         report["earlier_runs"] = prev.get("earlier_runs", []) + [{k: prev[k] for k in phase if k in prev}]
     report["train_seconds_total"] = round(train_s + sum(r["train_seconds"] for r in report.get("earlier_runs", [])), 1)

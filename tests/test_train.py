@@ -116,6 +116,8 @@ def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
     train_default = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train_default)
     start = make_random_default(tmp_path / "start")
+    earlier = {"steps": 7, "train_seconds": 4.0, "threads": 1, "lr": 3e-4}  # the start folder's own record
+    (start / "training.json").write_text(json.dumps(earlier))
     csv_path = export_synthworld(tmp_path / "data", range(2), num_frames=5, height=16, width=16,
                                  modalities=["depth", "segmentation"])
     out = tmp_path / "tuned"
@@ -124,6 +126,8 @@ def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
                         "--device", "cpu", "--out", str(out)])
     report = json.loads((out / "training.json").read_text())
     assert report["steps"] == 3 and report["clips"] == 2 and set(report["modality_weights"]) == {"depth", "segmentation"}
+    assert report["initialised_from"] == str(start) and report["earlier_runs"] == [earlier]  # --init carries the record
+    assert report["train_seconds_total"] == pytest.approx(report["train_seconds"] + 4.0, abs=0.11)
     before = load_transformer(start / "transformer.safetensors")
     after = load_transformer(out / "transformer.safetensors")
     assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
@@ -137,10 +141,10 @@ def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
                                  "--out", str(tmp_path / "phase2")])
     phase2 = json.loads((tmp_path / "phase2" / "training.json").read_text())
     assert phase2["steps"] == 5 and phase2["lr"] == 1e-4
-    assert phase2["earlier_runs"] == [{k: report[k] for k in ("steps", "train_seconds", "threads", "lr",
+    assert phase2["earlier_runs"] == [earlier, {k: report[k] for k in ("steps", "train_seconds", "threads", "lr",
                                                               "modality_embedding_std", "task_weights",
                                                               "modality_weights")}]
-    assert phase2["train_seconds_total"] == pytest.approx(phase2["train_seconds"] + report["train_seconds"], abs=0.11)
+    assert phase2["train_seconds_total"] == pytest.approx(phase2["train_seconds"] + report["train_seconds_total"], abs=0.11)
 
 
 def test_rgb_only_task_trains_the_plain_forward():
