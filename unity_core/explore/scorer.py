@@ -369,7 +369,10 @@ def estimate_motion(p1: np.ndarray, p2: np.ndarray, K: np.ndarray, information: 
     err_rot = np.linalg.norm(_rotation_residuals(rv_rot, x1, x2, root), axis=1)
     starts = [np.r_[rv_rot, th] for th in np.linspace(-math.pi, math.pi, 8, endpoint=False)]
     cv2.setRNGSeed(seed)
-    E, mask = cv2.findEssentialMat(p1, p2, K, cv2.RANSAC, 0.999, 0.3)
+    try:  # OpenCV's five-point start; OpenCV 5 raises on degenerate (e.g. pure rotation) samples
+        E, _ = cv2.findEssentialMat(p1, p2, K, cv2.RANSAC, 0.999, 0.3)
+    except cv2.error:
+        E = None
     if E is not None and E.shape[0] >= 3:
         _, Re, te, _ = cv2.recoverPose(E[:3], p1, p2, K)
         ce = -Re.T @ te.ravel()
