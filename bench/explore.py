@@ -19,7 +19,10 @@ segment for a pipeline walking through held-out synthworld starts.
    schedule is full) against uncompressed history (every past latent at full resolution).
 
     python bench/explore.py [--checkpoint default|random-small|random-tiny|PATH] [--starts 6]
-                            [--segments 8] [--steps 20] [--timing-segments 30]
+                            [--segments 8] [--steps 20] [--timing-segments 30] [--latent-starts 16]
+                            [--cfg 1.0 [--action-guidance]]
+
+``--cfg`` applies to the scored walks and the latent check (the timed walk keeps the default).
 
 ``random-small`` / ``random-tiny`` are untrained models (for checking the bench itself): their
 instruction following is chance level. Prints one JSON object last.
@@ -102,8 +105,11 @@ def _mean_dicts(ds):
     return {k: float(np.mean([d[k] for d in ds])) for k in ds[0]}
 
 
-def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64) -> dict:
-    """Accuracy of matching generated next-segment latents to their own action's ground truth."""
+def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64, cfg: float = 1.0,
+                     action_guidance: bool = False) -> dict:
+    """Accuracy of matching generated next-segment latents to their own action's ground truth.
+    ``action_guidance``: the caption alone is the negative prompt of CFG, so guidance pushes
+    along the action text only."""
     from unity_core.data.synthworld import held_actions
     from unity_core.explore.actions import CameraAction
 
@@ -117,7 +123,7 @@ def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64) -
             clip = render_clip(start, num_frames=17, height=size, width=size, actions=history + [action])
             truth.append(pipe.encode_frames(clip.rgb)[0, :, -1])
             walk = explore(pipe, clip.rgb[:13], [action], clip.caption, steps=steps, seed=seed + i, decode=False,
-                           size=(size, size))
+                           size=(size, size), cfg=cfg, negative_prompt=clip.caption if action_guidance else "")
             generated.append(walk.latent[0, :, -1])
         d = ((torch.stack(generated)[:, None] - torch.stack(truth)[None]) ** 2).flatten(2).mean(-1)
         hits += (d.argmin(1) == torch.arange(len(candidates))).tolist()
@@ -136,6 +142,11 @@ def main() -> None:
     ap.add_argument("--sentence-set", default="v1")
     ap.add_argument("--timing-segments", type=int, default=30, help="length of the walk timed per segment")
     ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--latent-starts", type=int, default=16,
+                    help="held-out starts of the latent action-following check (9 actions each)")
+    ap.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale of every walk")
+    ap.add_argument("--action-guidance", action="store_true",
+                    help="with --cfg: the caption alone is the negative prompt, so guidance pushes along the action text")
     args = ap.parse_args()
     if args.segments < 2:
         ap.error("--segments must be >= 2 (drift compares the first and last segments)")
@@ -155,7 +166,7 @@ def main() -> None:
         K = gt.intrinsics.numpy()
         res = explore(pipe, gt.rgb[0], actions, gt.caption, steps=args.steps, seed=args.seed + i,
                       latent_frames_per_segment=args.latent_frames, sentence_set=args.sentence_set,
-                      size=(args.size, args.size))
+                      size=(args.size, args.size), cfg=args.cfg, negative_prompt=gt.caption if args.action_guidance else "")
         frames = res.frames.numpy()
         scores.append(score_video(frames, actions, frames_per_segment=seg_frames, K=K))
         gt_scores.append(score_video(gt.rgb, actions, frames_per_segment=seg_frames, K=K))
@@ -169,7 +180,7 @@ def main() -> None:
               f"(ground truth {gt_scores[-1].overall:.3f}, through the codec {codec_scores[-1].overall:.3f}), "
               f"drift {drifts[-1]}", flush=True)
     score, gt_score = merge_scores(scores), merge_scores(gt_scores)
-    latent = latent_following(pipe, args.starts, args.steps, args.seed, args.size)
+    latent = latent_following(pipe, args.latent_starts, args.steps, args.seed, args.size, args.cfg, args.action_guidance)
     print(f"latent action following: {latent['accuracy']:.3f} (chance {latent['chance']:.3f})", flush=True)
 
     # time per segment along one long walk, with the paper's compressed history and, for
@@ -197,7 +208,8 @@ def main() -> None:
         "note": "untrained random model: instruction following is at chance level; this run checks the bench"
         if random_model else None,
         "starts": args.starts, "segments": args.segments, "latent_frames_per_segment": args.latent_frames,
-        "steps": args.steps, "size": args.size, "sentence_set": args.sentence_set,
+        "steps": args.steps, "size": args.size, "sentence_set": args.sentence_set, "cfg": args.cfg,
+        "action_guidance": args.action_guidance,
         "instruction_following": score.to_dict(),
         "ground_truth_ceiling": gt_score.to_dict(),
         "codec_ceiling": merge_scores(codec_scores).to_dict(),
