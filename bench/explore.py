@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--latent-starts", type=int, default=16,
                     help="held-out starts of the latent action-following check (9 actions each)")
-    ap.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance scale of every walk")
+    ap.add_argument("--cfg", type=float, default=1.0, help="CFG scale of the scored walks and the latent check")
     ap.add_argument("--action-guidance", action="store_true",
                     help="with --cfg: the caption alone is the negative prompt, so guidance pushes along the action text")
     args = ap.parse_args()

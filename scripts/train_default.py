@@ -175,7 +175,8 @@ def main(argv=None) -> None:
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
     }
     # a resumed run, or a fine-tune of a folder with a record: carry the earlier runs' compute
-    earlier = args.resume.parent / "training.json" if args.resume else args.init / "training.json" if args.init else None
+    source = args.resume.parent if args.resume else args.init
+    earlier = source / "training.json" if source else None
     if earlier is not None and earlier.is_file():
         prev = json.loads(earlier.read_text())
         report["resumed_from" if args.resume else "initialised_from"] = str(args.resume or args.init)
