@@ -17,6 +17,7 @@ CACHE`` encodes the data once and stops, so several runs can then share the cach
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -93,6 +94,9 @@ def main(argv=None) -> None:
                     help="render this many walk clips (seeds from 300000) for the explore_segment task")
     ap.add_argument("--walk-cache", type=Path, default=None,
                     help="safetensors cache of the encoded walk clips (written when missing)")
+    ap.add_argument("--patch-size", type=int, nargs=3, default=None, metavar=("PT", "PH", "PW"),
+                    help="from scratch: the transformer's patch (default the preset's 1 2 2); keep codec ratio x patch "
+                         "at 16 pixels a token, e.g. 1 4 4 with a 4x codec")
     ap.add_argument("--resume", type=Path, default=None)
     ap.add_argument("--prepare-only", action="store_true",
                     help="only encode the data into the --latents cache and stop (then start several runs on it)")
@@ -105,6 +109,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
     if args.modality_embedding_std is not None and (args.init or args.resume):
         ap.error("--modality-embedding-std sets the from-scratch initialisation; drop it with --init or --resume")
+    if args.patch_size and args.init:
+        ap.error("--patch-size shapes a new transformer; --init keeps the folder's own")
     if args.modality_embedding_std is None and not (args.init or args.resume):
         args.modality_embedding_std = 1.0
     if args.threads:
@@ -117,7 +123,10 @@ def main(argv=None) -> None:
             raise SystemExit(f"{args.init} has no codec or text encoder; training needs both to encode the data")
         model, codec, text_encoder, preset = pipe.transformer.float().train(), pipe.codec, pipe.text_encoder, str(args.init)
     else:
-        model, codec, text_encoder, preset = UnityVideoTransformer(get_config("unityvideo-small")), None, None, "unityvideo-small"
+        config = get_config("unityvideo-small")
+        if args.patch_size:
+            config = dataclasses.replace(config, patch_size=tuple(args.patch_size))
+        model, codec, text_encoder, preset = UnityVideoTransformer(config), None, None, "unityvideo-small"
         if not args.resume:  # a resumed run loads every weight from its checkpoint
             model.reset_unity_parameters(modality_embedding_std=args.modality_embedding_std)
     if args.latents and args.latents.exists():
@@ -172,7 +181,7 @@ def main(argv=None) -> None:
         "clips": len(data), "walks": 0 if data.walk_rgb is None else len(data.walk_rgb), "train_seconds": round(train_s, 1), "prepare_seconds": round(prep_s, 1),
         "threads": torch.get_num_threads(), "device": str(trainer.device), "final_loss_mean_200": round(sum(h["loss"] for h in last) / len(last), 4),
         "modality_weights": modality_weights, "task_weights": task_weights,
-        "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "patch_size": list(model.config.patch_size), "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
     }
     # a resumed run, or a fine-tune of a folder with a record: carry the earlier runs' compute
     source = args.resume.parent if args.resume else args.init

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from unity_core.codec import LatentCodec, frames_to_video, video_to_frames
+from unity_core.codec import LatentCodec, frames_to_video, small_vae_config, video_to_frames
 from unity_core.text import MiniLMTextEncoder, load_text_encoder
 
 TINY_VAE = dict(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
@@ -21,6 +21,35 @@ def test_codec_shapes_ratios_and_ranges():
     assert z.shape == (1, 4, 5, 8, 4)
     assert video.shape == (1, 3, 9, 32, 16) and video.abs().max() <= 1
     assert video_to_frames(video).shape == (1, 9, 32, 16, 3)
+
+
+@pytest.mark.parametrize("ratio", [4, 8])
+def test_small_vae_config_sets_the_ratios(ratio):
+    codec = LatentCodec.from_config(small_vae_config(ratio, base_dim=8, z_dim=4))
+    assert (codec.temporal_ratio, codec.spatial_ratio, codec.latent_channels) == (4, ratio, 4)
+    assert codec.latent_shape(17, 64, 32) == (4, 5, 64 // ratio, 32 // ratio)
+    with pytest.raises(ValueError, match="4 or 8"):
+        small_vae_config(16)
+
+
+def test_windowed_encoding_codes_each_latent_from_its_own_window():
+    """``window``: latent j of a long clip comes from the window of frames ending with its chunk
+    (the first ones from one pass over the first window); no window, or one at least as long as
+    the clip, is the plain causal pass."""
+    torch.manual_seed(0)
+    codec = LatentCodec.from_config(TINY_VAE).eval()  # 2x in time: windows are 2k+1 frames
+    x = torch.rand(1, 3, 13, 16, 16) * 2 - 1
+    with torch.no_grad():
+        whole, windowed = codec.encode(x), codec.encode(x, window=5)
+        assert torch.equal(codec.encode(x, window=13), whole)
+        assert torch.equal(windowed[:, :, :3], codec.encode(x[:, :, :5]))
+        for j in range(3, 7):  # latent j codes frames 2j-1, 2j; its window is frames 2j-4 .. 2j
+            torch.testing.assert_close(windowed[:, :, j], codec.encode(x[:, :, 2 * j - 4:2 * j + 1])[:, :, -1])
+        assert (windowed[:, :, 3:] - whole[:, :, 3:]).abs().max() > 1e-4  # the cache reaches past the window
+        codec.encode_window = 5  # the pipeline sets it from pipeline.json's codec_window
+        assert torch.equal(codec.encode(x), windowed)
+    with pytest.raises(ValueError, match="2k\\+1"):
+        codec.encode(x, window=4)
 
 
 def test_codec_rejects_bad_sizes():
@@ -97,3 +126,4 @@ def test_codec_training_moves_only_the_parts_it_should(decoder_only):
     with torch.no_grad():
         assert torch.equal(codec.encode(x), z_before) == decoder_only
     assert all(p.requires_grad for p in codec.vae.parameters())
+

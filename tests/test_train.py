@@ -39,6 +39,18 @@ def _model(seed=0):
                                                   out_channels=4, text_dim=8))
 
 
+def _train_default_script():
+    """scripts/train_default.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
+    spec = importlib.util.spec_from_file_location("train_default", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _eval_loss(model, data: LatentData) -> float:
     g = torch.Generator().manual_seed(123)
     with torch.no_grad():
@@ -103,18 +115,13 @@ def test_pool_clips_hold_one_action_and_prompt_names_it():
 def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
     """scripts/train_default.py --init FOLDER --csv DATA.csv --accelerate: the fine-tuning path
     (here on CPU, one process) writes a transformer that loads strictly and differs from the start."""
-    import importlib.util
     import json
-    from pathlib import Path
 
     from unity_core.data.csv_dataset import export_synthworld
     from unity_core.model import load_transformer
     from unity_core.pipeline import make_random_default
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
-    spec = importlib.util.spec_from_file_location("train_default", script)
-    train_default = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_default)
+    train_default = _train_default_script()
     start = make_random_default(tmp_path / "start")
     earlier = {"steps": 7, "train_seconds": 4.0, "threads": 1, "lr": 3e-4}  # the start folder's own record
     (start / "training.json").write_text(json.dumps(earlier))
@@ -211,14 +218,9 @@ def test_explore_segment_task_supervises_the_last_segment_of_walk_clips(tmp_path
 def test_resume_a_from_scratch_run_from_a_latent_cache(tmp_path):
     """The shipped default's second phase: ``--latents CACHE --resume CKPT`` with no ``--init``
     (the from-scratch initialisation is skipped, the checkpoint holds every weight)."""
-    import importlib.util
     import json
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "scripts" / "train_default.py"
-    spec = importlib.util.spec_from_file_location("train_default", script)
-    train_default = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train_default)
+    train_default = _train_default_script()
     g = torch.Generator().manual_seed(0)
     lat = lambda *s: torch.randn(*s, generator=g)  # noqa: E731  (unityvideo-small: 16 channels, MiniLM 384)
     LatentData(lat(2, 16, 2, 4, 4), {"depth": lat(2, 16, 2, 4, 4)}, lat(2, 4, 384), {"depth": lat(1, 4, 384)},
@@ -230,3 +232,33 @@ def test_resume_a_from_scratch_run_from_a_latent_cache(tmp_path):
                                  "--out", str(tmp_path / "two")])
     report = json.loads((tmp_path / "two" / "training.json").read_text())
     assert report["steps"] == 2 and report["earlier_runs"][0]["modality_embedding_std"] == 1.0
+
+
+def test_train_default_patch_size_shapes_a_new_transformer(tmp_path):
+    """``--patch-size 1 4 4`` (for a 4x codec, 16 pixels a token as the 8x codec with 1 2 2):
+    the saved transformer carries that patch in its config and the record names it."""
+    import json
+
+    from unity_core.model import load_transformer
+
+    train_default = _train_default_script()
+    g = torch.Generator().manual_seed(0)
+    lat = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    LatentData(lat(2, 16, 2, 8, 8), {"depth": lat(2, 16, 2, 8, 8)}, lat(2, 4, 384), {"depth": lat(1, 4, 384)},
+               lat(1, 4, 384)).save(tmp_path / "lat.safetensors")
+    train_default.main(["--latents", str(tmp_path / "lat.safetensors"), "--batch", "2", "--device", "cpu",
+                        "--steps", "1", "--modalities", "depth", "--patch-size", "1", "4", "4",
+                        "--out", str(tmp_path / "run")])
+    assert load_transformer(tmp_path / "run" / "transformer.safetensors").config.patch_size == (1, 4, 4)
+    assert json.loads((tmp_path / "run" / "training.json").read_text())["patch_size"] == [1, 4, 4]
+    with pytest.raises(SystemExit):  # --init keeps the folder's transformer as it is
+        train_default.main(["--init", str(tmp_path), "--patch-size", "1", "4", "4", "--out", str(tmp_path / "x")])
+
+
+def test_cached_pool_of_another_clip_length_is_refused(tmp_path):
+    from unity_core.train.pool import load_or_render_pool
+
+    render_pool(range(1), num_frames=5, height=16, width=16, log=None).save(tmp_path / "pool.safetensors")
+    assert load_or_render_pool(tmp_path / "pool.safetensors", 1, num_frames=5).videos["rgb"].shape[1] == 5
+    with pytest.raises(ValueError, match="5-frame clips, not 33"):
+        load_or_render_pool(tmp_path / "pool.safetensors", 1, num_frames=33)

@@ -9,18 +9,18 @@ in one call:
 >>> out = pipe.control(control_frames, "depth", "a person walks")  # modality -> RGB
 
 Frames are ComfyUI-style ``[F, H, W, 3]`` float in [0, 1]. A pipeline folder holds
-``pipeline.json`` (file names, text encoder, defaults), ``transformer.safetensors`` and a
-``codec/`` folder; the 5B is used the same way from a folder that points at the release's
-checkpoint, the Wan2.2 VAE (diffusers layout) and UMT5-XXL.
+``pipeline.json`` (file names, text encoder, defaults, and optionally ``codec_window``: the
+longest clip the codec encodes in one pass, see :meth:`LatentCodec.posterior`),
+``transformer.safetensors`` and a ``codec/`` folder; the 5B is used the same way from a folder
+that points at the release's checkpoint, the Wan2.2 VAE (diffusers layout) and UMT5-XXL.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 
@@ -88,6 +88,7 @@ class UnityVideoPipeline:
 
         transformer = load_transformer(resolve(config["transformer"]), dtype=dtype, device=device)
         codec = LatentCodec.from_pretrained(resolve(config["codec"])).to(device)
+        codec.encode_window = config.get("codec_window")  # the clip length the codec was trained on
         text = config.get("text_encoder", "minilm")
         text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)), device=device)
         return cls(transformer, codec, text_encoder, config)

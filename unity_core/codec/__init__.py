@@ -8,18 +8,31 @@ variance, as Wan's pipelines do.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 
-#: The default codec's VAE config (trained by scripts/train_codec.py).
-DEFAULT_VAE_CONFIG = dict(
-    base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
-    temperal_downsample=[False, True, True], latents_mean=[0.0] * 16, latents_std=[1.0] * 16,
-)
+
+def small_vae_config(spatial_ratio: int = 8, base_dim: int = 16, z_dim: int = 16) -> dict:
+    """Config of a small ``AutoencoderKLWan`` for the default codec: 4x in time, ``spatial_ratio``
+    (4 or 8) in space, ``z_dim`` latent channels, no attention. The latent mean/std start at 0/1;
+    training measures them (``unity_core.train.codec.set_latent_statistics``).
+
+    Raises:
+        ValueError: a spatial ratio other than 4 or 8.
+    """
+    if spatial_ratio not in (4, 8):
+        raise ValueError(f"spatial_ratio must be 4 or 8, got {spatial_ratio}")
+    # one more (space-only) stage for 8x; the last two stages also halve time (4x)
+    dim_mult, temporal = ([1, 2, 4, 4], [False, True, True]) if spatial_ratio == 8 else ([1, 2, 4], [True, True])
+    return dict(base_dim=base_dim, z_dim=z_dim, dim_mult=dim_mult, num_res_blocks=1, attn_scales=[],
+                temperal_downsample=temporal, latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
+
+
+#: The shipped default codec's config (z 16, 4x time, 8x space).
+DEFAULT_VAE_CONFIG = small_vae_config()
 
 
 class LatentCodec(nn.Module):
@@ -33,9 +46,11 @@ class LatentCodec(nn.Module):
     a multiple of the spatial ratio.
     """
 
-    def __init__(self, vae):
+    def __init__(self, vae, encode_window: Optional[int] = None):
         super().__init__()
         self.vae = vae
+        #: :meth:`posterior`'s window when none is given (pipeline.json ``codec_window``).
+        self.encode_window = encode_window
 
     @classmethod
     def from_config(cls, config: Optional[dict] = None) -> "LatentCodec":
@@ -72,11 +87,44 @@ class LatentCodec(nn.Module):
         return (torch.tensor(cfg.latents_mean, dtype=like.dtype, device=like.device).view(shape),
                 torch.tensor(cfg.latents_std, dtype=like.dtype, device=like.device).view(shape))
 
-    def encode(self, video: torch.Tensor, sample: bool = False, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def posterior(self, video: torch.Tensor, window: Optional[int] = None):
+        """The VAE's posterior (a diffusers ``DiagonalGaussianDistribution``, unnormalised
+        latents ``[B, C, f, h, w]``) of ``video`` ``[B, 3, F, H, W]`` in [-1, 1].
+
+        ``window`` (4k+1 frames): the longest clip the encoder runs over in one causal pass.
+        A Wan VAE carries a feature cache from chunk to chunk, and a small one trained on
+        17-frame clips drifts on longer ones (the default's encoder does; so did its first
+        decoder, whose RGB L1 rose from 0.06 to about 0.3 over 33-frame walks).
+        With a window, each later latent frame is encoded from the ``window`` frames that end
+        with its own chunk, as in training. None: the codec's ``encode_window``; when that is
+        None too, one pass over the whole clip (Wan's way).
+
+        Raises:
+            ValueError: a shape that is not ``[B, 3, F, H, W]``, F not 4k+1, a size that is not a
+                multiple of the spatial ratio, or a window that is not (temporal ratio)k+1.
+        """
+        from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
         if video.ndim != 5 or video.shape[1] != 3:
             raise ValueError(f"video must be [B, 3, F, H, W] in [-1, 1], got {tuple(video.shape)}")
         self.latent_shape(video.shape[2], video.shape[3], video.shape[4])
-        dist = self.vae.encode(video.to(self.dtype)).latent_dist
+        video, frames, step = video.to(self.dtype), video.shape[2], self.temporal_ratio
+        window = self.encode_window if window is None else window
+        if window is None or frames <= window:
+            return self.vae.encode(video).latent_dist
+        if window < 1 or (window - 1) % step:
+            raise ValueError(f"window must be {step}k+1 frames, got {window}")
+        first = self.vae.encode(video[:, :, :window]).latent_dist  # latents 0 .. (window - 1) / step
+        params = [torch.cat([first.mean, first.logvar], 1)]
+        for end in range(window - 1 + step, frames, step):  # the last frame of each later chunk
+            dist = self.vae.encode(video[:, :, end + 1 - window:end + 1]).latent_dist
+            params.append(torch.cat([dist.mean, dist.logvar], 1)[:, :, -1:])
+        return DiagonalGaussianDistribution(torch.cat(params, 2))
+
+    def encode(self, video: torch.Tensor, sample: bool = False, generator: Optional[torch.Generator] = None,
+               window: Optional[int] = None) -> torch.Tensor:
+        """Normalised latent of ``video`` (see the class docstring; ``window`` as in :meth:`posterior`)."""
+        dist = self.posterior(video, window)
         z = dist.sample(generator) if sample else dist.mode()
         mean, std = self._stats(z)
         return (z - mean) / std
@@ -132,4 +180,4 @@ def video_to_frames(video: torch.Tensor) -> torch.Tensor:
     return ((video.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 4, 1)
 
 
-__all__ = ["DEFAULT_VAE_CONFIG", "LatentCodec", "frames_to_video", "video_to_frames"]
+__all__ = ["DEFAULT_VAE_CONFIG", "LatentCodec", "small_vae_config", "frames_to_video", "video_to_frames"]

@@ -115,15 +115,24 @@ def render_walks(seeds: Iterable[int], num_frames: int = 17, height: int = 64, w
     return to_uint8(torch.stack(rgb)), prompts
 
 
-def load_or_render_pool(path: Union[str, Path], clips: int, log=print) -> ClipPool:
-    """The pool cached at ``path``, or seeds ``0..clips-1`` rendered and saved there first."""
+def load_or_render_pool(path: Union[str, Path], clips: int, log=print, num_frames: int = 17) -> ClipPool:
+    """The pool cached at ``path``, or seeds ``0..clips-1`` rendered (``num_frames`` frames, 64x64)
+    and saved there first.
+
+    Raises:
+        ValueError: the cached pool's clips are not ``num_frames`` long (pick another path).
+    """
     import time
 
     path = Path(path)
     if path.exists():
-        return ClipPool.load(path)
+        pool = ClipPool.load(path)
+        if pool.videos["rgb"].shape[1] != num_frames:
+            raise ValueError(f"{path} holds {pool.videos['rgb'].shape[1]}-frame clips, not {num_frames}; "
+                             "give another pool path or the matching frame count")
+        return pool
     start = time.time()
-    pool = render_pool(range(clips), log=log)
+    pool = render_pool(range(clips), num_frames=num_frames, log=log)
     pool.save(path)
     if log:
         log(f"rendered {clips} clips in {time.time() - start:.0f}s -> {path}")
