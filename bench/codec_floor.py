@@ -31,7 +31,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Dict, List
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.eval_default import (  # noqa: E402
     HELD_OUT, add_scores, add_x_better, mean_rows, score_depth, score_flow, score_segmentation, score_skeleton,
 )
-from bench.explore import HELD_OUT as WALK_HELD_OUT  # noqa: E402
+from bench.explore import held_out_walk  # noqa: E402
 from unity_core.codec import LatentCodec  # noqa: E402
-from unity_core.data.synthworld import held_actions, modality_values, random_actions, render_clip  # noqa: E402
+from unity_core.data.synthworld import held_actions, modality_values, render_clip  # noqa: E402
 from unity_core.explore.scorer import merge_scores, score_video  # noqa: E402
 from unity_core.modalities import decode, encode  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
@@ -68,9 +67,7 @@ def main() -> None:
     args = ap.parse_args()
     pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
     if args.codec:
-        window = pipe.codec.encode_window  # pipeline.json's codec_window, if any
-        pipe.codec = LatentCodec.from_pretrained(args.codec)
-        pipe.codec.encode_window = window
+        pipe.codec = LatentCodec.from_pretrained(args.codec, encode_window=pipe.codec.encode_window)
     rows: Dict[str, List[float]] = defaultdict(list)
     start = time.time()
     for i in range(args.clips):
@@ -86,9 +83,8 @@ def main() -> None:
                    {"flow_speed_p95": float(clip.flow[clip.flow_valid].norm(dim=-1).quantile(0.95)),
                     "rgb_l1": float((rgb - clip.rgb).abs().mean()), "rgb_psnr_db": psnr(rgb, clip.rgb)})
     rendered, coded = [], []
-    for i in range(args.walks):  # the seeds and scripts of bench/explore.py's scored walks
-        actions = random_actions(np.random.default_rng(WALK_HELD_OUT + i), 8)
-        walk = render_clip(WALK_HELD_OUT + i, num_frames=33, height=64, width=64, actions=actions)
+    for i in range(args.walks):  # bench/explore.py's scored walks
+        actions, walk = held_out_walk(i, 8)
         K = walk.intrinsics.numpy()
         back = round_trip(pipe, walk.rgb).cpu()
         rendered.append(score_video(walk.rgb, actions, frames_per_segment=4, K=K))

@@ -70,6 +70,15 @@ def load(checkpoint: str):
     return pipe, True
 
 
+def held_out_walk(index: int, segments: int, size: int = 64, latent_frames: int = 1):
+    """(actions, ground-truth clip) of held-out walk ``index``: seed ``HELD_OUT + index``, one
+    random action per segment, each held for ``4 * latent_frames`` frames after the start frame."""
+    seed = HELD_OUT + index
+    actions = random_actions(np.random.default_rng(seed), segments)
+    per_action = [a for a in actions for _ in range(latent_frames)]
+    return actions, render_clip(seed, num_frames=1 + 4 * len(per_action), height=size, width=size, actions=per_action)
+
+
 def _hist(frame: np.ndarray) -> np.ndarray:
     img = np.clip(frame * 255 + 0.5, 0, 255).astype(np.uint8)
     h = cv2.calcHist([img], [0, 1, 2], None, [8, 8, 8], [0, 256] * 3)
@@ -158,11 +167,8 @@ def main() -> None:
     t0 = time.perf_counter()
     for i in range(args.starts):
         seed = HELD_OUT + i
-        rng = np.random.default_rng(seed)
-        actions = random_actions(rng, args.segments)
-        # ground truth: the same scene walked by the same actions, 4 frames per action
-        per_action = [a for a in actions for _ in range(args.latent_frames)]
-        gt = render_clip(seed, num_frames=1 + 4 * len(per_action), height=args.size, width=args.size, actions=per_action)
+        # ground truth: the same scene walked by the same actions
+        actions, gt = held_out_walk(i, args.segments, args.size, args.latent_frames)
         K = gt.intrinsics.numpy()
         res = explore(pipe, gt.rgb[0], actions, gt.caption, steps=args.steps, seed=args.seed + i,
                       latent_frames_per_segment=args.latent_frames, sentence_set=args.sentence_set,

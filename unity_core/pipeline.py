@@ -87,8 +87,8 @@ class UnityVideoPipeline:
             return p if p.is_absolute() else folder / p
 
         transformer = load_transformer(resolve(config["transformer"]), dtype=dtype, device=device)
-        codec = LatentCodec.from_pretrained(resolve(config["codec"])).to(device)
-        codec.encode_window = config.get("codec_window")  # the clip length the codec was trained on
+        # codec_window: the clip length the codec was trained on
+        codec = LatentCodec.from_pretrained(resolve(config["codec"]), encode_window=config.get("codec_window")).to(device)
         text = config.get("text_encoder", "minilm")
         text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)), device=device)
         return cls(transformer, codec, text_encoder, config)

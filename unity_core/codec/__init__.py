@@ -152,8 +152,10 @@ class LatentCodec(nn.Module):
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: Union[str, Path], dtype: torch.dtype = torch.float32) -> "LatentCodec":
-        """Load a diffusers ``AutoencoderKLWan`` folder (ours, or Wan2.2's ``vae`` folder).
+    def from_pretrained(cls, folder: Union[str, Path], dtype: torch.dtype = torch.float32,
+                        encode_window: Optional[int] = None) -> "LatentCodec":
+        """Load a diffusers ``AutoencoderKLWan`` folder (ours, or Wan2.2's ``vae`` folder);
+        ``encode_window`` as in :meth:`posterior` (a pipeline's ``codec_window``).
 
         Raises:
             FileNotFoundError: no ``config.json`` in the folder.
@@ -163,7 +165,7 @@ class LatentCodec(nn.Module):
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no codec in {folder}: config.json missing")
-        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype)).eval()
+        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype), encode_window).eval()
 
 
 def frames_to_video(frames: torch.Tensor) -> torch.Tensor:
