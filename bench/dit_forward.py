@@ -10,6 +10,11 @@ Weights are random (the speed of a forward does not depend on them).
 
 Latent size follows the codec of the preset (Wan2.2 VAE: 4x time, 16x space, 48 channels;
 the small default codec: 4x time, 8x space, 16 channels). Prints one JSON object last.
+
+Memory: on CUDA each ``*_peak_mib`` is that case's peak allocation (the counter is reset per
+case). On CPU there is no per-case counter: the figures are the process's resident high-water
+mark so far (``ru_maxrss``), so a later case includes the earlier ones; the JSON says so in
+``peak_mib_kind``.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ def main() -> None:
     for k, v in list(result.items()):
         if isinstance(v, float):
             result[k] = round(v, 4)
+    result["peak_mib_kind"] = "per case" if device.type == "cuda" else "process high-water mark so far (CPU)"
     print(f"threads={torch.get_num_threads()}")
     print(json.dumps(result))
 

@@ -4,14 +4,17 @@ Estimation: depth AbsRel / delta1, flow EPE, segmentation mIoU, skeleton PCK@0.1
 the best constant-per-clip baseline (an oracle that knows the clip's ground truth and predicts
 one constant per clip: the median depth, the mean flow vector, the better of all-background /
 all-foreground, each keypoint's mean position). Controllable generation from depth: depth
-re-estimated from the generated RGB against the control. Joint generation: generated depth
-against depth re-estimated from the generated RGB.
+re-estimated from the generated RGB against the control (with the pipeline's control guidance,
+or ``--control-cfg``). Joint generation: generated depth against depth re-estimated from the
+generated RGB.
 
     python bench/eval_default.py [--clips 8] [--steps 20] [--checkpoint default] [--depth-only]
+                                 [--control-cfg G]
 
 "x better than the baseline" is the baseline's error over the model's, with errors AbsRel,
-1 - delta1, EPE, 1 - mIoU and 1 - PCK. Control and joint agreement come beside a mismatched pair
-(the next clip's control / the next clip's generated RGB), which shows what chance agreement is.
+1 - delta1, EPE, 1 - mIoU and 1 - PCK. Control and joint agreement come beside mismatched pairs
+(the mean over every other clip's control / generated depth), which shows what chance agreement
+is, and the share of clips whose own target is the closest of all ("top-1").
 ``--depth-only`` scores depth estimation alone (for single-task models).
 
 Seeds start at 100000 (training used 0..N-1); each clip holds one camera action, as training's. Prints one JSON object last.
@@ -107,12 +110,29 @@ def mean_rows(rows: Dict[str, List[float]]) -> Dict[str, float]:
     return {k: round(sum(v) / len(v), 4) for k, v in rows.items() if v}
 
 
+def agreement(pairs, i: int, name: str) -> Dict[str, float]:
+    """Relative-depth AbsRel of clip ``i``'s re-estimated depth against its own target, the mean
+    against every other clip's target (chance), and whether its own target is the closest.
+
+    Args:
+        pairs: per clip ``(target, re_estimated)`` relative depth ``[F, H, W]`` in [0, 1].
+        i: the clip; name: the key prefix (``control`` / ``joint``).
+    """
+    target, estimate = pairs[i][0], pairs[i][1]
+    own = relative_absrel(estimate, target)
+    others = [relative_absrel(estimate, t) for j, (t, _) in enumerate(pairs) if j != i]
+    return {f"{name}_depth_absrel": own, f"{name}_depth_absrel_mismatched": sum(others) / max(len(others), 1),
+            f"{name}_top1": float(bool(others) and own < min(others))}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--checkpoint", default="default")
     ap.add_argument("--depth-only", action="store_true", help="depth estimation only (single-task models)")
+    ap.add_argument("--control-cfg", type=float, default=None,
+                    help="control guidance for the control task (default: the pipeline's, see pipeline.json)")
     args = ap.parse_args()
     pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
     rows: Dict[str, List[float]] = defaultdict(list)
@@ -130,7 +150,8 @@ def main() -> None:
                    score_skeleton(pipe.estimate(clip.rgb, "skeleton", **kw).values, clip))
         # controllable generation from depth: re-estimate depth from the generated RGB
         control = encode("depth", modality_values(clip, "depth"))
-        gen = pipe.control(control, "depth", clip.prompt, steps=args.steps, seed=i)
+        ctl_kw = {} if args.control_cfg is None else {"control_cfg": args.control_cfg}
+        gen = pipe.control(control, "depth", clip.prompt, steps=args.steps, seed=i, **ctl_kw)
         re = pipe.estimate(gen.rgb, "depth", **kw).values
         target = modality_values(clip, "depth")
         controls.append((target, re))
@@ -138,15 +159,12 @@ def main() -> None:
         re = pipe.estimate(joint.rgb, "depth", **kw).values
         generated.append((joint.values, re))
         print(f"clip {i + 1}/{args.clips} done ({time.time() - start:.0f}s)")
-    for i in range(len(controls)):
-        j = (i + 1) % len(controls)
-        rows["control_depth_absrel"].append(relative_absrel(controls[i][1], controls[i][0]))
-        rows["control_depth_absrel_mismatched"].append(relative_absrel(controls[i][1], controls[j][0]))
-        rows["joint_depth_absrel"].append(relative_absrel(generated[i][1], generated[i][0]))
-        rows["joint_depth_absrel_mismatched"].append(relative_absrel(generated[i][1], generated[j][0]))
+    for name, pairs in (("control", controls), ("joint", generated)):
+        add_scores(rows, *(agreement(pairs, i, name) for i in range(len(pairs))))
     result = mean_rows(rows)
     add_x_better(result)
     result.update(clips=args.clips, steps=args.steps, seconds=round(time.time() - start, 1), checkpoint=args.checkpoint,
+                  control_cfg=args.control_cfg if args.control_cfg is not None else pipe.defaults.get("control_cfg", 1.0),
                   note="control/joint AbsRel are in relative depth, |a-b|/(b+0.1)")
     print(json.dumps(result))
 

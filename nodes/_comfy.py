@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 try:  # inside ComfyUI
     import comfy.model_management as _mm
@@ -79,6 +79,21 @@ def input_path(name: str) -> Path:
 
 def output_dir() -> Path:
     return Path(_folder_paths.get_output_directory()) if HAS_COMFY else Path(os.environ.get("UNITYVIDEO_OUTPUT_DIR", "output"))
+
+
+def output_path(filename_prefix: str, suffix: str) -> Path:
+    """``<output folder>/<filename_prefix><suffix>``, refused when the prefix leads outside the
+    output folder (``..`` or an absolute path), as ComfyUI's own save nodes refuse it.
+
+    Raises:
+        ValueError: the path is not inside the output folder.
+    """
+    out = output_dir().resolve()
+    path = (out / f"{filename_prefix}{suffix}").resolve()
+    if out not in path.parents:
+        raise ValueError(f"filename_prefix {filename_prefix!r} leads outside the output folder {out}; "
+                         "use a relative path such as 'unityvideo/video'")
+    return path
 
 
 def input_videos() -> List[str]:

@@ -23,7 +23,7 @@ SEED_INPUT = ("INT", {"default": 42, "min": 0, "max": 2**63 - 1, "control_after_
                       "tooltip": "Noise seed; the same seed and settings reproduce the same result."})
 STEPS_INPUT = ("INT", {"default": 20, "min": 1, "max": 200, "tooltip": "Sampling steps (the release uses 20 Euler steps)."})
 CFG_INPUT = ("FLOAT", {"default": 1.0, "min": 1.0, "max": 20.0, "step": 0.1,
-                       "tooltip": "Classifier-free guidance on the content prompt; 1 = off (the release). Above 1 needs a negative prompt."})
+                       "tooltip": "Classifier-free guidance on the content prompt; 1 = off (the release). Above 1 guides away from the negative prompt: the connected one, else the empty prompt (models with a built-in text encoder)."})
 SHIFT_INPUT = ("FLOAT", {"default": 1.0, "min": 0.1, "max": 20.0, "step": 0.1,
                          "tooltip": "Timestep shift; 1 = the release's uniform schedule, higher spends more steps at high noise."})
 SCHEDULER_INPUT = (list(SCHEDULERS), {"default": "euler", "tooltip": "euler = the release's loop; others are diffusers' flow-matching schedulers."})

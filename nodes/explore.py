@@ -16,7 +16,8 @@ from typing import Any, Optional, Tuple
 
 import torch
 
-from unity_core.explore.long_video import ExploreResult, explore
+from unity_core.constants import EXPLORE_DEFAULT_PROMPT
+from unity_core.explore.long_video import ExploreResult, explore, start_frames
 from unity_core.explore.qcm import SENTENCE_SETS, format_script, parse_script
 
 from . import _comfy
@@ -24,8 +25,8 @@ from .common import MODEL, SEED_INPUT, STEPS_INPUT
 
 log = logging.getLogger(__name__)
 
-START_CHOICES = ["last frame", "whole clip"]
-DEFAULT_PROMPT = "A first-person view of a room with a wooden floor."
+#: The node's start choices (saved in workflows) -> :func:`unity_core.explore.long_video.start_frames`'s.
+START_CHOICES = {"last frame": "last", "first frame": "first", "whole clip": "clip"}
 #: Walks kept in memory across runs, by ComfyUI node id (a few; each holds latents and frames).
 MAX_WALKS = 4
 _WALKS: "OrderedDict[str, _Walk]" = OrderedDict()
@@ -44,22 +45,6 @@ def _fingerprint(frames: torch.Tensor) -> str:
     """Content hash of the start frames (a new tensor with the same pixels is the same start)."""
     data = frames.detach().to("cpu", torch.float32).contiguous().numpy()
     return hashlib.blake2b(data.tobytes(), digest_size=16).hexdigest() + str(tuple(frames.shape))
-
-
-def _start_frames(image: torch.Tensor, start: str) -> torch.Tensor:
-    """IMAGE ``[F, H, W, 3]`` -> the start explore() takes: the last frame ``[1, H, W, 3]``, or
-    the whole clip (F must then be 4k+1; explore() says so otherwise).
-
-    Raises:
-        ValueError: not an IMAGE batch, or an unknown ``start``.
-    """
-    if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[-1] != 3 or image.shape[0] < 1:
-        raise ValueError(f"image must be a ComfyUI IMAGE [F, H, W, 3], got {getattr(image, 'shape', type(image))}")
-    if start == "last frame":
-        return image[-1:]
-    if start == "whole clip":
-        return image
-    raise ValueError(f"unknown start {start!r}; use one of {START_CHOICES}")
 
 
 class UnityVideoExplore:
@@ -87,8 +72,8 @@ class UnityVideoExplore:
                 "model": (MODEL, {"tooltip": "A model with a built-in codec and text encoder (the embedded default)."}),
                 "image": ("IMAGE", {"tooltip": "Start of the walk: an image, or frames of which the last (or the whole 4k+1 clip, see 'start') is used; resized and centre-cropped to width x height."}),
                 "actions": ("STRING", {"default": "W W+A", "tooltip": "One camera action per segment, separated by spaces: W/A/S/D move (pairs like W+A), arrows ← → ↑ ↓ (or < > ^ v) turn, W→ does both, · stands still, W*3 repeats. The keyboard widget below fills this in."}),
-                "prompt": ("STRING", {"default": DEFAULT_PROMPT, "multiline": True, "tooltip": "What the world looks like; each segment's prompt is this followed by Yume's sentence for its action."}),
-                "start": (START_CHOICES, {"default": "last frame", "tooltip": "last frame: start from the image's last frame; whole clip: a 4k+1-frame clip is the walk's first history, as it is."}),
+                "prompt": ("STRING", {"default": EXPLORE_DEFAULT_PROMPT, "multiline": True, "tooltip": "What the world looks like; each segment's prompt is this followed by Yume's sentence for its action."}),
+                "start": (list(START_CHOICES), {"default": "last frame", "tooltip": "last frame / first frame: start from that frame of the image batch; whole clip: a 4k+1-frame clip is the walk's first history, as it is."}),
                 "width": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Walk width; a multiple of 16 (codec x patch) for the default model."}),
                 "height": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Walk height; a multiple of 16 for the default model."}),
                 "steps": STEPS_INPUT,
@@ -132,15 +117,18 @@ class UnityVideoExplore:
             parsed = parse_script(actions)
         except ValueError as err:
             raise ValueError(f"actions: {err}") from None
-        frames = _start_frames(image, start)
+        if start not in START_CHOICES:
+            raise ValueError(f"unknown start {start!r}; use one of {list(START_CHOICES)}")
+        frames = start_frames(image, START_CHOICES[start])
         key = (prompt, sentence_set, int(width), int(height), start, _fingerprint(frames))
         previous = self._previous(unique_id, model, key) if continue_walk else None
         if continue_walk and previous is None:
             log.warning("UnityVideo Explore: no earlier walk with this model, prompt, size and start image in memory; "
                         "starting a new walk from the image")
         try:
-            result = explore(model, None if previous is not None else frames, parsed, prompt, steps=steps, seed=seed,
-                             sentence_set=sentence_set, size=(height, width), history=previous,
+            new_walk = previous is None  # a continuation keeps its own start and size
+            result = explore(model, frames if new_walk else None, parsed, prompt, steps=steps, seed=seed,
+                             sentence_set=sentence_set, size=(height, width) if new_walk else None, history=previous,
                              callback=_comfy.progress(len(parsed) * steps), should_interrupt=_comfy.should_interrupt)
         except SamplingInterrupted as err:
             raise _comfy.interrupted_error(err) from None

@@ -4,7 +4,6 @@ and savers for videos and decoded values."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from unity_core import modalities as M
 from unity_core.constants import resolve_modality
@@ -12,7 +11,7 @@ from unity_core.io import unique_path, write_video
 from unity_core.preprocess import extract_control
 
 from . import _comfy
-from .common import CFG_INPUT, MODALITY_INPUT, MODEL, SEED_INPUT, STEPS_INPUT, VALUES
+from .common import MODALITY_INPUT, MODEL, SEED_INPUT, STEPS_INPUT, VALUES
 
 
 def _values_out(modality, values):
@@ -129,7 +128,7 @@ class UnityVideoSaveValues:
         }}
 
     def save(self, values, filename_prefix):
-        path = unique_path(_comfy.output_dir() / f"{filename_prefix}_{values['modality']}.npz")
+        path = unique_path(_comfy.output_path(filename_prefix, f"_{values['modality']}.npz"))
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, values=np.asarray(values["values"]), modality=values["modality"])
         summary = f"{values['modality']} {tuple(np.asarray(values['values']).shape)} -> {path.name}"
@@ -156,8 +155,7 @@ class UnityVideoSaveVideo:
         }}
 
     def save(self, frames, filename_prefix, fps, format):
-        out = _comfy.output_dir()
-        path = write_video(out / f"{filename_prefix}.{format}", frames, fps)
-        rel = path.relative_to(out)
+        path = write_video(_comfy.output_path(filename_prefix, f".{format}"), frames, fps)
+        rel = path.relative_to(_comfy.output_dir().resolve())
         return {"ui": {"images": [{"filename": rel.name, "subfolder": str(rel.parent) if str(rel.parent) != "." else "", "type": "output"}],
                        "animated": (format == "webp",)}, "result": ()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from unity_core.constants import resolve_task
 from unity_core.sampling import AAM, BlockCache, SamplingInterrupted, TimeTravel, noised_streams, sample
 
 from . import _comfy
@@ -98,10 +99,12 @@ class UnityVideoSampler:
             "modality_latent": ("LATENT", {"tooltip": "The control video's latent (required for flow2video)."}),
             "negative": ("CONDITIONING", {"tooltip": "Negative prompt, used when cfg > 1."}),
             "options": (OPTIONS, {"tooltip": "Yume options (time travel, AAM, cache)."}),
+            "control_cfg": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 30.0, "step": 0.5,
+                                      "tooltip": "flow2video only: control guidance, away from the RGB stream alone towards the control; 1 = off (the release). The embedded default follows a depth control far better at 8 (MODEL_CARD); costs one more forward a step."}),
         }}
 
     def run(self, model, task, modality, positive, rgb_latent, seed, steps, cfg, shift, scheduler,
-            modality_latent=None, negative=None, options=None):
+            modality_latent=None, negative=None, options=None, control_cfg=1.0):
         rgb_noised, mod_noised = noised_streams(task)
         if not mod_noised and modality_latent is None:
             raise ValueError("flow2video needs a modality_latent (encode the control video)")
@@ -122,12 +125,16 @@ class UnityVideoSampler:
         mctx = modality["context"].to(device).expand(batch, -1, -1)
         neg = conditioning_tensor(negative).to(device).expand(batch, -1, -1) if negative is not None else None
         if cfg != 1.0 and neg is None:
-            neg = torch.zeros_like(ctx)  # the empty prompt encodes to (near) zero rows
+            if getattr(model, "text_encoder", None) is None:
+                raise ValueError(f"cfg {cfg} needs a negative prompt: connect 'negative' (e.g. a text encode of an "
+                                 "empty prompt) or set cfg to 1")
+            neg = model.encode_prompt("").to(device).expand(batch, -1, -1)  # as the pipeline's default negative
         try:
             with torch.no_grad():
                 out = sample(model.transformer, task, context=ctx, modality=modality["name"], modality_context=mctx,
                              rgb_latent=None if rgb_noised else rgb.to(device), modality_latent=None if mod_noised else mod.to(device),
                              shape=tuple(rgb.shape), steps=steps, shift=shift, cfg=cfg, negative_context=neg,
+                             control_cfg=control_cfg if resolve_task(task) == "flow2video" else 1.0,
                              scheduler=scheduler, seed=seed, callback=_comfy.progress(steps),
                              should_interrupt=_comfy.should_interrupt, time_travel=opts.get("time_travel"),
                              aam=opts.get("aam"), cache=cache)

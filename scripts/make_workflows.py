@@ -98,7 +98,8 @@ def to_ui(graph):
 def default_jobs():
     loader = ("UnityVideoLoader", {"checkpoint": "(embedded default)", "dtype": "fp32", "device": "auto"})
     video = ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 17, "width": 64, "height": 64, "sampling": "uniform", "stride": 1})
-    sampler = dict(seed=42, steps=20, cfg=1.0, shift=1.0, scheduler="euler")
+    # every widget the frontend shows, the optional control_cfg too, so that its API export matches ours
+    sampler = dict(seed=42, steps=20, cfg=1.0, shift=1.0, scheduler="euler", control_cfg=1.0)
     jobs = {}
     jobs["joint_depth"] = {
         "1": loader,
@@ -121,8 +122,10 @@ def default_jobs():
             "5": ("UnityVideoTextEncode", {"model": ("1", 0), "text": "A person talking on a phone in a car."}),
             "6": ("UnityVideoModalitySwitch", {"model": ("1", 0), "modality": modality}),
             "7": ("UnityVideoTaskSelect", {"task": "flow2video"}),
+            # control guidance 8: the embedded default's pipeline.json default (measured in its MODEL_CARD)
             "8": ("UnityVideoSampler", {"model": ("1", 0), "task": ("7", 0), "modality": ("6", 0), "positive": ("5", 0),
-                                        "rgb_latent": ("4", 0), "modality_latent": ("4", 0), **sampler}),
+                                        "rgb_latent": ("4", 0), "modality_latent": ("4", 0),
+                                        **{**sampler, "control_cfg": 8.0}}),
             "9": ("UnityVideoDecode", {"model": ("1", 0), "latent": ("8", 0)}),
             "10": ("UnityVideoSaveVideo", {"frames": ("9", 0), "filename_prefix": f"unityvideo/{name}", "fps": 8.0, "format": "webp"}),
             "11": ("UnityVideoSaveVideo", {"frames": ("3", 0), "filename_prefix": f"unityvideo/{name}_control", "fps": 8.0, "format": "webp"}),
@@ -168,7 +171,8 @@ def five_b_jobs():
         "3": ("VAELoader", {"vae_name": "wan2.2_vae.safetensors"}),
     }
     video = ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 33, "width": 256, "height": 256, "sampling": "uniform", "stride": 1})
-    sampler = dict(seed=42, steps=20, cfg=1.0, shift=1.0, scheduler="euler")
+    # every widget the frontend shows, the optional control_cfg too, so that its API export matches ours
+    sampler = dict(seed=42, steps=20, cfg=1.0, shift=1.0, scheduler="euler", control_cfg=1.0)
     jobs = {}
     jobs["joint_depth_5b"] = {**loaders,
         "4": ("CLIPTextEncode", {"clip": ("2", 0), "text": "A woman walks through a sunny park."}),

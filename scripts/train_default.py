@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core.cli import parse_size  # noqa: E402
 from unity_core.codec import LatentCodec  # noqa: E402
-from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS  # noqa: E402
+from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS, resolve_modality  # noqa: E402
 from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
@@ -159,7 +159,8 @@ def main(argv=None) -> None:
 
     modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
     task_weights = _weights(args.task_weights, {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0, EXPLORE_TASK: 0.0})
-    modality_weights = {m: w for m, w in modality_weights.items() if not args.modalities or m in args.modalities}
+    wanted = {resolve_modality(m) for m in args.modalities or ()}  # aliases such as "flow" accepted
+    modality_weights = {m: w for m, w in modality_weights.items() if not wanted or m in wanted}
     task_weights = {t: w for t, w in task_weights.items() if w > 0 and (not args.tasks or t in args.tasks)}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
                       task_weights=task_weights, timestep_shift=args.timestep_shift)

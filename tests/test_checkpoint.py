@@ -133,3 +133,10 @@ def test_key_maps_round_trip_every_release_key(fixtures_dir):
     assert [ours_to_official_key(k) for k in ours] == keys
     assert official_key_to_ours("base.blocks.3.cross_attn.o.weight") == "blocks.3.attn2.to_out.0.weight"
     assert official_key_to_ours("base.blocks.0.norm3.bias") == "blocks.0.norm2.bias"
+
+
+def test_a_file_without_transformer_blocks_is_named(tmp_path):
+    from unity_core.model.checkpoint import infer_config
+
+    with pytest.raises(CheckpointError, match="holds no transformer blocks"):
+        infer_config({"encoder.conv1.weight": (16, 3, 3, 3)})

@@ -28,6 +28,9 @@ def test_generate_and_control(tmp_path, carphone_path):
                  "--prompt", "a person", "--out", str(tmp_path / "c.mp4"), "--steps", "2"]) == 0
     assert read_video(tmp_path / "c.mp4")[0].shape == (17, 64, 64, 3)
     assert read_video(tmp_path / "c_control.mp4")[0].max() > 0.5  # the rendered skeleton
+    assert main(["control", "--modality", "depth", "--control", str(tmp_path / "c.mp4"), "--prompt", "a person",
+                 "--out", str(tmp_path / "d.mp4"), "--steps", "1", "--control-cfg", "1"]) == 0
+    assert (tmp_path / "d.mp4").is_file()
 
 
 @pytest.mark.parametrize("args,message", [
@@ -53,3 +56,45 @@ def test_queue_overrides():
         apply_overrides(wf, ["3.cfgg=2"])
     with pytest.raises(ValueError, match="no node '9'"):
         apply_overrides(wf, ["9.seed=2"])
+
+
+def test_queue_repeats_vary_the_seed_and_refusals_are_explained(tmp_path, capsys):
+    import http.server
+    import threading
+
+    from unity_core.cli import with_seed_offset
+
+    wf = {"3": {"class_type": "UnityVideoSampler", "inputs": {"seed": 5, "steps": 20}},
+          "4": {"class_type": "KSampler", "inputs": {"noise_seed": 1, "seed": ["3", 0]}}}
+    assert with_seed_offset(wf, 2)["3"]["inputs"]["seed"] == 7 and with_seed_offset(wf, 2)["4"]["inputs"]["noise_seed"] == 3
+    assert with_seed_offset(wf, 2)["4"]["inputs"]["seed"] == ["3", 0] and wf["3"]["inputs"]["seed"] == 5  # links kept
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body["prompt"]["3"]["inputs"]["seed"])
+            ok = len(seen) < 3
+            reply = {"prompt_id": f"p{len(seen)}"} if ok else {"error": "invalid prompt", "node_errors": {"3": "bad"}}
+            self.send_response(200 if ok else 400)
+            self.end_headers()
+            self.wfile.write(json.dumps(reply).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    path = tmp_path / "wf_api.json"
+    path.write_text(json.dumps(wf))
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert main(["queue", str(path), "--server", url, "--repeat", "2"]) == 0
+        assert seen == [5, 6]
+        assert main(["queue", str(path), "--server", url]) == 2
+        assert "refused wf_api.json (HTTP 400)" in capsys.readouterr().err
+    finally:
+        server.shutdown()
+    assert main(["queue", str(path), "--server", "http://127.0.0.1:9"]) == 2
+    assert "cannot reach ComfyUI at http://127.0.0.1:9" in capsys.readouterr().err

@@ -135,3 +135,40 @@ def test_cli_explore_bad_inputs(args, message, tmp_path, capsys):
     assert main(["explore", *args, "--out", str(tmp_path / "x.mp4"), "--steps", "2"]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "x.json").exists()
+
+
+def test_continuing_from_a_bare_latent_numbers_the_new_frames(pipe):
+    from unity_core.explore.long_video import explore
+
+    first = explore(pipe, torch.rand(1, 32, 32, 3), "W S", steps=1, seed=0)
+    assert first.segment_frames == [(1, 5), (5, 9)] and first.frames.shape[0] == 9
+    more = explore(pipe, None, "D", steps=1, seed=0, history=first.latent)
+    # a bare latent keeps all of its decoded frames (it has no record of still frames)
+    total = 1 + (first.latent.shape[2] - 1) * 4
+    assert more.frames.shape[0] == total + 4 and more.segment_frames == [(total, total + 4)]
+    again = explore(pipe, None, "D", steps=1, seed=0, history=first)
+    assert again.segment_frames[-1] == (9, 13) and again.frames.shape[0] == 13
+    assert again.info["content_shortened"] is False and "prefix" in again.info
+    with pytest.raises(ValueError, match="pass image=None and size=None"):
+        explore(pipe, torch.rand(1, 32, 32, 3), "D", steps=1, history=first)
+    with pytest.raises(ValueError, match="pass image=None and size=None"):
+        explore(pipe, None, "D", steps=1, history=first, size=(64, 64))
+
+
+def test_start_choices_and_grey_start_images(pipe, tmp_path):
+    import imageio.v3 as iio
+
+    from unity_core.explore.long_video import _as_frames, start_frames
+
+    clip = torch.rand(5, 8, 8, 3)
+    assert torch.equal(start_frames(clip, "first"), clip[:1]) and torch.equal(start_frames(clip, "last"), clip[4:])
+    assert start_frames(clip, "clip") is clip
+    with pytest.raises(ValueError, match="unknown start 'middle'; use one of first, last, clip"):
+        start_frames(clip, "middle")
+    with pytest.raises(ValueError, match="unknown start 'middle'"):
+        nodes.UnityVideoExplore().walk(pipe, clip, "W", "a room", "middle", 32, 32, 1, 0, "v1")
+    frames, _ = nodes.UnityVideoExplore().walk(pipe, clip, "W", "a room", "first frame", 32, 32, 1, 0, "v1")
+    assert frames.shape == (5, 32, 32, 3)
+    grey = tmp_path / "grey.png"
+    iio.imwrite(grey, (np.random.default_rng(0).random((40, 48)) * 255).astype(np.uint8))
+    assert _as_frames(grey).shape == (1, 40, 48, 3)

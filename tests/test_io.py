@@ -77,3 +77,27 @@ def test_single_image_files_read_as_one_frame(tmp_path, suffix):
     frames, _ = read_video(tmp_path / f"img{suffix}", num_frames=1)
     assert frames.shape == (1, 12, 20, 3)
     assert torch.equal((frames[0] * 255).round().to(torch.uint8), torch.from_numpy(pixels))
+
+
+def test_fractional_fps_grey_folders_and_bad_selections(tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+
+    frames = torch.rand(5, 16, 16, 3)
+    _, fps = read_video(write_video(tmp_path / "slow.mp4", frames, fps=7.5))
+    assert fps == 7.5  # kept, not rounded to 8
+    with pytest.raises(ValueError, match="fps must be positive"):
+        write_video(tmp_path / "x.mp4", frames, fps=0)
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for i in range(3):
+        iio.imwrite(folder / f"{i}.png", np.full((20, 40), 60 * i, np.uint8))
+    grey, _ = read_video(folder)
+    assert grey.shape == (3, 20, 40, 3) and torch.equal(grey[..., 0], grey[..., 2])
+    iio.imwrite(folder / "3.png", np.zeros((8, 8), np.uint8))
+    with pytest.raises(VideoReadError, match="differ in size"):
+        read_video(folder)
+    with pytest.raises(ValueError, match="num_frames must be >= 1"):
+        select_frames(10, 0)
+    with pytest.raises(ValueError, match="start frame -2 is outside the video's 10 frames"):
+        select_frames(10, 3, "stride", 1, -2)

@@ -49,3 +49,14 @@ def test_action_accuracy():
     assert out == {"overall": 0.5, "movement": 1.0, "rotation": 0.5}
     with pytest.raises(ValueError):
         action_accuracy([], [])
+
+
+def test_masks_must_be_boolean():
+    flow = torch.zeros(2, 1, 1, 2)
+    target = torch.tensor([[[[1.0, 1.0]]], [[[0.0, 0.0]]]])
+    mask = torch.tensor([[[True]], [[False]]])
+    assert epe(flow, target, mask) == pytest.approx(math.sqrt(2))
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        epe(flow, target, mask.long())  # an int 0/1 mask would index frames, not mask them
+    with pytest.raises(ValueError, match="mask must be a bool tensor"):
+        abs_rel(torch.ones(4), torch.ones(4), torch.ones(4, dtype=torch.int64))

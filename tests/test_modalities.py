@@ -75,10 +75,17 @@ def test_densepose_parts_exact_and_uv_close(tmp_path):
     assert (back[..., 1:] - iuv[..., 1:]).abs().max() < 1 / 255 + 1e-6
 
 
-def test_legends_exist_for_every_modality():
+def test_legends_exist_for_every_modality_and_mean_what_the_decoders_read():
     for name in ("depth", "flow", "segmentation", "skeleton", "densepose"):
         legend = M.legend(name)
         assert legend["stops"] and all(len(c) == 3 for _, c in legend["stops"])
+    as_frame = lambda c: torch.tensor(c, dtype=torch.float32).view(1, 1, 1, 3) / 255  # noqa: E731
+    for position, colour in M.legend("depth")["stops"]:  # each stop decodes back to its depth
+        assert abs(float(M.decode("depth", as_frame(colour))) - position) < 0.02
+    directions = {"right": (1, 0), "down": (0, 1), "left": (-1, 0), "up": (0, -1)}
+    for label, colour in M.legend("flow")["stops"]:  # each stop decodes to its direction
+        uv = M.decode("flow", as_frame(colour)).view(2)
+        assert torch.allclose(uv / uv.norm(), torch.tensor(directions[label], dtype=torch.float32), atol=0.05)
 
 
 def test_bad_modality_inputs():

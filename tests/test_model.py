@@ -183,6 +183,9 @@ def test_random_modality_embeddings_tell_the_modalities_apart_from_the_start():
         (dict(modality="normals"), "unknown modality 'normals'"),
         (dict(t=torch.zeros(3)), r"timestep must be \[B\]"),
         (dict(mod=torch.zeros(1, 8, 1, 4, 6)), "must match rgb_latent"),
+        (dict(mod=None, modality="normals"), "unknown modality 'normals'"),  # checked without a latent too
+        (dict(ctx_width=5), r"context must be \[B=1, L, text_dim=\d+\]"),
+        (dict(mctx_width=5), r"modality_context must be \[B=1, L, text_dim=\d+\]"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, match):
@@ -190,6 +193,10 @@ def test_bad_inputs_raise_clear_errors(kwargs, match):
     rgb, mod, ctx, mctx = _inputs(batch=1)
     args = dict(rgb=rgb, t=torch.tensor([10.0]), mod=mod, modality="depth")
     args.update(kwargs)
+    if "ctx_width" in args:
+        ctx = ctx[..., : args["ctx_width"]]
+    if "mctx_width" in args:
+        mctx = mctx[..., : args["mctx_width"]]
     with pytest.raises(ValueError, match=match):
         model(args["rgb"], args["t"], ctx, args["mod"], args["modality"], mctx)
 

@@ -2,6 +2,7 @@
 
 import importlib
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,33 @@ def test_sampler_needs_a_control_for_flow2video():
 def test_unknown_modality_in_a_node():
     with pytest.raises(ValueError, match="unknown modality"):
         nodes.UnityVideoModalityDecode().decode(torch.zeros(1, 4, 4, 3), "normals")
+
+
+def test_save_nodes_stay_inside_the_output_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNITYVIDEO_OUTPUT_DIR", str(tmp_path / "out"))
+    frames = torch.rand(3, 16, 16, 3)
+    for prefix in ("../escaped", str(tmp_path / "abs")):
+        with pytest.raises(ValueError, match="leads outside the output folder"):
+            nodes.UnityVideoSaveVideo().save(frames, prefix, 8.0, "webp")
+        with pytest.raises(ValueError, match="leads outside the output folder"):
+            nodes.UnityVideoSaveValues().save({"modality": "depth", "values": torch.rand(3, 16, 16)}, prefix)
+    assert not list(tmp_path.glob("escaped*")) and not list(tmp_path.glob("abs*"))
+    ui = nodes.UnityVideoSaveVideo().save(frames, "sub/clip", 8.0, "webp")["ui"]["images"][0]
+    assert ui["subfolder"] == "sub" and (tmp_path / "out" / "sub" / ui["filename"]).is_file()
+
+
+def test_sampler_cfg_without_negative_uses_the_empty_prompt_or_asks_for_one():
+    from unity_core.pipeline import UnityVideoPipeline
+
+    pipe = UnityVideoPipeline.from_pretrained("default")
+    latent = {"samples": torch.zeros(1, 16, 2, 8, 8), "unityvideo_normalized": True}
+    positive = [[pipe.encode_prompt("a room"), {}]]
+    modality = {"name": "depth", "context": pipe.modality_context("depth")}
+    args = (positive, latent, 0, 2, 3.0, 1.0, "euler")
+    out = nodes.UnityVideoSampler().run(pipe, "text2all", modality, *args)
+    explicit = nodes.UnityVideoSampler().run(pipe, "text2all", modality, *args,
+                                             negative=[[pipe.encode_prompt(""), {}]])
+    assert torch.equal(out[0]["samples"], explicit[0]["samples"])
+    bare = SimpleNamespace(transformer=pipe.transformer, text_encoder=None, device=pipe.device)
+    with pytest.raises(ValueError, match="cfg 3.0 needs a negative prompt: connect 'negative'"):
+        nodes.UnityVideoSampler().run(bare, "text2all", modality, *args)

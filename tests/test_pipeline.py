@@ -36,3 +36,29 @@ def test_save_and_reload(pipe, tmp_path):
         pipe.save_pretrained(tmp_path / "p")
     with pytest.raises(FileNotFoundError, match="pipeline.json"):
         UnityVideoPipeline.from_pretrained(tmp_path / "nothing")
+
+
+def test_pipeline_defaults_reach_the_sampler(pipe, monkeypatch):
+    import unity_core.pipeline as P
+
+    seen = {}
+
+    def spy(model, task, **kw):
+        seen[task] = kw
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(P, "sample", spy)
+    monkeypatch.setattr(pipe, "defaults", {**pipe.defaults, "cfg": 2.5, "shift": 3.0, "control_cfg": 6.0})
+    for run in (lambda: pipe.generate("a room", "depth"), lambda: pipe.control(torch.rand(17, 64, 64, 3), "depth", "")):
+        with pytest.raises(RuntimeError, match="stop"):
+            run()
+    assert seen["text2all"]["cfg"] == 2.5 and seen["text2all"]["shift"] == 3.0 and "control_cfg" not in seen["text2all"]
+    assert seen["flow2video"]["control_cfg"] == 6.0 and seen["flow2video"]["negative_context"] is not None
+
+
+def test_saved_pipeline_points_at_a_umt5_folder(pipe, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr(pipe, "text_encoder", type("UMT5", (), {"name": "umt5", "path": "/models/umt5-xxl"})())
+    folder = pipe.save_pretrained(tmp_path / "p")
+    assert json.loads((folder / "pipeline.json").read_text())["text_encoder"] == "/models/umt5-xxl"

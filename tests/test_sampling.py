@@ -227,3 +227,80 @@ def test_bad_sampler_arguments():
         sample(GaussianFlow(), "text2all", context=ctx, modality="depth", shape=SHAPE, scheduler="ddim")
     with pytest.raises(ValueError, match="shape"):
         sample(GaussianFlow(), "text2all", context=ctx, modality="depth")
+
+
+def test_control_guidance_pushes_from_the_rgb_stream_alone_towards_the_control():
+    class TwoWays(torch.nn.Module):
+        """RGB velocity 1 without a control, 3 with one: guidance g gives 1 + g * (3 - 1)."""
+
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None):
+            self.calls.append("control" if mod is not None else "alone")
+            v = torch.full_like(rgb, 3.0 if mod is not None else 1.0)
+            return v, None if mod is None else torch.zeros_like(mod)
+
+    ctx, ctrl = torch.zeros(1, 1, 4), torch.zeros(SHAPE)
+    model = TwoWays()
+    out = sample(model, "flow2video", context=ctx, modality="depth", modality_latent=ctrl, steps=2, seed=0,
+                 control_cfg=4.0, rgb_noise=torch.zeros(SHAPE))
+    # Euler from sigma 1 to 0 with a constant velocity v: x0 = noise - v = -(1 + 4 * 2)
+    assert torch.allclose(out.rgb_latent, torch.full(SHAPE, -9.0))
+    assert model.calls == ["control", "alone"] * 2 and out.model_evaluations == 4
+    assert out.modality_latent is ctrl
+    with pytest.raises(ValueError, match="control_cfg guides controllable generation"):
+        sample(model, "video2flow", context=ctx, modality="depth", rgb_latent=ctrl, control_cfg=2.0)
+
+
+def test_unseeded_sampling_leaves_the_global_rng_alone_and_joint_noise_follows_the_prompt():
+    ctx = torch.zeros(1, 1, 4, dtype=torch.float64)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    sample(GaussianFlow(), "text2all", context=ctx, modality="depth", shape=SHAPE, steps=1)
+    assert torch.equal(torch.rand(3), expected)
+    seen = {}
+
+    class Where(GaussianFlow):
+        def forward(self, rgb, *args, **kwargs):
+            seen["device"] = rgb.device
+            return super().forward(rgb, *args, **kwargs)
+
+    # no clean latent tells the device: the noise goes where the prompt (and so the model) is
+    sample(Where(), "text2all", context=torch.zeros(1, 1, 4, device="meta"), modality="depth", shape=SHAPE,
+           steps=1, seed=0)
+    assert seen["device"].type == "meta"
+
+
+def test_aam_second_pass_does_not_reuse_the_first_pass_residuals():
+    model = _tiny_model()
+    ctx = torch.randn(1, 3, 8)
+    kw = dict(context=ctx, modality="depth", shape=(1, 4, 2, 4, 4), seed=3)
+
+    class Log(BlockCache):
+        def start_evaluation(self):
+            super().start_evaluation()
+            self.reused.append(False)
+
+        def __call__(self, index, fn, x):
+            before = self.skipped
+            out = super().__call__(index, fn, x)
+            self.reused[-1] |= self.skipped > before
+            return out
+
+    cache = Log(blocks=[1, 2], interval=2)
+    cache.reused = []
+    with torch.no_grad():
+        sample(model, "text2all", steps=2, aam=AAM(k=1, first_pass_steps=3), cache=cache, **kw)
+    # pass 1 (3 evaluations) reuses on its second; pass 2 (2 evaluations) starts by computing every block
+    assert cache.reused == [False, True, False, False, True]
+
+
+def test_explore_objective_rejects_a_bad_new_frames():
+    x = torch.randn(1, 4, 3, 2, 2)
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="new_frames must be 1 to 3"):
+            flow_matching_loss(GaussianFlow(), x, None, "explore_segment", None, torch.zeros(1, 1, 4), None,
+                               new_frames=bad)

@@ -262,3 +262,37 @@ def test_cached_pool_of_another_clip_length_is_refused(tmp_path):
     assert load_or_render_pool(tmp_path / "pool.safetensors", 1, num_frames=5).videos["rgb"].shape[1] == 5
     with pytest.raises(ValueError, match="5-frame clips, not 33"):
         load_or_render_pool(tmp_path / "pool.safetensors", 1, num_frames=33)
+
+
+def test_codec_crops_draw_every_modality_from_a_loaded_pool(tmp_path):
+    from unity_core.constants import MODALITIES
+    from unity_core.train.codec import _crop_batch
+    from unity_core.train.pool import ClipPool
+
+    pool = ClipPool({"rgb": torch.zeros(1, 5, 8, 8, 3, dtype=torch.uint8),
+                     **{m: torch.full((1, 5, 8, 8, 3), 10 * (i + 1), dtype=torch.uint8) for i, m in enumerate(MODALITIES)}},
+                    ["a"])
+    loaded = ClipPool.load(pool.save(tmp_path / "pool.safetensors"))
+    assert list(loaded.videos) == ["rgb", *MODALITIES]  # rendering order, not the file's alphabetical one
+    g = torch.Generator().manual_seed(0)
+    crops = _crop_batch(loaded, 400, 5, 8, g, rgb_share=0.0)  # modality crops only
+    drawn = {round(float(c.mean()) * 255 / 2 + 255 / 2) for c in crops.unbind(0)}  # [-1, 1] -> 0-255
+    assert drawn == {10 * (i + 1) for i in range(len(MODALITIES))}
+
+
+def test_csv_modality_columns_may_use_aliases(tmp_path):
+    from unity_core.data.csv_dataset import CSVVideoDataset
+    from unity_core.io import write_video
+
+    write_video(tmp_path / "v.mp4", torch.rand(5, 16, 16, 3))
+    write_video(tmp_path / "f.mp4", torch.rand(5, 16, 16, 3))
+    (tmp_path / "set.csv").write_text("video,prompt,flow\nv.mp4,a room,f.mp4\n")
+    ds = CSVVideoDataset(tmp_path / "set.csv", num_frames=5, size=(16, 16))
+    assert ds.modalities == ["raft"] and ds[0]["raft"].shape == (5, 16, 16, 3)
+    videos, _ = ds.stacked()
+    assert set(videos) == {"rgb", "raft"}
+    with pytest.raises(ValueError, match=r"has no column for \['depth'\]"):
+        CSVVideoDataset(tmp_path / "set.csv", modalities=["depth"])
+    (tmp_path / "empty.csv").write_text("video,prompt,depth\n")
+    with pytest.raises(ValueError, match="has a header but no rows"):
+        CSVVideoDataset(tmp_path / "empty.csv")

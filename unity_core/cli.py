@@ -5,7 +5,7 @@ embedded default (or a pipeline folder), and batch queueing of workflows on a Co
     unityvideo generate --prompt "a person walks in a room" --modality depth --out gen.mp4
     unityvideo control  --modality skeleton --control person.mp4 --preprocess --prompt "..." --out ctl.mp4
     unityvideo explore  --image start.png --actions "W W W+A ←" --prompt "..." --out walk.mp4
-    unityvideo queue workflows/estimate_depth_api.json --server http://127.0.0.1:8188 --set 4.seed=7 --repeat 3
+    unityvideo queue workflows/estimate_depth_api.json --server http://127.0.0.1:8188 --set 7.seed=3 --repeat 4
 
 Outputs are never overwritten: an existing name gets a ``_1``, ``_2``, ... suffix.
 """
@@ -66,6 +66,8 @@ def _save_values(out: Path, modality: str, values) -> Path:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from unity_core.constants import EXPLORE_DEFAULT_PROMPT, EXPLORE_START_CHOICES
+
     ap = argparse.ArgumentParser(prog="unityvideo", description="UnityVideo estimation and generation, and ComfyUI queueing")
     sub = ap.add_subparsers(dest="command", required=True)
     est = sub.add_parser("estimate", help="RGB video -> modality video + values (.npz)")
@@ -81,11 +83,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     ctl.add_argument("--control", required=True, type=Path, help="a modality visualisation video, or RGB with --preprocess")
     ctl.add_argument("--preprocess", action="store_true", help="extract the control from an RGB video first (raft, skeleton, segmentation)")
     ctl.add_argument("--prompt", required=True)
+    ctl.add_argument("--control-cfg", type=float, default=None,
+                     help="control guidance, 1 = off (default: the model's; 8 for the embedded default)")
     _common(ctl)
     exp = sub.add_parser("explore", help="start image + camera actions -> a walk through the world (Yume-style)")
-    exp.add_argument("--image", required=True, type=Path, help="start image (png, jpg, ...) or a video (its first frame)")
+    exp.add_argument("--image", required=True, type=Path, help="start image (png, jpg, ...) or a video (see --start)")
+    exp.add_argument("--start", default="first", choices=list(EXPLORE_START_CHOICES),
+                     help="for a video: start from its first or last frame, or the whole 4k+1-frame clip (default first)")
     exp.add_argument("--actions", required=True, help="one action per segment, e.g. 'W W W+A ←' (W/A/S/D move, arrows or < > ^ v turn, · none)")
-    exp.add_argument("--prompt", default="", help="what the world looks like; each segment adds its action's sentence")
+    exp.add_argument("--prompt", default=EXPLORE_DEFAULT_PROMPT,
+                     help=f"what the world looks like; each segment adds its action's sentence (default {EXPLORE_DEFAULT_PROMPT!r})")
     exp.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp) and a .json beside it; never overwritten")
     exp.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
     exp.add_argument("--steps", type=int, default=20, help="sampling steps per segment (default 20)")
@@ -96,7 +103,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     q.add_argument("workflow", type=Path)
     q.add_argument("--server", default="http://127.0.0.1:8188")
     q.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE", help="override an input (JSON value or text)")
-    q.add_argument("--repeat", type=int, default=1)
+    q.add_argument("--repeat", type=int, default=1,
+                   help="queue N prompts; repeat i adds i to every 'seed' input (ComfyUI would serve an identical prompt from its cache)")
     args = ap.parse_args(argv)
     try:
         commands = {"estimate": _estimate, "generate": _generate, "control": _control, "explore": _explore, "queue": _queue}
@@ -166,25 +174,12 @@ def _control(args) -> int:
     if args.preprocess:
         values = extract_control(args.modality, frames)
         frames = M.encode(args.modality, values, size=frames.shape[1:3])
-    out = pipe.control(frames, args.modality, args.prompt, **_sampler_kwargs(args, "control"))
+    guidance = {} if args.control_cfg is None else {"control_cfg": args.control_cfg}
+    out = pipe.control(frames, args.modality, args.prompt, **_sampler_kwargs(args, "control"), **guidance)
     rgb = write_video(args.out, out.rgb, out.fps)
     ctrl = write_video(rgb.with_name(f"{rgb.stem}_control{rgb.suffix}"), out.modality_frames, out.fps)
     print(f"control {args.modality}: {rgb} {ctrl} ({time.time() - start:.1f}s)")
     return 0
-
-
-def _start_image(path: Path):
-    """``[1, H, W, 3]`` in [0, 1]: an image file, or the first frame of a video.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: a file that cannot be decoded (:class:`~unity_core.io.video.VideoReadError`).
-    """
-    from unity_core.io import read_video
-
-    if not path.exists():
-        raise FileNotFoundError(f"start image {path} does not exist")
-    return read_video(path, num_frames=1)[0]
 
 
 def _explore(args) -> int:
@@ -198,13 +193,18 @@ def _explore(args) -> int:
         actions = parse_script(args.actions)
     except ValueError as err:
         raise ValueError(f"--actions: {err}") from None
-    image = _start_image(args.image)
+    from unity_core.explore.long_video import start_frames
+    from unity_core.io import read_video
+
+    if not args.image.exists():
+        raise FileNotFoundError(f"start image {args.image} does not exist")
+    image = start_frames(read_video(args.image)[0], args.start)
     pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
     res = explore(pipe, image, actions, args.prompt, steps=args.steps, seed=args.seed, sentence_set=args.sentence_set,
                   size=args.size, callback=_progress(f"explore {len(actions)} actions"))
     video = write_video(args.out, res.frames, res.fps)
     record = {
-        "actions": format_script(res.actions), "prompt": args.prompt, "image": str(args.image),
+        "actions": format_script(res.actions), "prompt": args.prompt, "image": str(args.image), "start": args.start,
         "size": list(res.frames.shape[1:3]), "frames": int(res.frames.shape[0]), "fps": res.fps,
         "steps": args.steps, "seed": args.seed, "sentence_set": args.sentence_set, "checkpoint": str(args.checkpoint),
         "segments": [{"action": format_script([a]), "prompt": p, "frames": list(f), "seconds": round(s, 3)}
@@ -240,7 +240,20 @@ def apply_overrides(workflow: dict, overrides: List[str]) -> dict:
     return wf
 
 
+def with_seed_offset(workflow: dict, offset: int) -> dict:
+    """A copy of an API-format workflow with ``offset`` added to every integer ``seed`` /
+    ``noise_seed`` input (what ComfyUI's "increment" seed control does between queued prompts)."""
+    wf = json.loads(json.dumps(workflow))
+    for node in wf.values():
+        inputs = node.get("inputs", {})
+        for name in ("seed", "noise_seed"):
+            if isinstance(inputs.get(name), int):
+                inputs[name] += offset
+    return wf
+
+
 def _queue(args) -> int:
+    import urllib.error
     import urllib.request
     import uuid
 
@@ -251,11 +264,18 @@ def _queue(args) -> int:
         raise ValueError(f"{args.workflow} is a UI-format workflow; queue the *_api.json file (Export (API) in ComfyUI)")
     workflow = apply_overrides(workflow, args.set)
     client = str(uuid.uuid4())
+    url = args.server.rstrip("/") + "/prompt"
     for i in range(args.repeat):
-        body = json.dumps({"prompt": workflow, "client_id": client}).encode()
-        req = urllib.request.Request(args.server.rstrip("/") + "/prompt", data=body, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            reply = json.loads(resp.read())
+        body = json.dumps({"prompt": with_seed_offset(workflow, i), "client_id": client}).encode()
+        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                reply = json.loads(resp.read())
+        except urllib.error.HTTPError as err:  # ComfyUI explains a refused prompt in the body
+            detail = err.read().decode("utf-8", "replace")
+            raise ValueError(f"the server refused {args.workflow.name} (HTTP {err.code}): {detail}") from None
+        except urllib.error.URLError as err:
+            raise ValueError(f"cannot reach ComfyUI at {args.server} ({err.reason}); is it running? (--server URL)") from None
         print(f"queued {args.workflow.name} [{i + 1}/{args.repeat}]: prompt_id {reply.get('prompt_id')}")
     return 0
 

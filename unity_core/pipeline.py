@@ -107,8 +107,10 @@ class UnityVideoPipeline:
         folder.mkdir(parents=True, exist_ok=True)
         save_transformer(self.transformer, folder / "transformer.safetensors")
         self.codec.save_pretrained(folder / "codec")
-        config = {**self.config, "transformer": "transformer.safetensors", "codec": "codec",
-                  "text_encoder": getattr(self.text_encoder, "name", "minilm")}
+        # the built-in MiniLM by name; any other encoder (UMT5-XXL) by the folder it came from
+        encoder = getattr(self.text_encoder, "name", "minilm")
+        encoder = encoder if encoder == "minilm" else getattr(self.text_encoder, "path", self.config.get("text_encoder"))
+        config = {**self.config, "transformer": "transformer.safetensors", "codec": "codec", "text_encoder": encoder}
         (folder / "pipeline.json").write_text(json.dumps(config, indent=1))
         return folder
 
@@ -155,7 +157,10 @@ class UnityVideoPipeline:
 
     def _sample(self, task: str, modality: str, prompt: str, rgb_latent=None, modality_latent=None, shape=None,
                 negative_prompt: str = "", **kw):
-        cfg = kw.pop("cfg", 1.0)
+        cfg = kw.pop("cfg", self.defaults.get("cfg", 1.0))
+        kw.setdefault("shift", self.defaults.get("shift", 1.0))
+        if task == "flow2video":
+            kw.setdefault("control_cfg", self.defaults.get("control_cfg", 1.0))
         ctx = self.encode_prompt(prompt)
         neg = self.encode_prompt(negative_prompt) if cfg != 1.0 else None
         with torch.no_grad():

@@ -26,9 +26,10 @@ function attachWidget(node) {
   const queue = new ActionQueue();
   const chord = new ChordTracker();
   const actionsWidget = node.widgets?.find((w) => w.name === "actions");
-  if (actionsWidget?.value) {
-    try { queue.pushScript(String(actionsWidget.value)); } catch { /* keep an unparsable value as typed */ }
-  }
+  // The text input is the source of truth: the widget writes it only when its queue changes, and
+  // adopts it when it changed elsewhere (typed by hand, or restored from a saved workflow).
+  let written = null;
+  const write = () => { if (actionsWidget) { written = queue.toScript(); actionsWidget.value = written; } };
 
   const root = document.createElement("div");
   root.tabIndex = 0;
@@ -48,51 +49,59 @@ function attachWidget(node) {
     hint.textContent = focused ? "W/A/S/D move · arrows turn · chords combine" : "click here, then use W/A/S/D and the arrows";
     pending.textContent = `queued: ${queue.toScript() || "(none)"}`;
     done.textContent = queue.done.length ? `walked: ${queue.doneScript()}` : "";
-    if (actionsWidget) actionsWidget.value = queue.toScript();
     node.setDirtyCanvas?.(true, true);
   };
-  const fail = (err) => { error.textContent = err.message; };
+  const fail = (err) => { error.style.color = "#f77"; error.textContent = err.message; };
+  const adopt = () => {
+    const text = String(actionsWidget?.value ?? "");
+    if (!actionsWidget || text === written) return;
+    written = text;
+    try { queue.setScript(text); error.textContent = ""; } catch (err) { fail(err); }
+  };
 
-  root.addEventListener("focus", render);
+  root.addEventListener("focus", () => { adopt(); render(); });
   root.addEventListener("blur", () => { chord.reset(); render(); });
   root.addEventListener("keydown", (e) => {
     if (e.repeat) { if (chord.down(e)) { e.preventDefault(); e.stopPropagation(); } return; }
-    if (e.key === "Backspace") { queue.undo(); error.textContent = ""; render(); e.preventDefault(); e.stopPropagation(); return; }
+    if (e.key === "Backspace") { queue.undo(); write(); error.textContent = ""; render(); e.preventDefault(); e.stopPropagation(); return; }
     if (chord.down(e)) { e.preventDefault(); e.stopPropagation(); }
   });
   root.addEventListener("keyup", (e) => {
     try {
       const action = chord.up(e);
-      if (action) { queue.push(action); error.textContent = `added ${formatEntry(action)}`; error.style.color = "#8c8"; }
-    } catch (err) { error.style.color = "#f77"; fail(err); }
+      if (action) { queue.push(action); write(); error.textContent = `added ${formatEntry(action)}`; error.style.color = "#8c8"; }
+    } catch (err) { fail(err); }
     e.preventDefault();
     e.stopPropagation();
     render();
   });
 
   controls.append(
-    button("undo", () => { queue.undo(); render(); }),
-    button("clear", () => { queue.clear(); render(); }),
-    button("new walk", () => { queue.reset(); render(); }),
+    button("undo", () => { queue.undo(); write(); render(); }),
+    button("clear", () => { queue.clear(); write(); render(); }),
+    button("new walk", () => { queue.reset(); write(); render(); }),
     button("continue ▶", async () => {
       try {
+        adopt();
         const first = queue.done.length === 0;
         const script = queue.commit();
-        if (actionsWidget) actionsWidget.value = script;
+        // The run's script stays in the text input (so ComfyUI's own Queue button repeats it)
+        // while the queue starts empty for the next segment's keys.
+        if (actionsWidget) { actionsWidget.value = script; written = script; }
         const cont = node.widgets?.find((w) => w.name === "continue_walk");
         if (cont) cont.value = !first;
         error.textContent = "";
         render();
-        if (actionsWidget) actionsWidget.value = script; // render() showed the (now empty) queue
         await app.queuePrompt(0, 1);
-      } catch (err) { error.style.color = "#f77"; fail(err); }
+      } catch (err) { fail(err); }
     }),
   );
 
   const widget = node.addDOMWidget?.("explore_keys", "explore", root, { serialize: false, hideOnZoom: false });
   if (widget) widget.computeSize = (width) => [width, 110];
+  adopt();
   render();
-  return { queue, root };
+  return { queue, root, adopt, render };
 }
 
 app.registerExtension({
@@ -103,6 +112,13 @@ app.registerExtension({
     nodeType.prototype.onNodeCreated = function (...args) {
       const r = onNodeCreated?.apply(this, args);
       this.exploreWidget = attachWidget(this);
+      return r;
+    };
+    const onConfigure = nodeType.prototype.onConfigure;
+    nodeType.prototype.onConfigure = function (...args) { // a loaded workflow restored the text input
+      const r = onConfigure?.apply(this, args);
+      this.exploreWidget?.adopt();
+      this.exploreWidget?.render();
       return r;
     };
   },

@@ -51,19 +51,27 @@ class CSVVideoDataset(torch.utils.data.Dataset):
     ``[F, H, W, 3]`` visualisation per available modality (empty cells are skipped).
 
     Raises:
-        ValueError: no ``video`` / ``prompt`` column, or an unknown modality column.
+        ValueError: no ``video`` / ``prompt`` column, no rows, an unknown modality column, or a
+            requested modality without a column.
     """
 
     def __init__(self, csv_path: Union[str, Path], num_frames: int = 17, size=(64, 64),
                  modalities: Optional[Sequence[str]] = None):
         self.root = Path(csv_path).parent
         with open(csv_path, newline="", encoding="utf-8") as fh:
-            self.rows: List[Dict[str, str]] = list(csv.DictReader(fh))
-        cols = set(self.rows[0]) if self.rows else set()
+            reader = csv.DictReader(fh)
+            self.rows: List[Dict[str, str]] = list(reader)
+            cols = set(reader.fieldnames or [])
         if not {"video", "prompt"} <= cols:
             raise ValueError(f"{csv_path} needs 'video' and 'prompt' columns, has {sorted(cols)}")
-        extra = sorted(cols - {"video", "prompt"})
-        self.modalities = [resolve_modality(m) for m in (modalities or extra)]
+        if not self.rows:
+            raise ValueError(f"{csv_path} has a header but no rows")
+        #: release modality name -> the CSV column holding it (a column may use an alias, e.g. "flow")
+        self.columns: Dict[str, str] = {resolve_modality(c): c for c in sorted(cols - {"video", "prompt"})}
+        self.modalities = [resolve_modality(m) for m in (modalities or self.columns)]
+        absent = [m for m in self.modalities if m not in self.columns]
+        if absent:
+            raise ValueError(f"{csv_path} has no column for {absent}; its modality columns are {sorted(self.columns)}")
         self.num_frames, self.size = num_frames, tuple(size)
 
     def __len__(self) -> int:
@@ -76,8 +84,9 @@ class CSVVideoDataset(torch.utils.data.Dataset):
         item: Dict[str, object] = {"prompt": row["prompt"],
                                    "rgb": read_video(self.root / row["video"], self.num_frames, size=self.size)[0]}
         for m in self.modalities:
-            if row.get(m):
-                item[m] = read_video(self.root / row[m], self.num_frames, size=self.size)[0]
+            cell = row.get(self.columns[m])
+            if cell:
+                item[m] = read_video(self.root / cell, self.num_frames, size=self.size)[0]
         return item
 
     def stacked(self) -> Tuple[Dict[str, torch.Tensor], List[str]]:

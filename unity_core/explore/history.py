@@ -41,7 +41,7 @@ code pads with zeros; repeating the edge keeps the constant-input property at th
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -52,9 +52,8 @@ COARSE_KERNELS = (4, 8, 16, 32)
 
 
 def _check_kernel(kernel: int) -> None:
-    k = int(kernel)
-    if k < 2 or k & (k - 1):
-        raise ValueError(f"history kernel must be 2, 4, 8, 16 or 32 (a power of two >= 2), got {kernel}")
+    if int(kernel) not in (2, *COARSE_KERNELS):
+        raise ValueError(f"history kernel must be 2, 4, 8, 16 or 32 (the base patch or a derived one), got {kernel}")
 
 
 @dataclass(frozen=True)

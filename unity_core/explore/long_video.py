@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from unity_core.constants import EXPLORE_START_CHOICES
 from unity_core.explore.actions import CameraAction
 from unity_core.explore.history import (
     PAPER_SCHEDULE,
@@ -207,18 +208,12 @@ def generate_long_video(
 def _as_frames(image) -> torch.Tensor:
     """Image / video as ``[F, H, W, 3]`` float32 in [0, 1] (path, numpy or torch)."""
     if isinstance(image, (str, Path)):
+        from unity_core.io.video import read_video
+
         path = Path(image)
         if not path.exists():
             raise FileNotFoundError(f"start image {path} does not exist")
-        if path.suffix.lower() in (".mp4", ".webm", ".mov", ".avi", ".mkv", ".gif", ".webp"):
-            from unity_core.io.video import read_video
-
-            frames, _ = read_video(path)
-            return frames
-        import imageio.v3 as iio
-
-        arr = iio.imread(path)
-        image = torch.from_numpy(arr[..., :3].copy()).float() / (255.0 if arr.dtype.kind in "ui" else 1.0)
+        image, _ = read_video(path)  # images too (grey and RGBA become RGB)
     t = torch.as_tensor(image).float()
     if t.ndim == 3:
         t = t[None]
@@ -227,6 +222,24 @@ def _as_frames(image) -> torch.Tensor:
     if t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3):
         raise ValueError(f"image values must be in [0, 1], got [{t.min().item():.3g}, {t.max().item():.3g}]")
     return t.clamp(0, 1)
+
+
+def start_frames(frames: torch.Tensor, start: str = "first") -> torch.Tensor:
+    """The start of a walk from a clip ``[F, H, W, 3]``: its ``first`` or ``last`` frame
+    (``[1, H, W, 3]``), or the whole ``clip`` (which :func:`explore` needs to be 4k+1 frames).
+
+    Raises:
+        ValueError: not ``[F, H, W, 3]`` with F >= 1, or an unknown ``start``.
+    """
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
+        raise ValueError(f"frames must be [F, H, W, 3], got {getattr(frames, 'shape', type(frames))}")
+    if start == "first":
+        return frames[:1]
+    if start == "last":
+        return frames[-1:]
+    if start == "clip":
+        return frames
+    raise ValueError(f"unknown start {start!r}; use one of {', '.join(EXPLORE_START_CHOICES)}")
 
 
 @torch.no_grad()
@@ -362,8 +375,8 @@ def explore(
         pipeline_or_model_parts: a :class:`~unity_core.pipeline.UnityVideoPipeline`, or
             ``(transformer, codec, text_encoder)``, or a dict with those keys (+ ``defaults``).
         image: start image ``[H, W, 3]`` / ``[1, H, W, 3]`` in [0, 1], a 4k+1-frame video
-            ``[F, H, W, 3]``, or a path to an image or video file. May be None when
-            ``history`` continues an earlier walk.
+            ``[F, H, W, 3]``, or a path to an image or video file (grey and RGBA images are
+            made RGB). None when ``history`` continues an earlier walk.
         actions_script: e.g. ``"W W W+A ← ·"`` (grammar in :mod:`unity_core.explore.qcm`) or a
             list of :class:`CameraAction`; one segment per action.
         prompt: content prompt (what the world looks like); each segment's prompt is this plus
@@ -381,10 +394,12 @@ def explore(
         speed: speed sentence values (see :func:`~unity_core.explore.qcm.speed_sentence`) or None.
         schedule: history compression (default: the paper's, fitted to the latent size).
         size: (height, width) of the walk (default: the pipeline's; the image is resized and
-            centre-cropped).
+            centre-cropped). None with ``history``: a continuation keeps its walk's size.
         image_repeats: still latent frames of the start image (default
             ``latent_frames_per_segment``).
-        history: an earlier :class:`ExploreResult` (or its latent) to continue from.
+        history: an earlier :class:`ExploreResult` (or its latent ``[1, C, T, h, w]``) to continue
+            from. A bare latent keeps every frame it decodes to (it does not know how many were
+            still repeats of a start image), and numbers the new segments' frames after them.
         decode: decode the latents to frames.
         callback: ``callback(step, total, latent, None)`` after every step.
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
@@ -393,7 +408,8 @@ def explore(
         :class:`ExploreResult`.
 
     Raises:
-        ValueError: a bad action script, image, size or setting (the message names it).
+        ValueError: a bad action script, image, size or setting (the message names it), or an
+            image or size given together with ``history``.
         SamplingInterrupted: when ``should_interrupt()`` returns True.
     """
     from unity_core.io.video import resize_center_crop
@@ -410,7 +426,13 @@ def explore(
 
     prev: Optional[ExploreResult] = history if isinstance(history, ExploreResult) else None
     if history is not None:
+        if image is not None or size is not None:
+            raise ValueError("history= continues an earlier walk at its own size and start; pass image=None and "
+                             "size=None with it (or drop history= to start a new walk from the image)")
         latent0 = (prev.latent if prev is not None else history).to(transformer.device)
+        if latent0.ndim != 5 or latent0.shape[0] != 1:
+            raise ValueError(f"history latent must be [1, C, T, h, w], got {tuple(latent0.shape)}")
+        # A bare latent carries no record of still frames: all of its decoded frames are kept.
         still = prev.info.get("still_frames", 0) if prev is not None else 0
         start_frames = prev.info.get("start_frames", 1) if prev is not None else 1
     else:
@@ -467,13 +489,14 @@ def explore(
         frames_out = video_to_frames(codec.decode(out.latent.to(_codec_device(codec))))[0].cpu()[still:]
     ratio = codec.temporal_ratio
     seg_len = latent_frames_per_segment * ratio
-    first = (prev.segment_frames[-1][1] if prev is not None and prev.segment_frames else start_frames)
+    first = 1 + (latent0.shape[2] - 1) * ratio - still  # decoded frames before this call's segments
     segment_frames = (list(prev.segment_frames) if prev is not None else []) + [
         (first + i * seg_len, first + (i + 1) * seg_len) for i in range(len(actions))
     ]
     info = {
         "steps": steps, "shift": shift, "cfg": cfg, "seed": seed, "sentence_set": sentence_set,
         "latent_frames_per_segment": latent_frames_per_segment, "still_frames": still, "start_frames": start_frames,
+        "prefix": prefix, "content_shortened": shortened,
         "schedule": (schedule or PAPER_SCHEDULE).fit(*out.latent.shape[-2:], transformer.config.patch_size[1]),
         "history_tokens": out.history_tokens,
     }
@@ -482,6 +505,6 @@ def explore(
 
 
 __all__ = [
-    "ExploreResult", "LongVideoLatents", "explore", "generate_long_video", "history_velocity", "initial_history",
-    "select_kept",
+    "ExploreResult", "LongVideoLatents", "explore", "generate_long_video",
+    "history_velocity", "initial_history", "select_kept", "start_frames",
 ]

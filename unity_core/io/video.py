@@ -7,6 +7,7 @@ replaces an existing file: :func:`unique_path` picks ``name_1.mp4``, ``name_2.mp
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
@@ -43,10 +44,15 @@ def select_frames(total: int, num_frames: Optional[int], sampling: str = "unifor
     keeps all (uniform) or every ``stride``-th frame.
 
     Raises:
-        ValueError: unknown mode, or too few frames for a strided selection.
+        ValueError: unknown mode, num_frames < 1, a start outside the video, or too few frames
+            for a strided selection.
     """
     if total < 1:
         raise VideoReadError("the video has no frames")
+    if num_frames is not None and int(num_frames) < 1:
+        raise ValueError(f"num_frames must be >= 1 (or None for all), got {num_frames}")
+    if sampling == "stride" and not 0 <= int(start) < total:
+        raise ValueError(f"start frame {start} is outside the video's {total} frames (0 to {total - 1})")
     if sampling == "uniform":
         if num_frames is None:
             return list(range(total))
@@ -78,6 +84,16 @@ def _read_av(path: Path) -> Tuple[List[np.ndarray], float]:
     return frames, fps
 
 
+def _rgb(image: np.ndarray) -> np.ndarray:
+    """Grey ``[H, W]``, grey + alpha, RGB or RGBA -> ``[H, W, 3]``."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[-1] in (1, 2):  # grey (+ alpha)
+        image = np.repeat(image[..., :1], 3, axis=-1)
+    return image[..., :3]
+
+
 def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
     import imageio.v3 as iio
 
@@ -85,7 +101,11 @@ def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise VideoReadError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return [np.asarray(iio.imread(p))[..., :3] for p in files], 8.0
+        frames = [_rgb(iio.imread(p)) for p in files]
+        sizes = sorted({f.shape[:2] for f in frames})
+        if len(sizes) > 1:
+            raise VideoReadError(f"the images in {path} differ in size ({sizes}); resize them to one size")
+        return frames, 8.0
     from PIL import Image, ImageSequence
 
     try:
@@ -187,17 +207,22 @@ def unique_path(path: PathLike) -> Path:
 def write_video(path: PathLike, frames: torch.Tensor, fps: float = 8.0) -> Path:
     """Write ``[F, H, W, 3]`` in [0, 1] (or uint8) as H.264 mp4 or animated webp/gif.
 
+    ``fps`` may be fractional (e.g. 7.5 or 30000/1001 as 29.97). H.264 (yuv420p) needs even
+    sizes: an odd height or width is padded by one edge row or column in mp4 files.
+
     Returns:
         The path actually written (a new name if ``path`` exists).
 
     Raises:
-        ValueError: wrong shape or an unsupported extension.
+        ValueError: wrong shape, fps not positive, or an unsupported extension.
     """
     path = unique_path(path)
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1:
         raise ValueError(f"frames must be [F, H, W, 3], got {tuple(frames.shape)}")
+    if not fps > 0:
+        raise ValueError(f"fps must be positive, got {fps}")
     data = to_uint8(frames).cpu().numpy()
     path.parent.mkdir(parents=True, exist_ok=True)
     suffix = path.suffix.lower()
@@ -208,7 +233,7 @@ def write_video(path: PathLike, frames: torch.Tensor, fps: float = 8.0) -> Path:
         if h % 2 or w % 2:  # yuv420p needs even sizes
             data = np.pad(data, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         with av.open(str(path), mode="w") as container:
-            stream = container.add_stream("libx264", rate=max(1, round(fps)))
+            stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
             stream.width, stream.height = data.shape[2], data.shape[1]
             stream.pix_fmt = "yuv420p"
             stream.options = {"crf": "16"}

@@ -13,8 +13,15 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 
 
+def _check_mask(mask: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """A validity mask must be boolean: an integer 0/1 tensor would index, not mask."""
+    if mask is not None and mask.dtype != torch.bool:
+        raise ValueError(f"mask must be a bool tensor (e.g. valid > 0 or mask.bool()), got {mask.dtype}")
+    return mask
+
+
 def _masked(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
-    return x[mask] if mask is not None else x.reshape(-1)
+    return x[_check_mask(mask)] if mask is not None else x.reshape(-1)
 
 
 def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -29,7 +36,7 @@ def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, mask: Optional[t
 def abs_rel(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, align: bool = False) -> float:
     """AbsRel = mean(|pred - target| / target) over valid pixels (target > 0); ``align`` first
     applies :func:`align_scale_shift`."""
-    valid = target > 0 if mask is None else mask & (target > 0)
+    valid = target > 0 if mask is None else _check_mask(mask) & (target > 0)
     if align:
         pred = align_scale_shift(pred, target, valid)
     p, t = pred[valid].double(), target[valid].double()
@@ -39,7 +46,7 @@ def abs_rel(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tenso
 def delta1(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, align: bool = False,
            threshold: float = 1.25) -> float:
     """delta < 1.25: fraction of pixels with max(pred / target, target / pred) < 1.25."""
-    valid = target > 0 if mask is None else mask & (target > 0)
+    valid = target > 0 if mask is None else _check_mask(mask) & (target > 0)
     if align:
         pred = align_scale_shift(pred, target, valid)
     p, t = pred[valid].double().clamp_min(1e-9), target[valid].double()

@@ -22,7 +22,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 
@@ -185,6 +185,9 @@ def _strip_wan_prefix(key: str) -> str:
 def infer_config(shapes: Mapping[str, Tuple[int, ...]], head_dim: int = 128) -> UnityVideoConfig:
     """Infer a config from our-named tensor shapes. Heads are not visible in shapes: Wan uses a
     head dim of 128, which is assumed unless the file's metadata says otherwise."""
+    if not any(k.startswith("blocks.") for k in shapes):
+        raise CheckpointError("cannot infer the model config: the file holds no transformer blocks ('blocks.N.*'); "
+                              "is it a UnityVideo / Wan transformer? (or pass config=)")
     try:
         d, c_in = shapes["patch_embedding.weight"][:2]
         patch = tuple(shapes["patch_embedding.weight"][2:])
@@ -193,7 +196,7 @@ def infer_config(shapes: Mapping[str, Tuple[int, ...]], head_dim: int = 128) -> 
         text = shapes["condition_embedder.text_embedder.linear_1.weight"][1]
         freq = shapes["condition_embedder.time_embedder.linear_1.weight"][1]
         out = shapes["proj_out.weight"][0] // math.prod(patch)
-    except (KeyError, ValueError) as err:
+    except KeyError as err:
         raise CheckpointError(f"cannot infer the model config: tensor {err} is missing; pass config=") from None
     mods = sorted(k.split(".")[1] for k in shapes if k.startswith("modality_embeddings."))
     switcher = any(k.startswith("switcher_mlp.") for k in shapes)
@@ -275,22 +278,13 @@ def load_transformer(
     for ours in expected:
         if ours in names:
             state[ours] = source.get(names[ours]).to(device=device, dtype=dtype)
-    if plain_wan:
-        _add_unity_parameters(state, expected, cfg, dtype, device)
+    if plain_wan:  # the UnityVideo additions start as zeros, then as the release initialises them
+        for key, shape in expected.items():
+            state.setdefault(key, torch.zeros(shape, dtype=dtype, device=device))
     model.load_state_dict(state, strict=True, assign=True)
+    if plain_wan:
+        model.reset_unity_parameters()
     return model.eval()
-
-
-def _add_unity_parameters(state, expected, cfg: UnityVideoConfig, dtype, device) -> None:
-    """Create the UnityVideo additions for a plain Wan checkpoint, as the release initialises them."""
-    state.setdefault("flow_patch_embedding.weight", state["patch_embedding.weight"].clone())
-    state.setdefault("flow_patch_embedding.bias", state["patch_embedding.bias"].clone())
-    state.setdefault("flow_head.head.weight", state["proj_out.weight"].clone())
-    state.setdefault("flow_head.head.bias", state["proj_out.bias"].clone())
-    state.setdefault("flow_head.modulation", state["scale_shift_table"].clone())
-    for key, shape in expected.items():
-        if key not in state:  # flow_in, modality / switcher embeddings, switcher MLP: zeros
-            state[key] = torch.zeros(shape, dtype=dtype, device=device)
 
 
 def official_state_dict(model: UnityVideoTransformer) -> Dict[str, torch.Tensor]:

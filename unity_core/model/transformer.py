@@ -380,6 +380,7 @@ class UnityVideoTransformer(nn.Module):
             raise ValueError(f"tokens must be [B, N, {self.config.dim}], got {tuple(tokens.shape)}")
         if positions.shape[0] != tokens.shape[1]:
             raise ValueError(f"{positions.shape[0]} positions for {tokens.shape[1]} tokens")
+        self._check_context("context", context, tokens.shape[0])
         _, tmod = self.embed_time(self._check_timestep(timestep, tokens.shape[0]))
         rope = rope_table(positions.to(tokens.device), self.config)
         return self.run_blocks(tokens, tmod[:, None], rope, self.embed_text(context), block_runner=block_runner)
@@ -395,6 +396,11 @@ class UnityVideoTransformer(nn.Module):
         if not timestep.is_floating_point():
             timestep = timestep.float()
         return timestep
+
+    def _check_context(self, name: str, context: torch.Tensor, batch: int) -> None:
+        if context.ndim != 3 or context.shape[0] != batch or context.shape[2] != self.config.text_dim:
+            raise ValueError(f"{name} must be [B={batch}, L, text_dim={self.config.text_dim}] (this model's text "
+                             f"encoder width), got {tuple(context.shape)}")
 
     def _check_latent(self, name: str, latent: torch.Tensor) -> None:
         c = self.config
@@ -440,10 +446,10 @@ class UnityVideoTransformer(nn.Module):
         """
         self._check_latent("rgb_latent", rgb_latent)
         batch = rgb_latent.shape[0]
-        if context.ndim != 3 or context.shape[0] != batch or context.shape[2] != self.config.text_dim:
-            raise ValueError(
-                f"context must be [B={batch}, L, {self.config.text_dim}], got {tuple(context.shape)}"
-            )
+        self._check_context("context", context, batch)
+        name = resolve_modality(modality) if modality is not None else None
+        if name is not None and name not in self.modality_embeddings:
+            raise ValueError(f"modality {name!r} has no embedding in this model ({list(self.modality_embeddings)})")
         timestep = self._check_timestep(timestep, batch)
         temb, tmod = self.embed_time(timestep)
         ctx = self.embed_text(context)
@@ -461,14 +467,10 @@ class UnityVideoTransformer(nn.Module):
             raise ValueError(
                 f"modality_latent {tuple(modality_latent.shape)} must match rgb_latent {tuple(rgb_latent.shape)}"
             )
-        name = resolve_modality(modality) if modality is not None else None
-        if name is not None and name not in self.modality_embeddings:
-            raise ValueError(f"modality {name!r} has no embedding in this model ({list(self.modality_embeddings)})")
         if modality_context is None:
             mctx = ctx
         else:
-            if modality_context.ndim != 3 or modality_context.shape[0] != batch:
-                raise ValueError(f"modality_context must be [B={batch}, L', text_dim], got {tuple(modality_context.shape)}")
+            self._check_context("modality_context", modality_context, batch)
             mctx = self.embed_text(modality_context)
 
         x = join_width(rgb_tokens, self.modality_tokens(modality_latent, name), grid)

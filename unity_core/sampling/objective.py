@@ -105,7 +105,12 @@ def flow_matching_loss(
     Returns:
         (loss, info) where loss is the sum of per-stream float32 MSEs over the supervised
         streams, and info has ``t`` and the per-stream losses as floats.
+
+    Raises:
+        ValueError: ``new_frames`` outside 1 to the clip's latent frames (for the explore task).
     """
+    if task == EXPLORE_TASK and not 1 <= int(new_frames) <= rgb_x.shape[2]:
+        raise ValueError(f"new_frames must be 1 to {rgb_x.shape[2]} (the clip's latent frames), got {new_frames}")
     rgb_only = task in (RGB_ONLY_TASK, EXPLORE_TASK)
     rgb_noised, mod_noised = (True, False) if rgb_only else noised_streams(resolve_task(task))
     batch = rgb_x.shape[0]

@@ -25,7 +25,8 @@ SCHEDULERS = ("euler", "flow_euler", "unipc", "dpmpp_2m")
 @dataclass
 class SampleResult:
     """Final latents ``[B, C, F, H, W]`` (the clean stream is the very tensor passed in) and the
-    number of model evaluations (a CFG pair counts once: it is one batched forward)."""
+    number of model evaluations (a CFG pair counts once: it is one batched forward; control
+    guidance's forward of the RGB stream alone counts once more)."""
 
     rgb_latent: Optional[torch.Tensor]
     modality_latent: Optional[torch.Tensor]
@@ -33,11 +34,13 @@ class SampleResult:
 
 
 class _Velocity:
-    """Model call with CFG (one batched forward of 2B) and evaluation counting."""
+    """Model call with CFG (one batched forward of 2B), control guidance (one more forward of the
+    RGB stream alone) and evaluation counting."""
 
-    def __init__(self, model, context, modality, modality_context, cfg, negative_context, cache):
+    def __init__(self, model, context, modality, modality_context, cfg, negative_context, cache, control_cfg=1.0):
         self.model, self.modality, self.cfg, self.cache = model, modality, float(cfg), cache
         self.context, self.modality_context = context, modality_context
+        self.positive, self.control_cfg = context, float(control_cfg)
         if self.cfg != 1.0:
             if negative_context is None:
                 raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
@@ -62,16 +65,21 @@ class _Velocity:
         t = to_timestep(sigma, rgb.shape[0], rgb.device)
         v_rgb, v_mod = self.model(rgb, t, self.context, mod, self.modality, self.modality_context,
                                   block_runner=self.cache)
-        if not guided:
-            return v_rgb, v_mod
+        v_rgb_control = v_rgb[:batch]  # with the control and the content prompt
+        if guided:
+            def mix(v):
+                if v is None:
+                    return None
+                pos, neg = v[:batch], v[batch:]
+                return neg + self.cfg * (pos - neg)
 
-        def mix(v):
-            if v is None:
-                return None
-            pos, neg = v[:batch], v[batch:]
-            return neg + self.cfg * (pos - neg)
-
-        return mix(v_rgb), mix(v_mod)
+            v_rgb, v_mod = mix(v_rgb), mix(v_mod)
+        if self.control_cfg != 1.0:
+            # control guidance: away from the RGB stream alone (a plain Wan / text2video forward)
+            self.evaluations += 1
+            v_free, _ = self.model(rgb[:batch], t[:batch], self.positive)
+            v_rgb = v_rgb + (self.control_cfg - 1.0) * (v_rgb_control - v_free)
+        return v_rgb, v_mod
 
 
 def _make_scheduler(name: str, steps: int, shift: float, sigmas: torch.Tensor):
@@ -104,6 +112,7 @@ def sample(
     shift: float = 1.0,
     cfg: float = 1.0,
     negative_context: Optional[torch.Tensor] = None,
+    control_cfg: float = 1.0,
     scheduler: str = "euler",
     seed: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
@@ -131,6 +140,13 @@ def sample(
         shift: timestep shift (1 = the release's grid).
         cfg: classifier-free guidance scale on the content prompt; 1 = off (the release).
         negative_context: negative prompt tokens (needed when cfg != 1).
+        control_cfg: control guidance for ``flow2video``; 1 = off (the release). The RGB velocity
+            is pushed from the prediction without the control (the RGB stream alone, a plain
+            text-to-video forward) towards the one with it:
+            ``v = v_cfg + (control_cfg - 1) * (v(prompt, control) - v(prompt, no control))``,
+            which is ``v_free + control_cfg * (v_control - v_free)`` without CFG. It costs one
+            more forward of the RGB tokens per evaluation, and needs a model that can run the RGB
+            stream alone (the 5B's Wan base; the default model learned it as ``text2video``).
         scheduler: ``euler`` (ours, the release's loop) or a diffusers flow-matching scheduler:
             ``flow_euler``, ``unipc``, ``dpmpp_2m``.
         seed / generator: noise source (CPU generator; RGB noise is drawn first, then modality).
@@ -144,7 +160,8 @@ def sample(
 
     Raises:
         ValueError: unknown task or scheduler, a missing conditioning latent, missing shape,
-            cfg without a negative prompt, time travel with a diffusers scheduler.
+            cfg without a negative prompt, time travel with a diffusers scheduler, control_cfg
+            with a task other than ``flow2video``.
         SamplingInterrupted: when ``should_interrupt()`` turns True.
     """
     task = resolve_task(task)
@@ -153,6 +170,8 @@ def sample(
     if time_travel is not None and scheduler != "euler":
         raise ValueError("time travel runs on the 'euler' scheduler only")
     rgb_noised, mod_noised = noised_streams(task)
+    if float(control_cfg) != 1.0 and not (rgb_noised and not mod_noised):
+        raise ValueError(f"control_cfg guides controllable generation (flow2video) only, not {task}; set it to 1")
     if not rgb_noised and rgb_latent is None:
         raise ValueError(f"task {task} needs the clean rgb_latent (the video to estimate from)")
     if not mod_noised and modality_latent is None:
@@ -166,10 +185,15 @@ def sample(
     if len(shape) != 5:
         raise ValueError(f"shape must be [B, C, F, H, W], got {shape}")
     dtype = ref.dtype if ref is not None else torch.float32
-    device = ref.device if ref is not None else torch.device("cpu")
+    # joint generation has no clean latent: its noise goes where the prompt is (the model's device)
+    device = ref.device if ref is not None else (rgb_noise.device if rgb_noise is not None else context.device)
 
-    if generator is None:
-        generator = torch.Generator().manual_seed(int(seed) if seed is not None else torch.seed() % 2**63)
+    if generator is None:  # a fresh CPU generator; seed=None draws a random seed, leaving torch's global RNG alone
+        generator = torch.Generator()
+        if seed is not None:
+            generator.manual_seed(int(seed))
+        else:
+            generator.seed()
 
     def draw(given):
         if given is not None:
@@ -186,25 +210,28 @@ def sample(
     if cache is not None:
         cache.reset()
     try:
-        velocity = _Velocity(model, context, modality, modality_context, 1.0 if aam else cfg, negative_context, cache)
+        velocity = _Velocity(model, context, modality, modality_context, 1.0 if aam else cfg, negative_context, cache,
+                             control_cfg)
         runs = []
         if aam is not None and aam.k > 0:
             first_steps = aam.first_pass_steps or steps
             pass1 = _integrate(velocity, start_rgb, start_mod, rgb_noised, mod_noised, first_steps, shift, scheduler,
                                None, None, should_interrupt, time_travel, generator)
             runs.append(velocity.evaluations)
-            velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache)
+            if cache is not None:  # pass 2 starts afresh: no residuals of pass 1's last steps
+                cache.clear()
+            velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache, control_cfg)
             anchor = (pass1, (noise_rgb, noise_mod))
         else:
             if aam is not None:  # k == 0: plain sampling with the requested CFG
-                velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache)
+                velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache, control_cfg)
             anchor = None
         x_rgb, x_mod = _integrate(velocity, start_rgb, start_mod, rgb_noised, mod_noised, steps, shift, scheduler,
                                   callback, anchor and (aam, anchor), should_interrupt, time_travel, generator)
         runs.append(velocity.evaluations)
     finally:
         if cache is not None:
-            cache._residuals.clear()
+            cache.clear()
     return SampleResult(x_rgb, x_mod, sum(runs))
 
 
@@ -212,10 +239,8 @@ def _integrate(velocity, x_rgb, x_mod, rgb_noised, mod_noised, steps, shift, sch
                should_interrupt, time_travel, generator):
     """Integrate the noised streams from sigma 1 to 0; the clean stream is passed through."""
     sched = None
-    if scheduler == "euler":
-        sigmas = flow_sigmas(steps, shift)
-    else:
-        sigmas = flow_sigmas(steps, shift)
+    sigmas = flow_sigmas(steps, shift)
+    if scheduler != "euler":
         sched = _make_scheduler(scheduler, steps, shift, sigmas)
         sigmas = sched.sigmas.to(torch.float32)
 

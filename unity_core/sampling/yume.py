@@ -125,9 +125,15 @@ class BlockCache:
         self._calls += 1
 
     def reset(self) -> None:
+        """Forget everything, statistics included (before a new sampling run)."""
+        self.clear()
+        self.skipped = 0
+
+    def clear(self) -> None:
+        """Forget the stored residuals and start counting evaluations afresh (between passes of
+        one run, and to free memory after it); ``skipped`` is kept."""
         self._residuals.clear()
         self._calls = 0
-        self.skipped = 0
 
     def __call__(self, index: int, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         if index not in self.blocks:

@@ -11,7 +11,7 @@ set to zero (no attention mask is used downstream).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence, Union
+from typing import Sequence, Union
 
 import torch
 
@@ -73,6 +73,7 @@ class UMT5TextEncoder(TextEncoder):
                   max_length, device)
         enc.dim = int(enc.model.config.d_model)
         enc.name = "umt5"
+        enc.path = str(path.resolve())  # what a saved pipeline.json points at
         return enc
 
 

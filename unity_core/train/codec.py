@@ -27,11 +27,12 @@ from unity_core.train.pool import ClipPool
 
 
 def _crop_batch(pool: ClipPool, batch: int, frames: int, size: int, g: torch.Generator, rgb_share: float = 0.4):
-    streams = list(pool.videos)
+    # by name, never by position: a pool loaded from disk holds its streams in another order
+    modalities = [s for s in pool.videos if s != "rgb"]
     out = []
     n, f, h, w, _ = pool.videos["rgb"].shape
     for _ in range(batch):
-        stream = "rgb" if torch.rand(1, generator=g) < rgb_share else streams[1 + int(torch.randint(len(streams) - 1, (1,), generator=g))]
+        stream = "rgb" if torch.rand(1, generator=g) < rgb_share else modalities[int(torch.randint(len(modalities), (1,), generator=g))]
         i = int(torch.randint(n, (1,), generator=g))
         t0 = int(torch.randint(f - frames + 1, (1,), generator=g))
         y0, x0 = int(torch.randint(h - size + 1, (1,), generator=g)), int(torch.randint(w - size + 1, (1,), generator=g))

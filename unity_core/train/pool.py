@@ -44,7 +44,9 @@ class ClipPool:
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as fh:
-            videos = {k: fh.get_tensor(k) for k in fh.keys()}
+            # safetensors lists keys alphabetically: restore the rendering order (rgb, then MODALITIES)
+            order = {name: i for i, name in enumerate(("rgb", *MODALITIES))}
+            videos = {k: fh.get_tensor(k) for k in sorted(fh.keys(), key=lambda k: order.get(k, len(order)))}
             prompts = json.loads(fh.metadata()["prompts"])
         return cls(videos, prompts)
 

@@ -218,7 +218,7 @@ class Trainer:
             meta = fh.metadata()
             model = self._unwrapped()
             model.load_state_dict({k[6:]: fh.get_tensor(k) for k in keys if k.startswith("model.")})
-            self.ema = {k[4:]: fh.get_tensor(k) for k in keys if k.startswith("ema.")}
+            self.ema = {k[4:]: fh.get_tensor(k).to(self.device) for k in keys if k.startswith("ema.")}
             names = [n for n, _ in model.named_parameters()]
             state = self.optimizer.state_dict()
             state["state"] = {}

@@ -11,6 +11,8 @@
 export const NONE = "·";
 export const MOVE_KEYS = ["W", "A", "S", "D"];
 export const ROT_KEYS = ["←", "→", "↑", "↓"];
+// Same help as unity_core/explore/qcm.py's _HELP, so both parsers explain a bad key alike.
+const HELP = "use W/A/S/D (pairs like W+A), the arrows ← → ↑ ↓ (or < > ^ v), '·' for none, e.g. 'W+A→'";
 const OPPOSITE = [["W", "S"], ["A", "D"], ["←", "→"], ["↑", "↓"]];
 const ASCII = { "<": "←", ">": "→", "^": "↑", v: "↓", V: "↓", ".": NONE };
 const KEY_NAMES = {
@@ -84,7 +86,7 @@ function parseBody(text) {
     const bad = chars[i];
     if (MOVE_KEYS.includes(bad)) throw new Error(`movement key ${bad} out of place: write pairs as 'W+A', movement before rotation`);
     if (ROT_KEYS.includes(bad)) throw new Error("at most two rotation keys (one of ↑/↓ with one of ←/→)");
-    throw new Error(`unknown key '${[...text][i]}'`);
+    throw new Error(`unknown key '${[...text][i]}'; ${HELP}`);
   }
   if (new Set(moves).size !== moves.length || new Set(rots).size !== rots.length) throw new Error("a key is repeated inside one entry");
   checkOpposites([...moves, ...rots]);
@@ -176,6 +178,8 @@ export class ActionQueue {
   }
   pushKeys(keys) { return this.push(actionFromKeys(keys)); }
   pushScript(script) { const acts = parseScript(script); acts.forEach((a) => this.pending.push(a)); return acts; }
+  /** Replace the pending actions by a script written elsewhere (the node's text input); a bad script throws and leaves the queue as it was. */
+  setScript(script) { this.pending = String(script ?? "").trim() ? parseScript(script) : []; return this.pending; }
   undo() { return this.pending.pop() ?? null; }
   clear() { this.pending = []; }
   reset() { this.pending = []; this.done = []; }

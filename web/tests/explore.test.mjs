@@ -69,3 +69,16 @@ test("queue: push, undo, commit moves pending to done for the next segment", () 
   assert.equal(q.commit(), "→ →");
   assert.equal(q.doneScript(), "W W W+A → →");
 });
+
+test("queue: a script typed in the text input replaces the pending actions, and a bad one changes nothing", () => {
+  const q = new ActionQueue("W W");
+  q.commit();
+  q.push({ movement: "A", rotation: "·" });
+  assert.equal(q.setScript("S S→").length, 2);
+  assert.equal(q.toScript(), "S S→");
+  assert.equal(q.doneScript(), "W W");
+  assert.throws(() => q.setScript("S Q"), /entry 2: bad action 'Q': unknown key 'Q'; use W\/A\/S\/D/);
+  assert.equal(q.toScript(), "S S→");
+  q.setScript("  ");
+  assert.equal(q.length, 0);
+});
