@@ -434,7 +434,7 @@ def explore(
             raise ValueError(f"history latent must be [1, C, T, h, w], got {tuple(latent0.shape)}")
         # A bare latent carries no record of still frames: all of its decoded frames are kept.
         still = prev.info.get("still_frames", 0) if prev is not None else 0
-        start_frames = prev.info.get("start_frames", 1) if prev is not None else 1
+        start_count = prev.info.get("start_frames", 1) if prev is not None else 1
     else:
         if image is None:
             raise ValueError("give a start image (or history= to continue an earlier walk)")
@@ -450,7 +450,7 @@ def explore(
             raise ValueError(f"image_repeats must be >= 0, got {repeats}")
         latent0, still = initial_history(codec, frames, repeats)
         latent0 = latent0.to(transformer.device)
-        start_frames = 1 if frames.shape[0] == 1 else frames.shape[0]
+        start_count = 1 if frames.shape[0] == 1 else frames.shape[0]
 
     cache: Dict[str, torch.Tensor] = {}
 
@@ -495,7 +495,7 @@ def explore(
     ]
     info = {
         "steps": steps, "shift": shift, "cfg": cfg, "seed": seed, "sentence_set": sentence_set,
-        "latent_frames_per_segment": latent_frames_per_segment, "still_frames": still, "start_frames": start_frames,
+        "latent_frames_per_segment": latent_frames_per_segment, "still_frames": still, "start_frames": start_count,
         "prefix": prefix, "content_shortened": shortened,
         "schedule": (schedule or PAPER_SCHEDULE).fit(*out.latent.shape[-2:], transformer.config.patch_size[1]),
         "history_tokens": out.history_tokens,
