@@ -99,7 +99,8 @@ def _sharpness(frames: np.ndarray) -> float:
 def drift(frames: np.ndarray, seg_len: int, segments: int) -> dict:
     """Drift figures of a walk whose segment s spans frames [s * seg_len, (s + 1) * seg_len]."""
     seg = lambda s: frames[s * seg_len: (s + 1) * seg_len + 1]  # noqa: E731
-    first, last = np.concatenate([seg(0), seg(1)]), np.concatenate([seg(segments - 2), seg(segments - 1)])
+    # the first and last two segments as one run of frames each (each shared frame once)
+    first, last = frames[: 2 * seg_len + 1], frames[(segments - 2) * seg_len: segments * seg_len + 1]
     h_first = np.mean([_hist(f) for f in seg(0)], 0).astype(np.float32)
     h_last = np.mean([_hist(f) for f in seg(segments - 1)], 0).astype(np.float32)
     return {
@@ -115,7 +116,7 @@ def _mean_dicts(ds):
 
 
 def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64, cfg: float = 1.0,
-                     action_guidance: bool = False) -> dict:
+                     action_guidance: bool = False, sentence_set: str = "v1") -> dict:
     """Accuracy of matching generated next-segment latents to their own action's ground truth.
     ``action_guidance``: the caption alone is the negative prompt of CFG, so guidance pushes
     along the action text only."""
@@ -132,7 +133,8 @@ def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64, c
             clip = render_clip(start, num_frames=17, height=size, width=size, actions=history + [action])
             truth.append(pipe.encode_frames(clip.rgb)[0, :, -1])
             walk = explore(pipe, clip.rgb[:13], [action], clip.caption, steps=steps, seed=seed + i, decode=False,
-                           size=(size, size), cfg=cfg, negative_prompt=clip.caption if action_guidance else "")
+                           size=(size, size), cfg=cfg, negative_prompt=clip.caption if action_guidance else "",
+                           sentence_set=sentence_set)
             generated.append(walk.latent[0, :, -1])
         d = ((torch.stack(generated)[:, None] - torch.stack(truth)[None]) ** 2).flatten(2).mean(-1)
         hits += (d.argmin(1) == torch.arange(len(candidates))).tolist()
@@ -186,7 +188,8 @@ def main() -> None:
               f"(ground truth {gt_scores[-1].overall:.3f}, through the codec {codec_scores[-1].overall:.3f}), "
               f"drift {drifts[-1]}", flush=True)
     score, gt_score = merge_scores(scores), merge_scores(gt_scores)
-    latent = latent_following(pipe, args.latent_starts, args.steps, args.seed, args.size, args.cfg, args.action_guidance)
+    latent = latent_following(pipe, args.latent_starts, args.steps, args.seed, args.size, args.cfg, args.action_guidance,
+                              args.sentence_set)
     print(f"latent action following: {latent['accuracy']:.3f} (chance {latent['chance']:.3f})", flush=True)
 
     # time per segment along one long walk, with the paper's compressed history and, for
@@ -197,7 +200,7 @@ def main() -> None:
     for name, schedule in (("compressed", PAPER_SCHEDULE), ("uncompressed", HistorySchedule(((10**6, 2),)))):
         long = explore(pipe, start.rgb[0], long_actions, start.caption, steps=args.steps, seed=args.seed,
                        latent_frames_per_segment=args.latent_frames, decode=False, size=(args.size, args.size),
-                       schedule=schedule)
+                       schedule=schedule, sentence_set=args.sentence_set)
         secs = long.seconds_per_segment
         q = max(1, len(secs) // 4)
         t = {"seconds_per_segment": [round(x, 4) for x in secs], "history_tokens": long.info["history_tokens"],

@@ -296,8 +296,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--only", nargs="*", default=[], help="workflow names without _api.json, e.g. estimate_depth")
     ap.add_argument("--allow-remote", action="store_true", help="allow a server that is not on loopback")
     args = ap.parse_args(argv)
-    server = args.server.rstrip("/") if args.allow_remote else require_loopback(args.server)
-    summary = check(server, args.workflows, args.include_5b, args.input_dir, args.steps, args.timeout, args.only)
+    try:
+        server = args.server.rstrip("/") if args.allow_remote else require_loopback(args.server)
+        summary = check(server, args.workflows, args.include_5b, args.input_dir, args.steps, args.timeout, args.only)
+    except (CheckError, ValueError) as err:  # unreachable server, non-loopback URL: one line, still JSON last
+        print(f"comfy_check: error: {err}", file=sys.stderr)
+        print(json.dumps({"server": args.server, "ok": False, "error": str(err)}))
+        return 2
     print(json.dumps(summary))
     return 0 if summary["ok"] else 1
 

@@ -150,3 +150,9 @@ def test_shipped_codec_codes_a_walk_longer_than_its_training_clips():
         err = (back - clip.rgb).abs().mean(dim=(1, 2, 3))
         early, late = float(err[:17].mean()), float(err[17:].mean())
         assert late < 0.09 and late < 1.3 * early, (early, late)
+
+
+def test_a_bad_encode_window_is_refused_even_for_a_short_clip():
+    codec = LatentCodec.from_config()
+    with pytest.raises(ValueError, match="window must be 4k\\+1 frames"):
+        codec.posterior(torch.zeros(1, 3, 5, 16, 16), window=16)

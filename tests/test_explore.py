@@ -377,3 +377,16 @@ def test_long_content_is_shortened_never_the_action_text():
     fitted = _fit_content(enc, content, action)
     assert content.startswith(fitted) and len((fitted + " " + action).split()) + 2 == 20
     assert _fit_content(enc, "short room", action) == "short room"
+
+
+def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
+    from unity_core.data.synthworld import render_clip
+    from unity_core.explore.actions import CameraAction
+    from unity_core.explore.scorer import estimate_segments
+
+    clip = render_clip(7001, num_frames=5, height=32, width=32, actions=[CameraAction("W", "·")])
+    assert len(estimate_segments(clip.rgb, 1, min_gradient=1.0)) == 1  # a track_points setting
+    with pytest.raises(ValueError, match="set DIS tracking, which a given flow replaces"):
+        estimate_segments(clip.rgb, 1, flow=clip.flow, scale=1)
+    with pytest.raises(ValueError, match="divide uint8"):
+        estimate_segments((clip.rgb * 255).to(torch.uint8), 1)

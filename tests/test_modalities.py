@@ -95,3 +95,28 @@ def test_bad_modality_inputs():
         M.encode("flow", torch.zeros(1, 2, 2))
     with pytest.raises(ValueError, match=r"\[F, P, 18, 3\]"):
         M.encode("skeleton", torch.zeros(1, 17, 3), height=8, width=8)
+
+
+def test_skeleton_decoder_never_mixes_two_people():
+    base = torch.tensor([[32, 10], [32, 18], [26, 18], [24, 26], [22, 34], [38, 18], [40, 26], [42, 34], [28, 36],
+                         [28, 46], [28, 56], [36, 36], [36, 46], [36, 56], [30, 8], [34, 8], [28, 9], [36, 9]],
+                        dtype=torch.float32) * 2
+    kp = torch.zeros(1, 2, 18, 3)
+    kp[0, 0, :, :2], kp[0, 1, :, :2] = base, base + torch.tensor([100.0, 0.0])
+    kp[..., 2] = 1
+    kp[0, 0, 4, 2] = 0  # the left person's right wrist is not drawn
+    back = M.decode("skeleton", M.encode("skeleton", kp, size=(128, 256)), max_people=2)
+    assert back[0, 0, 4].abs().sum() == 0  # not filled with the other person's wrist
+    others = [k for k in range(18) if k != 4]
+    assert (back[0, :, others, :2] - kp[0, :, others, :2]).norm(dim=-1).max() < 1.0
+    assert (back[0, 1, 4, :2] - kp[0, 1, 4, :2]).norm() < 1.0
+    one = M.decode("skeleton", M.encode("skeleton", kp, size=(128, 256)), max_people=1)
+    assert (one[0, 0, :, :2] - kp[0, 1, :, :2]).norm(dim=-1).max() < 1.0  # the complete person, whole
+
+
+def test_values_outside_their_range_are_refused():
+    with pytest.raises(ValueError, match="relative depth must be in \\[0, 1\\].*relative_depth"):
+        M.encode("depth", torch.full((1, 4, 4), 3.0))  # metres
+    with pytest.raises(ValueError, match="threshold a soft mask first"):
+        M.encode("segmentation", torch.full((1, 4, 4), 0.9))
+    assert M.encode("segmentation", torch.ones(1, 4, 4)).min() == 1.0  # a hard float mask is fine

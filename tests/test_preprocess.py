@@ -45,3 +45,14 @@ def test_dis_flow_lowers_the_warping_error(bikes_path):
 def test_no_offline_depth_estimator():
     with pytest.raises(ValueError, match="no offline depth estimator"):
         extract_control("depth", torch.zeros(1, 16, 16, 3))
+
+
+def test_frames_in_0_255_are_refused_not_tracked_as_white():
+    from unity_core.preprocess.flow import estimate_flow
+
+    frames = torch.rand(2, 16, 16, 3)
+    with pytest.raises(ValueError, match="divide uint8 / 0-255 video by 255"):
+        estimate_flow((frames * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match="divide uint8 / 0-255 video by 255"):
+        estimate_flow(frames * 255)
+    assert estimate_flow(frames).shape == (2, 16, 16, 2)

@@ -260,6 +260,8 @@ def test_cached_pool_of_another_clip_length_is_refused(tmp_path):
 
     render_pool(range(1), num_frames=5, height=16, width=16, log=None).save(tmp_path / "pool.safetensors")
     assert load_or_render_pool(tmp_path / "pool.safetensors", 1, num_frames=5).videos["rgb"].shape[1] == 5
+    with pytest.raises(ValueError, match="holds 1 clips, not 24"):
+        load_or_render_pool(tmp_path / "pool.safetensors", 24, num_frames=5)
     with pytest.raises(ValueError, match="5-frame clips, not 33"):
         load_or_render_pool(tmp_path / "pool.safetensors", 1, num_frames=33)
 

@@ -110,10 +110,10 @@ class LatentCodec(nn.Module):
         self.latent_shape(video.shape[2], video.shape[3], video.shape[4])
         video, frames, step = video.to(self.dtype), video.shape[2], self.temporal_ratio
         window = self.encode_window if window is None else window
+        if window is not None and (window < 1 or (window - 1) % step):  # checked even when the clip is shorter
+            raise ValueError(f"window must be {step}k+1 frames (e.g. pipeline.json's codec_window), got {window}")
         if window is None or frames <= window:
             return self.vae.encode(video).latent_dist
-        if window < 1 or (window - 1) % step:
-            raise ValueError(f"window must be {step}k+1 frames, got {window}")
         first = self.vae.encode(video[:, :, :window]).latent_dist  # latents 0 .. (window - 1) / step
         params = [torch.cat([first.mean, first.logvar], 1)]
         for end in range(window - 1 + step, frames, step):  # the last frame of each later chunk

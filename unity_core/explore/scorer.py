@@ -95,12 +95,12 @@ def default_intrinsics(height: int, width: int, fov_degrees: float = 60.0) -> np
 
 
 def _to_numpy_frames(frames) -> np.ndarray:
+    from unity_core.io.video import frames_to_uint8
+
+    frames_to_uint8(frames)  # the shape and [0, 1] checks (0-255 frames would track nothing)
     if isinstance(frames, torch.Tensor):
         frames = frames.detach().cpu().float().numpy()
-    frames = np.asarray(frames, dtype=np.float32)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [F, H, W, 3] in [0, 1], got shape {frames.shape}")
-    return frames
+    return np.asarray(frames, dtype=np.float32)
 
 
 def _gray(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -451,14 +451,16 @@ def estimate_segments(frames, num_segments: int, frames_per_segment: int = 4, fi
         K: intrinsics (default: 60 degree horizontal field of view, :func:`default_intrinsics`).
         flow, flow_valid: optional given flow ``[F', H, W, 2]`` (frame i = i -> i+1) and its
             validity, used instead of DIS tracking (:func:`tracks_from_flow`).
-        kwargs: ``min_parallax``, ``min_rotation`` for :func:`estimate_motion`; ``scale``,
-            ``fb_threshold`` for :func:`track_points`.
+        kwargs: ``scale``, ``step``, ``fb_threshold``, ``aperture_floor``, ``min_gradient`` for
+            :func:`track_points` (not with ``flow``); the rest (``min_parallax``,
+            ``min_rotation``, ...) for :func:`estimate_motion`.
 
     Returns:
         one :class:`SegmentMotion` per segment (None where fewer than 8 points were tracked).
 
     Raises:
-        ValueError: the video is too short for the segments.
+        ValueError: the video is too short for the segments, frames not in [0, 1], or tracking
+            settings given with ``flow``.
     """
     frames = _to_numpy_frames(frames)
     need = first_frame + num_segments * frames_per_segment + 1
@@ -466,7 +468,10 @@ def estimate_segments(frames, num_segments: int, frames_per_segment: int = 4, fi
         raise ValueError(f"{num_segments} segments of {frames_per_segment} frames from frame {first_frame} need "
                          f"{need} frames, the video has {len(frames)}")
     K = default_intrinsics(*frames.shape[1:3]) if K is None else np.asarray(K, np.float64)
-    track_kw = {k: kwargs.pop(k) for k in ("scale", "fb_threshold", "step", "aperture_floor") if k in kwargs}
+    track_kw = {k: kwargs.pop(k) for k in ("scale", "fb_threshold", "step", "aperture_floor", "min_gradient")
+                if k in kwargs}
+    if flow is not None and track_kw:
+        raise ValueError(f"{sorted(track_kw)} set DIS tracking, which a given flow replaces; drop them or flow=")
     out: List[Optional[SegmentMotion]] = []
     for s in range(num_segments):
         a = first_frame + s * frames_per_segment

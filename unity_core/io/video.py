@@ -119,6 +119,23 @@ def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
     return frames, 1000.0 / float(np.mean(durations))
 
 
+def frames_to_uint8(frames) -> np.ndarray:
+    """A clip ``[F, H, W, 3]`` of float frames in [0, 1] (torch or numpy) -> uint8 numpy
+    ``[F, H, W, 3]`` (rounded), for OpenCV and MediaPipe.
+
+    Raises:
+        ValueError: another shape, uint8 frames or values outside [0, 1] (divide 0-255 video
+            by 255 first), which would otherwise come out nearly white without a word.
+    """
+    t = torch.as_tensor(frames).detach().cpu()
+    if t.ndim != 4 or t.shape[-1] != 3:
+        raise ValueError(f"frames must be [F, H, W, 3] in [0, 1], got shape {tuple(t.shape)}")
+    if not t.is_floating_point() or (t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3)):
+        raise ValueError("frames must be float in [0, 1]; divide uint8 / 0-255 video by 255 first "
+                         f"(got {t.dtype}, range [{float(t.min()):.3g}, {float(t.max()):.3g}])")
+    return to_uint8(t).numpy()
+
+
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     """Frames in [0, 1] (any shape, e.g. ``[F, H, W, 3]``) -> uint8 0-255, rounded; uint8 passes
     through unchanged."""

@@ -37,10 +37,14 @@ def encode(depth: torch.Tensor) -> torch.Tensor:
     """Relative depth ``[F, H, W]`` in [0, 1] (0 near) -> frames ``[F, H, W, 3]`` in [0, 1].
 
     Raises:
-        ValueError: not 3-D.
+        ValueError: not 3-D, or values outside [0, 1] (metric depth must be made relative first,
+            e.g. with :func:`relative_depth`).
     """
     if depth.ndim != 3:
         raise ValueError(f"depth must be [F, H, W], got {tuple(depth.shape)}")
+    if depth.numel() and (depth.min() < -1e-3 or depth.max() > 1 + 1e-3):
+        raise ValueError(f"relative depth must be in [0, 1] (0 near), got [{float(depth.min()):.3g}, "
+                         f"{float(depth.max()):.3g}]; convert metric depth with relative_depth() first")
     return turbo(NEAR_X + (FAR_X - NEAR_X) * depth.double().clamp(0, 1)).float()
 
 

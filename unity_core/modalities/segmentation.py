@@ -30,10 +30,15 @@ def encode(labels: torch.Tensor, instances: bool = False) -> torch.Tensor:
     """Labels ``[F, H, W]`` -> frames ``[F, H, W, 3]`` in [0, 1].
 
     Raises:
-        ValueError: wrong shape, negative labels, or more than ``MAX_INSTANCES`` instances.
+        ValueError: wrong shape, labels that are not whole numbers (a soft mask: threshold it,
+            e.g. ``(mask > 0.5).long()``), negative labels, or more than ``MAX_INSTANCES``
+            instances.
     """
     if labels.ndim != 3:
         raise ValueError(f"labels must be [F, H, W], got {tuple(labels.shape)}")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError("labels must be whole numbers (0 = background); threshold a soft mask first, "
+                         "e.g. (mask > 0.5).long()")
     labels = labels.long()
     if labels.min() < 0:
         raise ValueError("labels must be >= 0 (0 = background)")

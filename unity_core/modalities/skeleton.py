@@ -74,12 +74,37 @@ def encode(keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return torch.from_numpy(frames).float() / 255.0
 
 
+def _group_people(blobs: dict, people: int) -> List[dict]:
+    """Blobs ``{keypoint: [(area, x, y), ...]}`` -> people ``[{keypoint: (area, x, y)}, ...]``.
+
+    The keypoint with the most blobs seeds one person per blob; every keypoint's blobs then go
+    to the nearest person, at most one blob per person and keypoint (greedy by distance), and
+    each person's position is the mean of its blobs; three rounds."""
+    seed_k = max(blobs, key=lambda k: len(blobs[k]))
+    centres = np.array([(x, y) for _, x, y in blobs[seed_k]], dtype=np.float64)[:people]
+    members: List[dict] = []
+    for _ in range(3):
+        members = [{} for _ in centres]
+        for k, found in blobs.items():
+            pts = np.array([(x, y) for _, x, y in found], dtype=np.float64)
+            dist = np.linalg.norm(pts[:, None] - centres[None], axis=-1)  # [blobs, people]
+            for flat in np.argsort(dist, axis=None):
+                b, p = np.unravel_index(flat, dist.shape)
+                if k not in members[p] and all(members[q].get(k) is not found[b] for q in range(len(centres))):
+                    members[p][k] = found[b]
+        centres = np.array([np.mean([(x, y) for _, x, y in m.values()], 0) if m else c
+                            for m, c in zip(members, centres)])
+    return members
+
+
 def decode(frames: torch.Tensor, max_people: int = 1, tolerance: float = 60.0) -> torch.Tensor:
-    """Frames ``[F, H, W, 3]`` -> keypoints ``[F, max_people, 18, 3]``.
+    """Frames ``[F, H, W, 3]`` -> keypoints ``[F, max_people, 18, 3]`` (x, y pixels, confidence).
 
     For each keypoint colour, pixels within ``tolerance`` (0-255 units, Euclidean) form
-    connected blobs; the largest ``max_people`` blobs give centroids, ordered left to right.
-    Missing keypoints come back as (0, 0, 0).
+    connected blobs (at least a quarter of a joint disc). The blobs are then grouped into people
+    (:func:`_group_people`), so a person's keypoints never come from another figure; the
+    ``max_people`` people with the most keypoints are kept, ordered left to right. Missing
+    keypoints come back as (0, 0, 0); confidence is the blob's area over a disc's, at most 1.
     """
     import cv2
 
@@ -93,17 +118,22 @@ def decode(frames: torch.Tensor, max_people: int = 1, tolerance: float = 60.0) -
         dist = np.linalg.norm(px[f][:, :, None, :] - COLORS[None, None].astype(np.float32), axis=-1)  # H, W, 18
         nearest = dist.argmin(-1)
         close = dist.min(-1) < tolerance
+        blobs = {}
         for k in range(18):
             mask = (close & (nearest == k)).astype(np.uint8)
             if not mask.any():
                 continue
             n, _, stats, cents = cv2.connectedComponentsWithStats(mask, connectivity=8)
-            blobs: List[Tuple[float, float, float]] = []
-            for j in range(1, n):
-                area = float(stats[j, cv2.CC_STAT_AREA])
-                if area >= 0.25 * disc_area:
-                    blobs.append((area, float(cents[j, 0]), float(cents[j, 1])))
-            blobs = sorted(blobs, reverse=True)[:max_people]
-            for p, (area, cx, cy) in enumerate(sorted(blobs, key=lambda b: b[1])):
+            found = [(float(stats[j, cv2.CC_STAT_AREA]), float(cents[j, 0]), float(cents[j, 1])) for j in range(1, n)
+                     if stats[j, cv2.CC_STAT_AREA] >= 0.25 * disc_area]
+            if found:
+                blobs[k] = found
+        if not blobs:
+            continue
+        people = _group_people(blobs, max(len(v) for v in blobs.values()))
+        kept = sorted((m for m in people if m), key=lambda m: -len(m))[:max_people]
+        kept = sorted(kept, key=lambda m: np.mean([x for _, x, _ in m.values()]))  # left to right
+        for p, person in enumerate(kept):
+            for k, (area, cx, cy) in person.items():
                 out[f, p, k] = (cx, cy, min(1.0, area / disc_area))
     return torch.from_numpy(out)

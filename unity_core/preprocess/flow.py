@@ -5,11 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.cvtColor((np.clip(frame, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+from unity_core.io.video import frames_to_uint8
 
 
 def estimate_flow(frames: torch.Tensor, preset: str = "medium") -> torch.Tensor:
@@ -22,7 +18,7 @@ def estimate_flow(frames: torch.Tensor, preset: str = "medium") -> torch.Tensor:
         preset: DIS preset, ``ultrafast``, ``fast`` or ``medium``.
 
     Raises:
-        ValueError: wrong shape or unknown preset.
+        ValueError: wrong shape, frames not float in [0, 1], or an unknown preset.
     """
     import cv2
 
@@ -30,11 +26,9 @@ def estimate_flow(frames: torch.Tensor, preset: str = "medium") -> torch.Tensor:
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
     if preset not in presets:
         raise ValueError(f"unknown DIS preset {preset!r}; use one of {', '.join(presets)}")
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [F, H, W, 3], got {tuple(frames.shape)}")
+    video = frames_to_uint8(frames)
     dis = cv2.DISOpticalFlow_create(presets[preset])
-    video = frames.detach().cpu().float().numpy()
-    grays = [_gray(f) for f in video]
+    grays = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in video]
     out = np.zeros((*video.shape[:3], 2), dtype=np.float32)
     for i in range(len(grays) - 1):
         out[i] = dis.calc(grays[i], grays[i + 1], None)

@@ -12,13 +12,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unity_core.io.video import frames_to_uint8
+
 # OpenPose-18 index -> MediaPipe Pose landmark index (neck is computed).
 _MP_FOR_OPENPOSE = {0: 0, 2: 12, 3: 14, 4: 16, 5: 11, 6: 13, 7: 15, 8: 24, 9: 26, 10: 28, 11: 23, 12: 25,
                     13: 27, 14: 5, 15: 2, 16: 8, 17: 7}
-
-
-def _uint8(frame: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray((np.clip(frame, 0, 1) * 255).astype(np.uint8))
 
 
 def estimate_pose(frames: torch.Tensor, min_detection_confidence: float = 0.5) -> torch.Tensor:
@@ -26,15 +24,13 @@ def estimate_pose(frames: torch.Tensor, min_detection_confidence: float = 0.5) -
     ``[F, H, W, 3]`` in [0, 1]; frames without a person get zeros."""
     from mediapipe.python.solutions import pose as mp_pose
 
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [F, H, W, 3], got {tuple(frames.shape)}")
-    video = frames.detach().cpu().float().numpy()
+    video = frames_to_uint8(frames)
     f, h, w, _ = video.shape
     out = np.zeros((f, 1, 18, 3), dtype=np.float32)
     with mp_pose.Pose(static_image_mode=False, model_complexity=1,
                       min_detection_confidence=min_detection_confidence) as detector:
         for i, frame in enumerate(video):
-            res = detector.process(_uint8(frame))
+            res = detector.process(np.ascontiguousarray(frame))
             if res.pose_landmarks is None:
                 continue
             lm = res.pose_landmarks.landmark
@@ -49,12 +45,10 @@ def estimate_person_mask(frames: torch.Tensor, threshold: float = 0.5) -> torch.
     """Person mask ``[F, H, W]`` int64 (1 = person) from MediaPipe selfie segmentation."""
     from mediapipe.python.solutions import selfie_segmentation as mp_seg
 
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be [F, H, W, 3], got {tuple(frames.shape)}")
-    video = frames.detach().cpu().float().numpy()
+    video = frames_to_uint8(frames)
     out = np.zeros(video.shape[:3], dtype=np.int64)
     with mp_seg.SelfieSegmentation(model_selection=1) as seg:
         for i, frame in enumerate(video):
-            res = seg.process(_uint8(frame))
+            res = seg.process(np.ascontiguousarray(frame))
             out[i] = res.segmentation_mask > threshold
     return torch.from_numpy(out)

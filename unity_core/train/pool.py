@@ -122,7 +122,8 @@ def load_or_render_pool(path: Union[str, Path], clips: int, log=print, num_frame
     and saved there first.
 
     Raises:
-        ValueError: the cached pool's clips are not ``num_frames`` long (pick another path).
+        ValueError: the cached pool's clips are not ``num_frames`` long, or it holds another
+            number of clips (pick another path).
     """
     import time
 
@@ -132,6 +133,8 @@ def load_or_render_pool(path: Union[str, Path], clips: int, log=print, num_frame
         if pool.videos["rgb"].shape[1] != num_frames:
             raise ValueError(f"{path} holds {pool.videos['rgb'].shape[1]}-frame clips, not {num_frames}; "
                              "give another pool path or the matching frame count")
+        if len(pool) != clips:
+            raise ValueError(f"{path} holds {len(pool)} clips, not {clips}; give another pool path or --clips {len(pool)}")
         return pool
     start = time.time()
     pool = render_pool(range(clips), num_frames=num_frames, log=log)
