@@ -42,8 +42,9 @@ def model_choices() -> List[str]:
         for folder in MODEL_FOLDERS:
             names += [n for n in _folder_paths.get_filename_list(folder) if n.endswith(_SUFFIXES)]
     else:
-        for d in _fallback_dirs():
-            names += sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.suffix in _SUFFIXES)
+        for d in _fallback_dirs():  # only files that model_path() accepts (links out of the folder are not)
+            names += sorted(str(p.relative_to(d)) for p in d.rglob("*")
+                            if p.suffix in _SUFFIXES and p.resolve().is_file() and d.resolve() in p.resolve().parents)
     return [EMBEDDED] + sorted(set(names))
 
 

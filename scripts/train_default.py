@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core.cli import parse_size  # noqa: E402
 from unity_core.codec import LatentCodec  # noqa: E402
-from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS, resolve_modality  # noqa: E402
+from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS, resolve_modality, resolve_task  # noqa: E402
 from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
@@ -39,6 +39,24 @@ from unity_core.train import LatentData, TrainConfig, Trainer, add_walks, build_
 from unity_core.train.pool import WALK_SEED0, load_or_render_pool, render_walks  # noqa: E402
 
 
+ALL_TASKS = {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0, EXPLORE_TASK: 0.0}
+
+
+def _canonical(name: str, defaults) -> str:
+    """A task or modality name as the weight tables spell it (aliases such as ``flow`` or
+    ``estimation`` accepted).
+
+    Raises:
+        SystemExit: an unknown name, listing the valid ones.
+    """
+    if name in defaults:
+        return name
+    try:
+        return resolve_modality(name) if set(defaults) <= set(TRAIN_MODALITY_WEIGHTS) else resolve_task(name)
+    except ValueError:
+        raise SystemExit(f"unknown name {name!r}: use one of {sorted(defaults)} (or an alias)") from None
+
+
 def _weights(pairs, defaults):
     """``["name=w", ...]`` -> dict over the names of ``defaults`` (None keeps ``defaults``)."""
     if not pairs:
@@ -46,9 +64,9 @@ def _weights(pairs, defaults):
     out = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
-        if name not in defaults or not value:
+        if not value:
             raise SystemExit(f"bad weight {pair!r}: use NAME=W with NAME in {sorted(defaults)}")
-        out[name] = float(value)
+        out[_canonical(name, defaults)] = float(value)
     return out
 
 
@@ -107,6 +125,19 @@ def main(argv=None) -> None:
         ap.error("--out is required (a new folder for the run)")
     if args.out is not None and (args.out / "transformer.safetensors").exists():
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
+    # names checked before any data is prepared; aliases such as "flow" or "estimation" accepted
+    modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
+    task_weights = _weights(args.task_weights, ALL_TASKS)
+    if args.modalities:
+        wanted = {_canonical(m, TRAIN_MODALITY_WEIGHTS) for m in args.modalities}
+        modality_weights = {m: w for m, w in modality_weights.items() if m in wanted}
+    if args.tasks:
+        chosen = {_canonical(t, ALL_TASKS) for t in args.tasks}
+        silent = sorted(t for t in chosen if not task_weights.get(t))
+        if silent:
+            ap.error(f"--tasks {' '.join(silent)} would never be drawn (weight 0); give it one with --task-weights")
+        task_weights = {t: w for t, w in task_weights.items() if t in chosen}
+    task_weights = {t: w for t, w in task_weights.items() if w > 0}
     if args.modality_embedding_std is not None and (args.init or args.resume):
         ap.error("--modality-embedding-std sets the from-scratch initialisation; drop it with --init or --resume")
     if args.patch_size and args.init:
@@ -144,6 +175,10 @@ def main(argv=None) -> None:
     if args.walks:
         if args.walk_cache and args.walk_cache.exists():
             walks = LatentData.load(args.walk_cache)
+            if walks.walk_rgb.shape[1:] != data.rgb.shape[1:] or len(walks.walk_rgb) != args.walks:
+                raise SystemExit(f"{args.walk_cache} holds {len(walks.walk_rgb)} walks of latents "
+                                 f"{tuple(walks.walk_rgb.shape[1:])}; this run wants {args.walks} of "
+                                 f"{tuple(data.rgb.shape[1:])}: give another --walk-cache or the matching --walks")
             data.walk_rgb, data.walk_prompts = walks.walk_rgb, walks.walk_prompts
         else:
             rgb, walk_prompts = render_walks(range(WALK_SEED0, WALK_SEED0 + args.walks))
@@ -157,11 +192,6 @@ def main(argv=None) -> None:
         print(json.dumps({"latents": str(args.latents), "clips": len(data), "prepare_seconds": round(prep_s, 1)}))
         return
 
-    modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
-    task_weights = _weights(args.task_weights, {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0, EXPLORE_TASK: 0.0})
-    wanted = {resolve_modality(m) for m in args.modalities or ()}  # aliases such as "flow" accepted
-    modality_weights = {m: w for m, w in modality_weights.items() if not wanted or m in wanted}
-    task_weights = {t: w for t, w in task_weights.items() if w > 0 and (not args.tasks or t in args.tasks)}
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
                       task_weights=task_weights, timestep_shift=args.timestep_shift)
     trainer = Trainer(model, data, cfg, device=args.device, use_accelerate=args.accelerate)

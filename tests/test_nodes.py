@@ -97,3 +97,16 @@ def test_sampler_cfg_without_negative_uses_the_empty_prompt_or_asks_for_one():
     bare = SimpleNamespace(transformer=pipe.transformer, text_encoder=None, device=pipe.device)
     with pytest.raises(ValueError, match="cfg 3.0 needs a negative prompt: connect 'negative'"):
         nodes.UnityVideoSampler().run(bare, "text2all", modality, *args)
+
+
+def test_loader_lists_only_checkpoints_it_will_load(tmp_path, monkeypatch):
+    from nodes import _comfy
+
+    models, outside = tmp_path / "models", tmp_path / "outside.safetensors"
+    models.mkdir()
+    outside.write_bytes(b"x")
+    (models / "inside.safetensors").write_bytes(b"x")
+    (models / "link.safetensors").symlink_to(outside)
+    monkeypatch.setenv("UNITYVIDEO_MODELS_DIR", str(models))
+    assert _comfy.model_choices() == [_comfy.EMBEDDED, "inside.safetensors"]
+    assert _comfy.model_path("inside.safetensors") == (models / "inside.safetensors").resolve()

@@ -304,3 +304,15 @@ def test_explore_objective_rejects_a_bad_new_frames():
         with pytest.raises(ValueError, match="new_frames must be 1 to 3"):
             flow_matching_loss(GaussianFlow(), x, None, "explore_segment", None, torch.zeros(1, 1, 4), None,
                                new_frames=bad)
+
+
+def test_sde_last_step_adds_no_noise_and_aam_settings_are_checked():
+    from unity_core.sampling.yume import sde_step
+
+    z, v = torch.randn(1, 2, 1, 4, 4), torch.randn(1, 2, 1, 4, 4)
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(sde_step(z, v, 0.05, -0.05, 0.3, g), z - 0.05 * v)  # lands on t = 0: plain Euler
+    assert not torch.equal(sde_step(z, v, 0.1, -0.05, 0.3, g), z - 0.05 * v)  # earlier steps are stochastic
+    for bad in (dict(stride=1), dict(stride=0), dict(k=-1), dict(first_pass_steps=0)):
+        with pytest.raises(ValueError, match="AAM needs"):
+            AAM(**bad)

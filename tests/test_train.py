@@ -298,3 +298,18 @@ def test_csv_modality_columns_may_use_aliases(tmp_path):
     (tmp_path / "empty.csv").write_text("video,prompt,depth\n")
     with pytest.raises(ValueError, match="has a header but no rows"):
         CSVVideoDataset(tmp_path / "empty.csv")
+
+
+def test_train_default_names_are_checked_before_any_data_is_prepared(tmp_path, capsys):
+    train_default = _train_default_script()
+    # nothing exists at these paths: a bad name must stop the run before it looks for data
+    base = ["--latents", str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    with pytest.raises(SystemExit, match="unknown name 'typo'"):
+        train_default.main(base + ["--tasks", "video2flow", "typo"])
+    with pytest.raises(SystemExit):
+        train_default.main(base + ["--tasks", "text2video"])  # weight 0 by default: never drawn
+    assert "would never be drawn" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="unknown name 'normals'"):
+        train_default.main(base + ["--modality-weights", "normals=1"])
+    assert train_default._weights(["flow=1"], train_default.TRAIN_MODALITY_WEIGHTS) == {"raft": 1.0}
+    assert train_default._canonical("estimation", train_default.ALL_TASKS) == "video2flow"

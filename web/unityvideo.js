@@ -20,14 +20,26 @@ function drawLegend(node, ctx) {
   ctx.save();
   ctx.font = "10px sans-serif";
   ctx.fillStyle = "#bbb";
-  ctx.fillText(layout.units, 10, y + 10);
+  const fit = (text) => { // cut to the node's width with an ellipsis
+    if (ctx.measureText(text).width <= width) return text;
+    while (text.length > 1 && ctx.measureText(`${text}…`).width > width) text = text.slice(0, -1);
+    return `${text}…`;
+  };
+  ctx.fillText(fit([layout.title, layout.units].filter(Boolean).join(": ")), 10, y + 10);
   if (layout.kind === "gradient") {
     const g = ctx.createLinearGradient(10, 0, 10 + width, 0);
     layout.stops.forEach((s) => g.addColorStop(s.offset, s.colour));
     ctx.fillStyle = g;
     ctx.fillRect(10, y + 16, width, 14);
   } else {
-    layout.items.forEach((it) => { ctx.fillStyle = it.colour; ctx.fillRect(10 + it.x, y + 16, it.width - 1, 14); });
+    layout.items.forEach((it) => {
+      ctx.fillStyle = it.colour;
+      ctx.fillRect(10 + it.x, y + 16, it.width - 1, 14);
+      if (ctx.measureText(it.label).width <= it.width - 2) { // a label that fits under its swatch
+        ctx.fillStyle = "#bbb";
+        ctx.fillText(it.label, 10 + it.x + 1, y + 40);
+      }
+    });
   }
   ctx.restore();
 }

@@ -33,8 +33,9 @@ class TimeTravel:
 
 
 def sde_step(z: torch.Tensor, v: torch.Tensor, t: float, dt: float, eta: float, generator: Optional[torch.Generator]) -> torch.Tensor:
-    """One TTS-SDE step (formula in :class:`TimeTravel`); plain Euler where eta = 0 or t = 0."""
-    if eta == 0.0 or t <= 0.0:
+    """One TTS-SDE step (formula in :class:`TimeTravel`) from t to t + dt (dt < 0); plain Euler
+    where eta = 0, at t = 0, and on the last step, which lands on t = 0 and must add no noise."""
+    if eta == 0.0 or t <= 0.0 or t + dt <= 0.0:
         return z + dt * v
     x0_hat = z - t * v
     beta = -0.5 * eta**2 * (-(z - (1 - t) * x0_hat) / t**2)
@@ -68,6 +69,11 @@ class AAM:
     stride: int = 2
     kernel_h: Tuple[float, ...] = (0.1, 0.8, 0.1)
     kernel_w: Tuple[float, ...] = (0.2, 0.6, 0.2)
+
+    def __post_init__(self) -> None:
+        if self.k < 0 or self.stride < 2 or (self.first_pass_steps is not None and self.first_pass_steps < 1):
+            raise ValueError(f"AAM needs k >= 0, stride >= 2 (stride 1 makes the projector the identity) and "
+                             f"first_pass_steps >= 1 or None; got {self}")
 
 
 def blur_matrix(n: int, kernel: Sequence[float], stride: int) -> torch.Tensor:
