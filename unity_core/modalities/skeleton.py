@@ -81,7 +81,7 @@ def _group_people(blobs: dict, people: int) -> List[dict]:
     to the nearest person, at most one blob per person and keypoint (greedy by distance), and
     each person's position is the mean of its blobs; three rounds."""
     seed_k = max(blobs, key=lambda k: len(blobs[k]))
-    centres = np.array([(x, y) for _, x, y in blobs[seed_k]], dtype=np.float64)[:people]
+    centres = np.array([(x, y) for _, x, y in blobs[seed_k]][:people], dtype=np.float64)
     members: List[dict] = []
     for _ in range(3):
         members = [{} for _ in centres]
