@@ -42,9 +42,10 @@ from unity_core.train.pool import WALK_SEED0, load_or_render_pool, render_walks 
 ALL_TASKS = {**TRAIN_TASK_WEIGHTS, RGB_ONLY_TASK: 0.0, EXPLORE_TASK: 0.0}
 
 
-def _canonical(name: str, defaults) -> str:
-    """A task or modality name as the weight tables spell it (aliases such as ``flow`` or
-    ``estimation`` accepted).
+def _canonical(name: str, defaults, resolve) -> str:
+    """A task or modality name as the weight table ``defaults`` spells it; other names go
+    through ``resolve`` (``resolve_task`` / ``resolve_modality``: aliases such as ``flow`` or
+    ``estimation``).
 
     Raises:
         SystemExit: an unknown name, listing the valid ones.
@@ -52,12 +53,12 @@ def _canonical(name: str, defaults) -> str:
     if name in defaults:
         return name
     try:
-        return resolve_modality(name) if set(defaults) <= set(TRAIN_MODALITY_WEIGHTS) else resolve_task(name)
+        return resolve(name)
     except ValueError:
         raise SystemExit(f"unknown name {name!r}: use one of {sorted(defaults)} (or an alias)") from None
 
 
-def _weights(pairs, defaults):
+def _weights(pairs, defaults, resolve):
     """``["name=w", ...]`` -> dict over the names of ``defaults`` (None keeps ``defaults``)."""
     if not pairs:
         return dict(defaults)
@@ -66,7 +67,7 @@ def _weights(pairs, defaults):
         name, _, value = pair.partition("=")
         if not value:
             raise SystemExit(f"bad weight {pair!r}: use NAME=W with NAME in {sorted(defaults)}")
-        out[_canonical(name, defaults)] = float(value)
+        out[_canonical(name, defaults, resolve)] = float(value)
     return out
 
 
@@ -126,13 +127,13 @@ def main(argv=None) -> None:
     if args.out is not None and (args.out / "transformer.safetensors").exists():
         raise SystemExit(f"{args.out} already holds a transformer; choose a new --out")
     # names checked before any data is prepared; aliases such as "flow" or "estimation" accepted
-    modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS)
-    task_weights = _weights(args.task_weights, ALL_TASKS)
+    modality_weights = _weights(args.modality_weights, TRAIN_MODALITY_WEIGHTS, resolve_modality)
+    task_weights = _weights(args.task_weights, ALL_TASKS, resolve_task)
     if args.modalities:
-        wanted = {_canonical(m, TRAIN_MODALITY_WEIGHTS) for m in args.modalities}
+        wanted = {_canonical(m, TRAIN_MODALITY_WEIGHTS, resolve_modality) for m in args.modalities}
         modality_weights = {m: w for m, w in modality_weights.items() if m in wanted}
     if args.tasks:
-        chosen = {_canonical(t, ALL_TASKS) for t in args.tasks}
+        chosen = {_canonical(t, ALL_TASKS, resolve_task) for t in args.tasks}
         silent = sorted(t for t in chosen if not task_weights.get(t))
         if silent:
             ap.error(f"--tasks {' '.join(silent)} would never be drawn (weight 0); give it one with --task-weights")

@@ -311,5 +311,6 @@ def test_train_default_names_are_checked_before_any_data_is_prepared(tmp_path, c
     assert "would never be drawn" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="unknown name 'normals'"):
         train_default.main(base + ["--modality-weights", "normals=1"])
-    assert train_default._weights(["flow=1"], train_default.TRAIN_MODALITY_WEIGHTS) == {"raft": 1.0}
-    assert train_default._canonical("estimation", train_default.ALL_TASKS) == "video2flow"
+    assert train_default._weights(["flow=1"], train_default.TRAIN_MODALITY_WEIGHTS,
+                                  train_default.resolve_modality) == {"raft": 1.0}
+    assert train_default._canonical("estimation", train_default.ALL_TASKS, train_default.resolve_task) == "video2flow"

@@ -95,12 +95,9 @@ def default_intrinsics(height: int, width: int, fov_degrees: float = 60.0) -> np
 
 
 def _to_numpy_frames(frames) -> np.ndarray:
-    from unity_core.io.video import frames_to_uint8
+    from unity_core.io.video import check_unit_frames
 
-    frames_to_uint8(frames)  # the shape and [0, 1] checks (0-255 frames would track nothing)
-    if isinstance(frames, torch.Tensor):
-        frames = frames.detach().cpu().float().numpy()
-    return np.asarray(frames, dtype=np.float32)
+    return check_unit_frames(frames).float().numpy()  # 0-255 frames would track nothing
 
 
 def _gray(frame: np.ndarray, scale: int) -> np.ndarray:

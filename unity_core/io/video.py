@@ -119,9 +119,9 @@ def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
     return frames, 1000.0 / float(np.mean(durations))
 
 
-def frames_to_uint8(frames) -> np.ndarray:
-    """A clip ``[F, H, W, 3]`` of float frames in [0, 1] (torch or numpy) -> uint8 numpy
-    ``[F, H, W, 3]`` (rounded), for OpenCV and MediaPipe.
+def check_unit_frames(frames) -> torch.Tensor:
+    """A clip ``[F, H, W, 3]`` of float frames in [0, 1] (torch or numpy) as a CPU tensor,
+    checked: what OpenCV and MediaPipe code here expects before converting to 8 bits.
 
     Raises:
         ValueError: another shape, uint8 frames or values outside [0, 1] (divide 0-255 video
@@ -133,7 +133,17 @@ def frames_to_uint8(frames) -> np.ndarray:
     if not t.is_floating_point() or (t.numel() and (t.min() < -1e-3 or t.max() > 1 + 1e-3)):
         raise ValueError("frames must be float in [0, 1]; divide uint8 / 0-255 video by 255 first "
                          f"(got {t.dtype}, range [{float(t.min()):.3g}, {float(t.max()):.3g}])")
-    return to_uint8(t).numpy()
+    return t
+
+
+def frames_to_uint8(frames) -> np.ndarray:
+    """:func:`check_unit_frames`, then uint8 numpy ``[F, H, W, 3]`` (rounded), for OpenCV and
+    MediaPipe.
+
+    Raises:
+        ValueError: as :func:`check_unit_frames`.
+    """
+    return to_uint8(check_unit_frames(frames)).numpy()
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:
