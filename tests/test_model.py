@@ -28,7 +28,7 @@ def test_5b_preset_matches_the_release_key_manifest(fixtures_dir):
     manifest = json.loads((fixtures_dir / "unityvideo_5b_keys.json").read_text())
     expected = {name: tuple(shape) for name, shape in manifest["keys"]}
     with torch.device("meta"):
-        model = UnityVideoTransformer(get_config("wan2.2-ti2v-5b"))
+        model = UnityVideoTransformer.from_config(get_config("wan2.2-ti2v-5b"))
     ours = {ours_to_official_key(k): tuple(v.shape) for k, v in model.state_dict().items()}
     assert set(ours) == set(expected), (sorted(set(ours) - set(expected))[:5], sorted(set(expected) - set(ours))[:5])
     assert ours == expected
@@ -67,7 +67,7 @@ def test_oracle_intermediates(oracle, oracle_model):
 def _random_model(seed=0, **overrides):
     torch.manual_seed(seed)
     cfg = UnityVideoConfig(**{**TINY, "in_channels": 8, "out_channels": 8, **overrides})
-    model = UnityVideoTransformer(cfg).eval()
+    model = UnityVideoTransformer.from_config(cfg).eval()
     with torch.no_grad():  # make the additions active so they are exercised
         for p in [model.flow_in.weight, *model.modality_embeddings.values()]:
             p.normal_(0, 0.1)
@@ -100,7 +100,7 @@ def test_matches_diffusers_wan_without_modality_stream():
     from diffusers import WanTransformer3DModel
 
     model = _random_model(seed=3)
-    cfg = model.config
+    cfg = model.unity_config
     ref = WanTransformer3DModel(
         patch_size=cfg.patch_size, num_attention_heads=cfg.num_heads, attention_head_dim=cfg.head_dim,
         in_channels=cfg.in_channels, out_channels=cfg.out_channels, text_dim=cfg.text_dim, freq_dim=cfg.freq_dim,
@@ -121,7 +121,7 @@ def test_matches_diffusers_wan_without_modality_stream():
 def test_modality_stream_changes_rgb_only_through_attention():
     """Zero additions (fresh model) leave the modality tokens inert but present in attention."""
     torch.manual_seed(0)
-    model = UnityVideoTransformer(UnityVideoConfig(**{**TINY, "in_channels": 8, "out_channels": 8})).eval()
+    model = UnityVideoTransformer.from_config(UnityVideoConfig(**{**TINY, "in_channels": 8, "out_channels": 8})).eval()
     rgb, mod, ctx, mctx = _inputs(batch=1)
     with torch.no_grad():
         a, _ = model(rgb, torch.tensor([500.0]), ctx, mod, "depth", mctx)

@@ -35,6 +35,13 @@ class UnityVideoConfig:
         modality_switcher: the paper's modality-adaptive switcher (modality-specific AdaLN
             parameters from MLP(L_m + t_emb)) for newly trained models. The release does not use
             it (False), and neither does its key layout.
+        modality_stream: True (UnityVideo) builds the release's additions for the modality stream
+            (``flow_patch_embedding``, ``flow_in``, ``modality_embeddings``, ``flow_head``);
+            False leaves a plain Wan2.2 DiT (the base of Yume-5B), which runs the RGB stream only.
+        history_embeddings: True builds Yume-5B's five patch embeddings for compressed history
+            (``patch_embedding_2x`` / ``_4x`` / ``_8x`` / ``_16x`` with kernels (1, 2k, 2k) for
+            k = 2, 4, 8, 16 over the latent, and ``patch_embedding_2x_f``, a latent-to-latent
+            (1, 4, 4) kernel feeding the 16x one for the coarsest tier), as in stdstu12/YUME.
     """
 
     dim: int = 3072
@@ -50,6 +57,8 @@ class UnityVideoConfig:
     rope_theta: float = 10000.0
     modalities: Tuple[str, ...] = field(default_factory=lambda: tuple(MODALITIES))
     modality_switcher: bool = False
+    modality_stream: bool = True
+    history_embeddings: bool = False
 
     def __post_init__(self) -> None:
         self.patch_size = tuple(int(p) for p in self.patch_size)  # type: ignore[assignment]
@@ -60,6 +69,8 @@ class UnityVideoConfig:
             raise ValueError(f"head dim {self.head_dim} must be even for RoPE; change dim or num_heads")
         if len(self.patch_size) != 3:
             raise ValueError(f"patch_size must have 3 entries (pt, ph, pw), got {self.patch_size}")
+        if self.modality_switcher and not self.modality_stream:
+            raise ValueError("modality_switcher needs the modality stream; set modality_stream=True")
 
     @property
     def head_dim(self) -> int:
@@ -99,6 +110,8 @@ class UnityVideoConfig:
 PRESETS: Dict[str, UnityVideoConfig] = {
     # KlingTeam/UnityVideo = Wan2.2-TI2V-5B + UnityVideo additions.
     "wan2.2-ti2v-5b": UnityVideoConfig(),
+    # Yume-5B (stdstu12/YUME, Yume 1.5): stock Wan2.2-TI2V-5B plus five history patch embeddings.
+    "yume-5b": UnityVideoConfig(modality_stream=False, history_embeddings=True),
     # The shipped default: MiniLM text (384), a small Wan-style VAE with 16 latent channels.
     "unityvideo-small": UnityVideoConfig(
         dim=256, num_layers=8, num_heads=4, ffn_dim=1024, in_channels=16, out_channels=16, text_dim=384

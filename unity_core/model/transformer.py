@@ -33,21 +33,48 @@ Where the release is wrong, this module is right (both documented in the facts o
 Low-level pieces (``embed_time``, ``embed_text``, ``patchify``, ``forward_tokens``,
 ``rgb_head`` / ``modality_head``, ``unpatchify``, :func:`rope_table`) serve Yume's compressed
 history, which builds its own token sequences with explicit RoPE positions.
+
+It is a diffusers model (``ModelMixin`` + ``ConfigMixin`` + ``PeftAdapterMixin`` +
+``AttentionMixin``), so diffusers' tools reach it from outside: ``save_pretrained`` /
+``from_pretrained``, ``enable_group_offload``, ``enable_layerwise_casting`` (fp8 storage),
+``set_attention_backend`` (attention runs through ``dispatch_attention_fn``), PEFT LoRA adapters,
+``compile_repeated_blocks`` and gradient checkpointing.
+
+Seams for hosts that adapt the model (ComfyUI's adapter in ``nodes/`` uses them):
+
+- every ``nn.Linear`` / ``nn.Conv3d`` is a plain torch layer and may be swapped for another class
+  with the same call signature (e.g. ComfyUI's casting ops);
+- every bare ``nn.Parameter`` read in the forward (block and head ``scale_shift_table``,
+  ``flow_head.modulation``, ``modality_embeddings``, ``switcher_embeddings``) is read through
+  ``module.cast_parameter(param, dtype=None, device=None)`` of the module that owns it, a plain
+  callable attribute (default :func:`cast_parameter`) that a host may replace on every module
+  that has it;
+- inputs are cast to :attr:`UnityVideoTransformer.compute_dtype`, settable when the stored weights
+  are not the compute dtype (fp8 storage);
+- the low-level pieces run inside the root ``forward`` when called through
+  :meth:`UnityVideoTransformer.forward_tokens` or ``model(low_level=fn)``, so hooks attached to the
+  root forward (group offloading's top-level group) see them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Callable, Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.loaders import PeftAdapterMixin
+from diffusers.models.attention import AttentionMixin
+from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformerBlock
 
-from unity_core.constants import resolve_modality
-from unity_core.model.config import UnityVideoConfig
+from unity_core.constants import MODALITIES, resolve_modality
+from unity_core.model.config import UnityVideoConfig, get_config
+from unity_core.model.parallel import check_divisible, context_parallel_plan
 
 BlockRunner = Callable[[int, Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor]
 
@@ -60,7 +87,9 @@ BlockRunner = Callable[[int, Callable[[torch.Tensor], torch.Tensor], torch.Tenso
 def timestep_sinusoid(timestep: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal timestep embedding ``[B, dim]`` = cat(cos(t w), sin(t w)), w_k = 10000^(-k/(dim/2)).
 
-    Computed in float64 and cast back to the timestep's dtype, as Wan's original code does.
+    Computed in float64 and cast back to the timestep's dtype, as Wan's original code does
+    (t reaches 1000, where float32 angles lose about 1e-4; the cost is B x dim/2 float64
+    products per forward, nothing next to one linear layer).
 
     Args:
         timestep: ``[B]`` on the release scale (flow time x 1000), any float dtype.
@@ -86,6 +115,8 @@ def rope_table(positions: torch.Tensor, config: UnityVideoConfig) -> torch.Tenso
     Each axis a with d_a real dims (``config.rope_dims``) uses inverse frequencies
     ``theta^(-2j / d_a)``, j < d_a / 2; the complex factors are laid out frame, height, width.
     Positions may be any integers (Yume's compressed history uses consecutive frame indices).
+    The table is computed in float64 (angles reach 10^3 rad, where float32 loses ~1e-4) and is
+    small: N x head_dim/2 entries, computed once per forward and shared by every block.
     """
     if positions.ndim != 2 or positions.shape[1] != 3:
         raise ValueError(f"positions must be [N, 3] (frame, row, column), got {tuple(positions.shape)}")
@@ -98,15 +129,40 @@ def rope_table(positions: torch.Tensor, config: UnityVideoConfig) -> torch.Tenso
 
 
 def apply_rope(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` ``[B, N, heads, head_dim]`` by ``table`` ``[N, head_dim/2]`` (interleaved pairs)."""
+    """Rotate ``x`` ``[B, N, heads, head_dim]`` by ``table`` ``[N, head_dim/2]`` (interleaved pairs).
+
+    For float32 / float64 inputs the rotation runs in complex128, as the release does: q and k are
+    copied to float64 for one elementwise product per block, which keeps the fp32 oracle
+    bit-exact (complex64 would leave ~1e-6). For bf16 / fp16 inputs (the GPU path) it runs in
+    complex64 at half that cost, since rounding the result to 16 bits (~4e-3 relative) dwarfs
+    the difference; the table itself is always computed in float64 (see :func:`rope_table`).
+    """
     b, n, h, d = x.shape
-    xc = torch.view_as_complex(x.to(torch.float64).reshape(b, n, h, d // 2, 2))
-    out = torch.view_as_real(xc * table[None, :, None, :]).reshape(b, n, h, d)
+    wide = x.dtype in (torch.float32, torch.float64)
+    real, cplx = (torch.float64, torch.complex128) if wide else (torch.float32, torch.complex64)
+    xc = torch.view_as_complex(x.to(real).reshape(b, n, h, d // 2, 2))
+    out = torch.view_as_real(xc * table.to(cplx)[None, :, None, :]).reshape(b, n, h, d)
     return out.to(x.dtype)
 
 
-class _RopeAttnProcessor:
-    """Attention for ``WanAttention`` with float64 RoPE (rotary_emb = complex table or None)."""
+def cast_parameter(param: torch.Tensor, dtype: Optional[torch.dtype] = None, device=None) -> torch.Tensor:
+    """The default ``cast_parameter`` seam: ``param`` itself, or a copy on ``device`` / in ``dtype``
+    when it is not there already (see the module docstring)."""
+    if (dtype is None or param.dtype == dtype) and (device is None or param.device == torch.device(device)):
+        return param
+    return param.to(device=device, dtype=dtype)
+
+
+class UnityVideoAttnProcessor:
+    """Attention for ``WanAttention`` with float64 RoPE (``rotary_emb``: a :func:`rope_table` or None),
+    computed by diffusers' attention dispatcher, so ``set_attention_backend`` picks the kernel.
+
+    ``_attention_backend`` / ``_parallel_config`` are the attributes diffusers sets on processors;
+    cross-attention is never split for context parallelism (the text is not sharded).
+    """
+
+    _attention_backend = None
+    _parallel_config = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None, **kwargs):
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
@@ -116,9 +172,11 @@ class _RopeAttnProcessor:
         if rotary_emb is not None:
             q = apply_rope(q, rotary_emb)
             k = apply_rope(k, rotary_emb)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        out = out.transpose(1, 2).flatten(2).type_as(hidden_states)
-        return attn.to_out[0](out)
+        out = dispatch_attention_fn(  # [B, N, heads, head_dim] in and out
+            q, k, v, backend=self._attention_backend,
+            parallel_config=self._parallel_config if encoder_hidden_states is None else None,
+        )
+        return attn.to_out[0](out.flatten(2).type_as(hidden_states))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -135,6 +193,32 @@ def join_width(rgb: torch.Tensor, other: torch.Tensor, grid: Tuple[int, int, int
     return joint.reshape(b, f * h * 2 * w, *tail)
 
 
+def stream_index(grid: Tuple[int, int, int], device=None) -> torch.Tensor:
+    """``[f*h*2w]`` bool: True where the joint (f, h, 2w) sequence holds a modality token."""
+    f, h, w = grid
+    return torch.arange(2 * w, device=device).ge(w).expand(f, h, 2 * w).reshape(-1)
+
+
+class RotaryTable(nn.Module):
+    """:func:`rope_table` as a module (no parameters): ``positions [N, 3] -> [N, head_dim / 2]``.
+
+    A module so that hooks can split its output along the sequence (context parallelism)."""
+
+    def __init__(self, config: UnityVideoConfig):
+        super().__init__()
+        self.rope_config = config
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return rope_table(positions, self.rope_config)
+
+
+class StreamIndex(nn.Module):
+    """:func:`stream_index` as a module (no parameters), for the same reason as :class:`RotaryTable`."""
+
+    def forward(self, frames: int, height: int, width: int, device=None) -> torch.Tensor:
+        return stream_index((frames, height, width), device)
+
+
 def split_width(x: torch.Tensor, grid: Tuple[int, int, int]) -> Tuple[torch.Tensor, torch.Tensor]:
     """Inverse of :func:`join_width`: ``[B, f*h*2w, ...]`` -> (rgb, modality), each ``[B, f*h*w, ...]``."""
     f, h, w = grid
@@ -149,13 +233,14 @@ class UnityVideoBlock(WanTransformerBlock):
 
     Diffusers' names: ``attn1`` self-attention, ``attn2`` cross-attention, ``norm2`` the affine
     cross-attention LayerNorm (Wan's ``norm3``), ``ffn``, ``scale_shift_table`` (Wan's
-    ``modulation``).
+    ``modulation``, read through ``cast_parameter``).
     """
 
-    def __init__(self, config: UnityVideoConfig):
-        super().__init__(config.dim, config.ffn_dim, config.num_heads, "rms_norm_across_heads", True, config.eps)
-        self.attn1.set_processor(_RopeAttnProcessor())
-        self.attn2.set_processor(_RopeAttnProcessor())
+    def __init__(self, dim: int, ffn_dim: int, num_heads: int, eps: float):
+        super().__init__(dim, ffn_dim, num_heads, "rms_norm_across_heads", True, eps)
+        self.attn1.set_processor(UnityVideoAttnProcessor())
+        self.attn2.set_processor(UnityVideoAttnProcessor())
+        self.cast_parameter = cast_parameter
 
     def _cross(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return x + self.attn2(self.norm2(x.float()).type_as(x), context)
@@ -166,29 +251,37 @@ class UnityVideoBlock(WanTransformerBlock):
         tmod: torch.Tensor,
         rope: torch.Tensor,
         context: torch.Tensor,
-        grid: Optional[Tuple[int, int, int]] = None,
+        stream: Optional[torch.Tensor] = None,
         modality_context: Optional[torch.Tensor] = None,
     ) -> torch.Tensor:
         """One block.
 
         Args:
             x: tokens ``[B, N, D]``.
-            tmod: timestep modulation ``[B, 1, 6, D]`` (shared) or ``[B, N, 6, D]`` (per token).
+            tmod: timestep modulation ``[B, 6, D]`` (shared by all tokens) or ``[B, N, 6, D]``
+                (per token).
             rope: :func:`rope_table` for the N tokens.
             context: embedded content prompt ``[B, L, D]``.
-            grid: per-stream token grid (f, h, w) when x is the joint (f, h, 2w) sequence; None
-                for a single stream.
+            stream: ``[N]`` bool, True for modality tokens, when x is a joint sequence; None for
+                a single stream. It travels with the tokens, so any subset of the sequence (a
+                context-parallel shard) is handled.
             modality_context: embedded modality prompt ``[B, L', D]`` for the modality tokens.
         """
-        e = (self.scale_shift_table[None] + tmod.float()).unbind(2)
+        if tmod.ndim == 3:
+            tmod = tmod[:, None]
+        table = self.cast_parameter(self.scale_shift_table, dtype=torch.float32, device=tmod.device)
+        e = (table[None] + tmod.float()).unbind(2)
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = e
         y = (self.norm1(x.float()) * (1 + scale_msa) + shift_msa).type_as(x)
         x = (x.float() + self.attn1(y, None, None, rope) * gate_msa).type_as(x)
-        if grid is None:
+        if stream is None:
             x = self._cross(x, context)
-        else:
-            xr, xm = split_width(x, grid)
-            x = join_width(self._cross(xr, context), self._cross(xm, modality_context), grid)
+        else:  # dual-branch cross-attention: each token against its own stream's prompt
+            rgb_idx, mod_idx = (~stream).nonzero().squeeze(1), stream.nonzero().squeeze(1)
+            out = torch.empty_like(x)
+            out[:, rgb_idx] = self._cross(x[:, rgb_idx], context)
+            out[:, mod_idx] = self._cross(x[:, mod_idx], modality_context)
+            x = out
         y = (self.norm3(x.float()) * (1 + scale_mlp) + shift_mlp).type_as(x)
         return (x.float() + self.ffn(y).float() * gate_mlp).type_as(x)
 
@@ -201,9 +294,11 @@ class OutputHead(nn.Module):
         self.norm = FP32LayerNorm(dim, eps, elementwise_affine=False)
         self.head = nn.Linear(dim, out_features)
         self.modulation = nn.Parameter(torch.randn(1, 2, dim) / dim**0.5)
+        self.cast_parameter = cast_parameter
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
-        return _modulated_head(x, temb, self.norm, self.head, self.modulation)
+        table = self.cast_parameter(self.modulation, dtype=temb.dtype, device=temb.device)
+        return _modulated_head(x, temb, self.norm, self.head, table)
 
 
 def _modulated_head(x, temb, norm, linear, table):
@@ -216,42 +311,119 @@ def _modulated_head(x, temb, norm, linear, table):
 # The model
 # ----------------------------------------------------------------------------------------------
 
+#: Yume-5B's history patch embeddings: name -> (output channels "dim" or "in", spatial kernel).
+HISTORY_EMBEDDINGS = {
+    "patch_embedding_2x": ("dim", 4),
+    "patch_embedding_4x": ("dim", 8),
+    "patch_embedding_8x": ("dim", 16),
+    "patch_embedding_16x": ("dim", 32),
+    "patch_embedding_2x_f": ("in", 4),
+}
 
-class UnityVideoTransformer(nn.Module):
-    """UnityVideo's DiT (see the module docstring). Build with ``UnityVideoTransformer(config)``.
+
+class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+    """UnityVideo's DiT (see the module docstring), a diffusers model.
+
+    Build with ``UnityVideoTransformer.from_config(spec)`` (``spec``: a :class:`UnityVideoConfig`,
+    a preset name such as ``"wan2.2-ti2v-5b"`` / ``"unityvideo-small"`` / ``"yume-5b"``, or a dict)
+    or with the config's fields as keyword arguments. Load checkpoints with
+    :func:`unity_core.model.load_transformer` (official, original-Wan, diffusers, sharded and fp8
+    layouts) or ``from_pretrained`` on a folder written by ``save_pretrained``.
+
+    ``self.config`` is diffusers' frozen config (the fields of :class:`UnityVideoConfig`);
+    ``self.unity_config`` is the same as a validated :class:`UnityVideoConfig` with the derived
+    values (``head_dim``, ``rope_dims``).
 
     Parameters (diffusers names for the Wan base, release names for the additions):
     ``patch_embedding``, ``condition_embedder``, ``blocks``, ``norm_out`` / ``proj_out`` /
-    ``scale_shift_table`` (RGB head), ``flow_patch_embedding``, ``flow_in``,
-    ``modality_embeddings``, ``flow_head``; with ``config.modality_switcher`` also
-    ``switcher_embeddings`` and ``switcher_mlp``.
+    ``scale_shift_table`` (RGB head); with ``modality_stream`` ``flow_patch_embedding``,
+    ``flow_in``, ``modality_embeddings``, ``flow_head``; with ``modality_switcher`` also
+    ``switcher_embeddings`` and ``switcher_mlp``; with ``history_embeddings`` Yume's
+    ``patch_embedding_{2x,4x,8x,16x,2x_f}``.
+
+    Raises:
+        ValueError: an invalid config (see :class:`UnityVideoConfig`).
     """
 
-    def __init__(self, config: UnityVideoConfig):
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["UnityVideoBlock"]
+    _repeated_blocks = ["UnityVideoBlock"]
+    # fp8 storage (enable_layerwise_casting) leaves these in the compute dtype, as diffusers' Wan does
+    _skip_layerwise_casting_patterns = ["patch_embedding", "condition_embedder", "norm"]
+
+    @register_to_config
+    def __init__(
+        self,
+        dim: int = 3072,
+        num_layers: int = 30,
+        num_heads: int = 24,
+        ffn_dim: int = 14336,
+        in_channels: int = 48,
+        out_channels: int = 48,
+        text_dim: int = 4096,
+        freq_dim: int = 256,
+        patch_size: Tuple[int, int, int] = (1, 2, 2),
+        eps: float = 1e-6,
+        rope_theta: float = 10000.0,
+        modalities: Tuple[str, ...] = tuple(MODALITIES),
+        modality_switcher: bool = False,
+        modality_stream: bool = True,
+        history_embeddings: bool = False,
+    ):
         super().__init__()
-        self.config = config
+        config = UnityVideoConfig(
+            dim=dim, num_layers=num_layers, num_heads=num_heads, ffn_dim=ffn_dim, in_channels=in_channels,
+            out_channels=out_channels, text_dim=text_dim, freq_dim=freq_dim, patch_size=patch_size, eps=eps,
+            rope_theta=rope_theta, modalities=modalities, modality_switcher=modality_switcher,
+            modality_stream=modality_stream, history_embeddings=history_embeddings,
+        )
+        self.unity_config = config
         d, patch = config.dim, config.patch_size
         out_features = config.out_channels * math.prod(patch)
         self.patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=patch, stride=patch)
         self.condition_embedder = WanTimeTextImageEmbedding(
             dim=d, time_freq_dim=config.freq_dim, time_proj_dim=6 * d, text_embed_dim=config.text_dim
         )
-        self.blocks = nn.ModuleList(UnityVideoBlock(config) for _ in range(config.num_layers))
+        self.blocks = nn.ModuleList(
+            UnityVideoBlock(d, config.ffn_dim, config.num_heads, config.eps) for _ in range(config.num_layers)
+        )
         self.norm_out = FP32LayerNorm(d, config.eps, elementwise_affine=False)
         self.proj_out = nn.Linear(d, out_features)
         self.scale_shift_table = nn.Parameter(torch.randn(1, 2, d) / d**0.5)
 
-        # UnityVideo additions, initialised as the release does.
-        self.flow_patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=patch, stride=patch)
-        self.flow_in = nn.Linear(d, d)
-        self.modality_embeddings = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m in config.modalities})
-        self.flow_head = OutputHead(d, out_features, config.eps)
+        if config.modality_stream:  # UnityVideo additions, initialised as the release does
+            self.flow_patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=patch, stride=patch)
+            self.flow_in = nn.Linear(d, d)
+            self.modality_embeddings = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m in config.modalities})
+            self.flow_head = OutputHead(d, out_features, config.eps)
         if config.modality_switcher:
             # Paper form of the switcher: modality-stream AdaLN parameters from MLP(L_m + t_emb).
             self.switcher_embeddings = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m in config.modalities})
             self.switcher_mlp = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        if config.history_embeddings:
+            for name, (out, k) in HISTORY_EMBEDDINGS.items():
+                out_ch = d if out == "dim" else config.in_channels
+                setattr(self, name, nn.Conv3d(config.in_channels, out_ch, kernel_size=(1, k, k), stride=(1, k, k)))
+        self.rope = RotaryTable(config)
+        self.stream_index = StreamIndex()
+        self.cast_parameter = cast_parameter
+        self._compute_dtype: Optional[torch.dtype] = None
         self.gradient_checkpointing = False
+        # diffusers' context-parallel plan (unity_core.model.parallel); _cp_ranks is set by enabling it
+        self._cp_plan = context_parallel_plan(config.num_layers)
+        self._cp_ranks = 1
         self.reset_unity_parameters()
+
+    @classmethod
+    def from_config(cls, config=None, return_unused_kwargs=False, **kwargs):
+        """Build from a :class:`UnityVideoConfig`, a preset name, or (as diffusers) a config dict.
+
+        Raises:
+            ValueError: unknown preset name or config keys.
+        """
+        if isinstance(config, (str, UnityVideoConfig)):
+            config = dataclasses.asdict(get_config(config))  # tuples stay tuples, as in the presets
+        return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     @torch.no_grad()
     def reset_unity_parameters(self, modality_embedding_std: float = 0.0) -> None:
@@ -264,7 +436,7 @@ class UnityVideoTransformer(nn.Module):
                 near the token scale (e.g. 1.0) draws them from ``N(0, std^2)`` with torch's
                 global RNG, so every modality starts with its own distinct signature.
         """
-        if self.patch_embedding.weight.is_meta:
+        if self.patch_embedding.weight.is_meta or not self.unity_config.modality_stream:
             return
         self.flow_patch_embedding.load_state_dict(self.patch_embedding.state_dict())
         self.flow_head.head.load_state_dict(self.proj_out.state_dict())
@@ -276,60 +448,78 @@ class UnityVideoTransformer(nn.Module):
                 nn.init.normal_(p, std=modality_embedding_std)
             else:
                 nn.init.zeros_(p)
-        if self.config.modality_switcher:
+        if self.unity_config.modality_switcher:
             nn.init.zeros_(self.switcher_mlp[1].weight)
             nn.init.zeros_(self.switcher_mlp[1].bias)
 
     @property
-    def dtype(self) -> torch.dtype:
-        return self.proj_out.weight.dtype
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype inputs are cast to: the time embedder's weight dtype unless set (hosts that
+        store weights in fp8 set it to their compute dtype)."""
+        if self._compute_dtype is not None:
+            return self._compute_dtype
+        return self.condition_embedder.time_embedder.linear_1.weight.dtype
 
-    @property
-    def device(self) -> torch.device:
-        return self.proj_out.weight.device
+    @compute_dtype.setter
+    def compute_dtype(self, dtype: Optional[torch.dtype]) -> None:
+        self._compute_dtype = dtype
 
     # -- low-level pieces -------------------------------------------------------------------
 
     def embed_time(self, timestep: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Timestep ``[B]`` (flow time x 1000) -> (temb ``[B, D]``, tmod ``[B, 6, D]``)."""
+        """Timestep ``[B]`` (flow time x 1000) -> (temb ``[B, D]``, tmod ``[B, 6, D]``).
+
+        Also takes ``[B, N]`` per-token timesteps (Yume's history at t = 0), giving
+        ``[B, N, D]`` and ``[B, N, 6, D]``.
+        """
         ce = self.condition_embedder
-        sin = timestep_sinusoid(timestep, self.config.freq_dim).to(self.dtype)
+        lead = timestep.shape
+        sin = timestep_sinusoid(timestep.reshape(-1), self.config.freq_dim).to(self.compute_dtype)
         temb = ce.time_embedder(sin)
         tmod = ce.time_proj(ce.act_fn(temb)).unflatten(1, (6, -1))
-        return temb, tmod
+        return temb.reshape(*lead, -1), tmod.reshape(*lead, 6, -1)
 
     def embed_text(self, context: torch.Tensor) -> torch.Tensor:
         """Text encoder tokens ``[B, L, text_dim]`` -> ``[B, L, D]``."""
-        return self.condition_embedder.text_embedder(context.to(self.dtype))
+        return self.condition_embedder.text_embedder(context.to(self.compute_dtype))
 
     def patchify(self, latent: torch.Tensor, conv: Optional[nn.Conv3d] = None) -> Tuple[torch.Tensor, Tuple[int, int, int]]:
         """Latent ``[B, C, F, H, W]`` -> (tokens ``[B, f*h*w, D]``, grid (f, h, w)) with ``conv``
         (default: the RGB ``patch_embedding``)."""
         conv = self.patch_embedding if conv is None else conv
-        x = conv(latent.to(self.dtype))
+        x = conv(latent.to(self.compute_dtype))
         grid = tuple(x.shape[2:])
         return x.flatten(2).transpose(1, 2).contiguous(), grid  # type: ignore[return-value]
 
+    def _require_modality_stream(self) -> None:
+        if not self.unity_config.modality_stream:
+            raise ValueError("this model has no modality stream (a plain Wan2.2 / Yume DiT): it runs the RGB stream "
+                             "only; load a UnityVideo checkpoint for joint generation, control or estimation")
+
     def modality_tokens(self, latent: torch.Tensor, modality: Optional[str]) -> torch.Tensor:
         """Modality latent -> tokens: flow_patch_embedding, flow_in, + modality embedding."""
+        self._require_modality_stream()
         tokens, _ = self.patchify(latent, self.flow_patch_embedding)
         tokens = self.flow_in(tokens)
         if modality is not None:
-            tokens = tokens + self.modality_embeddings[modality].to(tokens.dtype)
+            emb = self.cast_parameter(self.modality_embeddings[modality], dtype=tokens.dtype, device=tokens.device)
+            tokens = tokens + emb
         return tokens
 
     def rgb_head(self, tokens: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         """RGB velocity features ``[B, N, C*pt*ph*pw]`` from tokens ``[B, N, D]``."""
-        return _modulated_head(tokens, temb, self.norm_out, self.proj_out, self.scale_shift_table)
+        table = self.cast_parameter(self.scale_shift_table, dtype=temb.dtype, device=temb.device)
+        return _modulated_head(tokens, temb, self.norm_out, self.proj_out, table)
 
     def modality_head(self, tokens: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
         """Modality velocity features from tokens, with ``flow_head``."""
+        self._require_modality_stream()
         return self.flow_head(tokens, temb)
 
     def unpatchify(self, features: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
         """Head features ``[B, f*h*w, C*pt*ph*pw]`` ((pt, ph, pw, c) order) -> ``[B, C, F, H, W]``."""
         f, h, w = grid
-        pt, ph, pw = self.config.patch_size
+        pt, ph, pw = self.unity_config.patch_size
         b = features.shape[0]
         x = features.reshape(b, f, h, w, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
         return x.reshape(b, -1, f * pt, h * ph, w * pw)
@@ -344,15 +534,29 @@ class UnityVideoTransformer(nn.Module):
         modality_context: Optional[torch.Tensor] = None,
         block_runner: Optional[BlockRunner] = None,
     ) -> torch.Tensor:
-        """Run every block; ``block_runner(index, fn, x)`` replaces ``fn(x)`` when given."""
+        """Run every block; ``block_runner(index, fn, x)`` replaces ``fn(x)`` when given.
+
+        Args:
+            x: tokens ``[B, N, D]``.
+            tmod: ``[B, 1, 6, D]`` / ``[B, 6, D]`` shared or ``[B, N, 6, D]`` per token.
+            rope: :func:`rope_table` ``[N, head_dim / 2]``.
+            context / modality_context: embedded prompts ``[B, L, D]``.
+            grid: the per-stream grid (f, h, w) when x is the joint (f, h, 2w) sequence.
+        """
+        if tmod.ndim == 4 and tmod.shape[1] == 1:
+            tmod = tmod[:, 0]  # shared: [B, 6, D]; a 4-D tmod is per token
+        stream = None if grid is None else self.stream_index(*grid, device=x.device)
+        if self._cp_ranks > 1 and tmod.ndim == 4:
+            raise ValueError("context parallelism splits shared-timestep sequences only (no per-token timesteps, "
+                             "no modality switcher); run this model on one rank")
         for i, block in enumerate(self.blocks):
 
             def fn(h, block=block):
                 if self.gradient_checkpointing and torch.is_grad_enabled():
                     return torch.utils.checkpoint.checkpoint(
-                        block, h, tmod, rope, context, grid, modality_context, use_reentrant=False
+                        block, h, tmod, rope, context, stream, modality_context, use_reentrant=False
                     )
-                return block(h, tmod, rope, context, grid, modality_context)
+                return block(h, tmod, rope, context, stream, modality_context)
 
             x = block_runner(i, fn, x) if block_runner is not None else fn(x)
         return x
@@ -367,10 +571,12 @@ class UnityVideoTransformer(nn.Module):
     ) -> torch.Tensor:
         """All blocks over one stream of ready-made tokens (Yume's compressed history).
 
+        Runs inside the root ``forward`` (``low_level``), so diffusers hooks on it apply.
+
         Args:
             tokens: ``[B, N, D]`` (e.g. from :meth:`patchify` with coarser kernels).
             positions: ``[N, 3]`` integer RoPE positions (frame, row, column).
-            timestep: ``[B]`` flow time x 1000.
+            timestep: ``[B]`` flow time x 1000, or ``[B, N]`` per token.
             context: raw text tokens ``[B, L, text_dim]`` (embedded here).
 
         Returns:
@@ -381,14 +587,27 @@ class UnityVideoTransformer(nn.Module):
         if positions.shape[0] != tokens.shape[1]:
             raise ValueError(f"{positions.shape[0]} positions for {tokens.shape[1]} tokens")
         self._check_context("context", context, tokens.shape[0])
-        _, tmod = self.embed_time(self._check_timestep(timestep, tokens.shape[0]))
-        rope = rope_table(positions.to(tokens.device), self.config)
-        return self.run_blocks(tokens, tmod[:, None], rope, self.embed_text(context), block_runner=block_runner)
+
+        def run(model):
+            t = torch.as_tensor(timestep, device=tokens.device)
+            if t.ndim == 2:
+                if t.shape != tokens.shape[:2]:
+                    raise ValueError(f"per-token timestep must be [B, N] = {tuple(tokens.shape[:2])}, got {tuple(t.shape)}")
+                _, tmod = model.embed_time(t.float() if not t.is_floating_point() else t)
+            else:
+                _, tmod = model.embed_time(model._check_timestep(t, tokens.shape[0], tokens.device))
+                tmod = tmod[:, None]
+            model._check_parallel_tokens(tokens.shape[1])
+            rope = model.rope(positions.to(tokens.device))
+            return model.run_blocks(tokens, tmod, rope, model.embed_text(context), block_runner=block_runner)
+
+        return self(low_level=run)
 
     # -- the forward of the release ---------------------------------------------------------
 
-    def _check_timestep(self, timestep: torch.Tensor, batch: int) -> torch.Tensor:
-        timestep = torch.as_tensor(timestep, device=self.device)
+    @staticmethod
+    def _check_timestep(timestep: torch.Tensor, batch: int, device) -> torch.Tensor:
+        timestep = torch.as_tensor(timestep, device=device)
         if timestep.ndim == 0:
             timestep = timestep.expand(batch)
         if timestep.shape != (batch,):
@@ -397,13 +616,18 @@ class UnityVideoTransformer(nn.Module):
             timestep = timestep.float()
         return timestep
 
+    def _check_parallel_tokens(self, tokens: int) -> None:
+        if self._cp_ranks > 1:  # before the sequence is split (by the rope module's hook)
+            check_divisible(self.config.num_heads, tokens, self._cp_ranks)
+
     def _check_context(self, name: str, context: torch.Tensor, batch: int) -> None:
-        if context.ndim != 3 or context.shape[0] != batch or context.shape[2] != self.config.text_dim:
-            raise ValueError(f"{name} must be [B={batch}, L, text_dim={self.config.text_dim}] (this model's text "
+        text_dim = self.config.text_dim
+        if context.ndim != 3 or context.shape[0] != batch or context.shape[2] != text_dim:
+            raise ValueError(f"{name} must be [B={batch}, L, text_dim={text_dim}] (this model's text "
                              f"encoder width), got {tuple(context.shape)}")
 
     def _check_latent(self, name: str, latent: torch.Tensor) -> None:
-        c = self.config
+        c = self.unity_config
         if latent.ndim != 5:
             raise ValueError(f"{name} must be [B, C, F, H, W], got shape {tuple(latent.shape)}")
         if latent.shape[1] != c.in_channels:
@@ -414,13 +638,15 @@ class UnityVideoTransformer(nn.Module):
 
     def forward(
         self,
-        rgb_latent: torch.Tensor,
-        timestep: torch.Tensor,
-        context: torch.Tensor,
+        rgb_latent: Optional[torch.Tensor] = None,
+        timestep: Optional[torch.Tensor] = None,
+        context: Optional[torch.Tensor] = None,
         modality_latent: Optional[torch.Tensor] = None,
         modality: Optional[str] = None,
         modality_context: Optional[torch.Tensor] = None,
         block_runner: Optional[BlockRunner] = None,
+        *,
+        low_level: Optional[Callable[["UnityVideoTransformer"], object]] = None,
     ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Velocities of both streams.
 
@@ -435,6 +661,9 @@ class UnityVideoTransformer(nn.Module):
             modality_context: modality prompt tokens ``[B, L', text_dim]``; None reuses the
                 content prompt, as the release.
             block_runner: optional hook ``(index, fn, x) -> x`` around every block (block cache).
+            low_level: instead of all the above, ``low_level(self)`` is run and its result
+                returned: the way the low-level pieces are called from outside so that hooks on
+                this forward (group offloading's top-level group) are active around them.
 
         Returns:
             (rgb_velocity, modality_velocity), each shaped like its input; the second is None
@@ -442,22 +671,30 @@ class UnityVideoTransformer(nn.Module):
 
         Raises:
             ValueError: wrong shapes, channel count, sizes not multiples of the patch, batch
-                mismatch, or an unknown modality name.
+                mismatch, an unknown modality name, or a modality latent for a model without
+                the modality stream.
         """
+        if low_level is not None:
+            return low_level(self)
+        if rgb_latent is None or timestep is None or context is None:
+            raise ValueError("forward needs rgb_latent, timestep and context")
         self._check_latent("rgb_latent", rgb_latent)
         batch = rgb_latent.shape[0]
         self._check_context("context", context, batch)
         name = resolve_modality(modality) if modality is not None else None
-        if name is not None and name not in self.modality_embeddings:
-            raise ValueError(f"modality {name!r} has no embedding in this model ({list(self.modality_embeddings)})")
-        timestep = self._check_timestep(timestep, batch)
+        if modality_latent is not None:
+            self._require_modality_stream()
+            if name is not None and name not in self.modality_embeddings:
+                raise ValueError(f"modality {name!r} has no embedding in this model ({list(self.modality_embeddings)})")
+        timestep = self._check_timestep(timestep, batch, rgb_latent.device)
         temb, tmod = self.embed_time(timestep)
         ctx = self.embed_text(context)
         rgb_tokens, grid = self.patchify(rgb_latent)
 
         if modality_latent is None:
             x = rgb_tokens
-            rope = rope_table(grid_positions(*grid, device=x.device), self.config)
+            self._check_parallel_tokens(x.shape[1])
+            rope = self.rope(grid_positions(*grid, device=x.device))
             x = self.run_blocks(x, tmod[:, None], rope, ctx, block_runner=block_runner)
             out = self.unpatchify(self.rgb_head(x, temb), grid)
             return out.to(rgb_latent.dtype), None
@@ -475,10 +712,12 @@ class UnityVideoTransformer(nn.Module):
 
         x = join_width(rgb_tokens, self.modality_tokens(modality_latent, name), grid)
         f, h, w = grid
-        rope = rope_table(grid_positions(f, h, 2 * w, device=x.device), self.config)
+        self._check_parallel_tokens(x.shape[1])
+        rope = self.rope(grid_positions(f, h, 2 * w, device=x.device))
         tmod_tokens = tmod[:, None]
-        if self.config.modality_switcher and name is not None:
-            m_mod = tmod + self.switcher_mlp(self.switcher_embeddings[name] + temb).unflatten(1, (6, -1))
+        if self.unity_config.modality_switcher and name is not None:
+            emb = self.cast_parameter(self.switcher_embeddings[name], dtype=temb.dtype, device=temb.device)
+            m_mod = tmod + self.switcher_mlp(emb + temb).unflatten(1, (6, -1))
             n = f * h * w
             tmod_tokens = join_width(tmod[:, None].expand(-1, n, -1, -1), m_mod[:, None].expand(-1, n, -1, -1), grid)
         x = self.run_blocks(x, tmod_tokens, rope, ctx, grid, mctx, block_runner)
