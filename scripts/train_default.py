@@ -33,7 +33,7 @@ from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS, res
 from unity_core.data.csv_dataset import CSVVideoDataset  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, save_transformer  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
-from unity_core.sampling.objective import EXPLORE_TASK, RGB_ONLY_TASK  # noqa: E402
+from unity_core.train.objective import EXPLORE_TASK, RGB_ONLY_TASK  # noqa: E402
 from unity_core.text import MiniLMTextEncoder  # noqa: E402
 from unity_core.train import LatentData, TrainConfig, Trainer, add_walks, build_latent_data  # noqa: E402
 from unity_core.train.pool import WALK_SEED0, load_or_render_pool, render_walks  # noqa: E402
@@ -117,6 +117,14 @@ def main(argv=None) -> None:
                     help="from scratch: the transformer's patch (default the preset's 1 2 2); keep codec ratio x patch "
                          "at 16 pixels a token, e.g. 1 4 4 with a 4x codec")
     ap.add_argument("--resume", type=Path, default=None)
+    ap.add_argument("--fsdp", action="store_true",
+                    help="FSDP2 over the processes of `torchrun --nproc_per_node N` (gloo on CPU, nccl on CUDA); "
+                         "--batch is the global batch")
+    ap.add_argument("--mixed-precision", default=None, choices=["bf16"], help="with --fsdp: bf16 compute, fp32 reduce")
+    ap.add_argument("--gradient-checkpointing", action="store_true", help="recompute block activations in backward")
+    ap.add_argument("--optimizer", default="adamw", choices=["adamw", "adamw8bit"], help="adamw8bit: bitsandbytes, CUDA")
+    ap.add_argument("--stream-latents", action="store_true",
+                    help="read --latents rows from disk per batch instead of holding them all in RAM")
     ap.add_argument("--prepare-only", action="store_true",
                     help="only encode the data into the --latents cache and stop (then start several runs on it)")
     args = ap.parse_args(argv)
@@ -147,6 +155,8 @@ def main(argv=None) -> None:
         args.modality_embedding_std = 1.0
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.fsdp:
+        args.device = _join_process_group(args.device)
     torch.manual_seed(args.seed)
     start = time.time()
     if args.init:  # fine-tune a pipeline folder's transformer with its own codec and text encoder
@@ -158,11 +168,11 @@ def main(argv=None) -> None:
         config = get_config("unityvideo-small")
         if args.patch_size:
             config = dataclasses.replace(config, patch_size=tuple(args.patch_size))
-        model, codec, text_encoder, preset = UnityVideoTransformer(config), None, None, "unityvideo-small"
+        model, codec, text_encoder, preset = UnityVideoTransformer.from_config(config), None, None, "unityvideo-small"
         if not args.resume:  # a resumed run loads every weight from its checkpoint
             model.reset_unity_parameters(modality_embedding_std=args.modality_embedding_std)
     if args.latents and args.latents.exists():
-        data = LatentData.load(args.latents)
+        data = LatentData.load(args.latents, stream=args.stream_latents)
     else:
         if args.csv:
             videos, prompts = CSVVideoDataset(args.csv, args.frames, args.size, args.modalities).stacked()
@@ -194,18 +204,27 @@ def main(argv=None) -> None:
         return
 
     cfg = TrainConfig(batch_size=args.batch, lr=args.lr, seed=args.seed, modality_weights=modality_weights,
-                      task_weights=task_weights, timestep_shift=args.timestep_shift)
-    trainer = Trainer(model, data, cfg, device=args.device, use_accelerate=args.accelerate)
+                      task_weights=task_weights, timestep_shift=args.timestep_shift,
+                      mixed_precision=args.mixed_precision, gradient_checkpointing=args.gradient_checkpointing,
+                      optimizer=args.optimizer)
+    trainer = Trainer(model, data, cfg, device=args.device, use_accelerate=args.accelerate, fsdp=args.fsdp)
     if args.resume:
         trainer.resume(args.resume)
     t0 = time.time()
     history = trainer.train(args.steps, time_limit_s=args.time_limit, log_every=100)
     train_s = time.time() - t0
+    if args.fsdp:  # every rank writes its shards and joins the EMA gather
+        trainer.save(args.out / "trainer_checkpoint")
+        ema = trainer.ema_model()
+        if trainer.rank != 0:
+            return
     if trainer.accelerator is not None and not trainer.accelerator.is_main_process:
         return  # one process writes the files
     args.out.mkdir(parents=True, exist_ok=True)
-    trainer.save(args.out / "trainer_checkpoint.safetensors")
-    save_transformer(trainer.ema_model(), args.out / "transformer.safetensors", dtype=torch.bfloat16)
+    if not args.fsdp:
+        trainer.save(args.out / "trainer_checkpoint.safetensors")
+        ema = trainer.ema_model()
+    save_transformer(ema, args.out / "transformer.safetensors", dtype=torch.bfloat16)
     last = history[-200:]
     report = {
         "preset": preset, "steps": trainer.step, "batch_size": args.batch, "lr": args.lr, "seed": args.seed,
@@ -226,6 +245,21 @@ def main(argv=None) -> None:
     report["train_seconds_total"] = round(train_s + sum(r["train_seconds"] for r in report.get("earlier_runs", [])), 1)
     (args.out / "training.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report))
+
+
+def _join_process_group(device: str) -> str:
+    """Join torchrun's process group for --fsdp; this rank's device."""
+    import os
+
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" not in os.environ:
+        raise SystemExit("--fsdp runs under torchrun: torchrun --nproc_per_node N scripts/train_default.py --fsdp ...")
+    if device.startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
 
 
 if __name__ == "__main__":

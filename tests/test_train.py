@@ -5,7 +5,7 @@ import torch
 
 from unity_core.codec import LatentCodec
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer
-from unity_core.sampling import flow_matching_loss
+from unity_core.train.objective import flow_matching_loss
 from unity_core.train import LatentData, TrainConfig, Trainer, build_latent_data
 from unity_core.train.pool import render_pool
 
@@ -35,7 +35,7 @@ def _data():
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return UnityVideoTransformer(UnityVideoConfig(dim=32, num_layers=2, num_heads=2, ffn_dim=64, in_channels=4,
+    return UnityVideoTransformer.from_config(UnityVideoConfig(dim=32, num_layers=2, num_heads=2, ffn_dim=64, in_channels=4,
                                                   out_channels=4, text_dim=8))
 
 
@@ -157,7 +157,7 @@ def test_finetune_a_pipeline_folder_on_a_release_csv_with_accelerate(tmp_path):
 def test_rgb_only_task_trains_the_plain_forward():
     """``text2video`` supervises RGB alone and never builds modality tokens: the modality
     patch embedding gets no gradient, and the loss equals that of the plain (Wan) forward."""
-    from unity_core.sampling.objective import RGB_ONLY_TASK
+    from unity_core.train.objective import RGB_ONLY_TASK
 
     data, model = _data(), _model()
     g = torch.Generator().manual_seed(5)
@@ -179,7 +179,7 @@ def test_rgb_only_task_trains_the_plain_forward():
 def test_explore_segment_task_supervises_the_last_segment_of_walk_clips(tmp_path):
     """``explore_segment`` trains what ``explore()`` samples: a walk clip noised to one t, the
     loss on its last latent frame only, prompted with the new action alone."""
-    from unity_core.sampling.objective import EXPLORE_TASK
+    from unity_core.train.objective import EXPLORE_TASK
     from unity_core.train import add_walks
     from unity_core.train.pool import render_walks
 

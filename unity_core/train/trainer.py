@@ -2,16 +2,26 @@
 
 Each step draws a task (joint generation / estimation / controllable generation) and a
 modality with the release's probabilities, noises the task's stream(s) with logit-normal t
-(shift 5) and regresses the flow-matching velocity (:func:`unity_core.sampling.flow_matching_loss`).
+(shift 5) and regresses the flow-matching velocity (:func:`unity_core.train.objective.flow_matching_loss`).
 AdamW with a 10x learning rate for UnityVideo's added parameters (as the release), gradient
 clipping (1.5), EMA of the weights, 10 % content-prompt dropout for CFG. Checkpoints are one
 safetensors file holding model, EMA, optimizer state, step and RNG state; resuming gives the
 same parameters as an uninterrupted run.
 
 Any preset trains the same way, the 5B included (load it with
-:func:`unity_core.model.load_transformer` and build the latents with its codec). Several GPUs:
-launch with ``accelerate launch`` and pass ``use_accelerate=True`` (Hugging Face Accelerate
-wraps the model in DDP and averages gradients); on one device it is plain PyTorch.
+:func:`unity_core.model.load_transformer` and build the latents with its codec).
+
+Several processes (``torchrun`` or ``accelerate launch``) share ONE global data sampler: every
+rank draws the same task, modality, batch indices, prompt dropout, t and noise for the global
+batch of ``batch_size`` and keeps its own ``batch_size / world`` rows, so N processes take the
+steps one process would. Two engines:
+
+- ``fsdp=True``: PyTorch FSDP2 (``fully_shard`` per DiT block, then the root): parameters,
+  gradients, optimizer states and the EMA are sharded (DTensors), optional bf16 mixed
+  precision (``TrainConfig.mixed_precision``); checkpoints are sharded folders written with
+  ``torch.distributed.checkpoint``. Runs on CPU process groups (gloo) as on GPUs (nccl).
+- ``use_accelerate=True``: Hugging Face Accelerate prepares the model as its launch config
+  says (DDP, or FSDP2 with the example configs in ``configs/accelerate/``).
 """
 
 from __future__ import annotations
@@ -25,10 +35,10 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS
-from unity_core.sampling import drop_prompts, flow_matching_loss, sample_modality, sample_task
-from unity_core.sampling.objective import EXPLORE_TASK
+from unity_core.model.checkpoint import ADDITION_PREFIXES
+from unity_core.train.objective import EXPLORE_TASK, drop_prompts, flow_matching_loss, sample_modality, sample_task
 
-_ADDED = ("flow_patch_embedding.", "flow_in.", "modality_embeddings.", "flow_head.", "switcher_")
+OPTIMIZERS = ("adamw", "adamw8bit")
 
 
 @dataclass
@@ -47,6 +57,12 @@ class TrainConfig:
     task_weights: Dict[str, float] = field(default_factory=lambda: dict(TRAIN_TASK_WEIGHTS))
     modality_weights: Dict[str, float] = field(default_factory=lambda: dict(TRAIN_MODALITY_WEIGHTS))
     seed: int = 0
+    #: None (fp32) or "bf16": FSDP2 computes in bf16 and reduces gradients in fp32
+    mixed_precision: Optional[str] = None
+    #: recompute each block's activations in the backward pass (diffusers' gradient checkpointing)
+    gradient_checkpointing: bool = False
+    #: "adamw" (torch) or "adamw8bit" (bitsandbytes, CUDA only)
+    optimizer: str = "adamw"
 
 
 @dataclass
@@ -91,39 +107,137 @@ class LatentData:
         return path
 
     @classmethod
-    def load(cls, path: Union[str, Path]) -> "LatentData":
-        """Read a file written by :meth:`save`."""
+    def load(cls, path: Union[str, Path], stream: bool = False) -> "LatentData":
+        """Read a file written by :meth:`save`.
+
+        Args:
+            stream: keep the clip tensors (``rgb``, ``modality.*``, ``prompts``, ``walk.*``) in
+                the file and read only the rows each batch indexes (memory-mapped), instead of
+                holding them all in RAM; the small prompt tensors are read at once.
+        """
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
-        t = load_file(str(path))
+        if stream:
+            handle = safe_open(str(path), framework="pt", device="cpu")
+            keys = list(handle.keys())
+            small = ("empty_prompt",) + tuple(k for k in keys if k.startswith("modality_prompt."))
+            t = {k: (handle.get_tensor(k) if k in small else StreamedRows(handle, k)) for k in keys}
+        else:
+            t = load_file(str(path))
         pick = lambda prefix: {k[len(prefix):]: v for k, v in t.items() if k.startswith(prefix)}  # noqa: E731
         return cls(rgb=t["rgb"], modalities=pick("modality."), prompts=t["prompts"],
                    modality_prompts=pick("modality_prompt."), empty_prompt=t["empty_prompt"],
                    walk_rgb=t.get("walk.rgb"), walk_prompts=t.get("walk.prompts"))
 
 
-class Trainer:
-    """Train a :class:`~unity_core.model.UnityVideoTransformer` on :class:`LatentData`."""
+class StreamedRows:
+    """Rows of one tensor of a safetensors file, read on indexing (``rows[idx]`` with an int
+    tensor ``[K]`` -> ``[K, ...]``); ``shape`` and ``len`` as the tensor's."""
 
-    def __init__(self, model, data: LatentData, config: TrainConfig = TrainConfig(), device="cpu", use_accelerate: bool = False):
+    def __init__(self, handle, key: str):
+        self._slice = handle.get_slice(key)
+        self.shape = torch.Size(self._slice.get_shape())
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, slice):
+            return self._slice[index]
+        rows = torch.as_tensor(index).reshape(-1).tolist()
+        return torch.cat([self._slice[i:i + 1] for i in rows]) if rows else self._slice[0:0]
+
+
+def shard_model(model, mesh=None, mixed_precision: Optional[str] = None):
+    """FSDP2 over the default process group: ``fully_shard`` each DiT block, then the root (the
+    embeddings, heads and bare parameters), so parameters, gradients and optimizer states are
+    DTensors sharded over the ranks. ``mixed_precision="bf16"``: bf16 compute, fp32 gradient
+    reduction and fp32 sharded master weights.
+
+    Raises:
+        RuntimeError: no initialised process group.
+        ValueError: an unknown ``mixed_precision``.
+    """
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    if not dist.is_available() or not dist.is_initialized():
+        raise RuntimeError("FSDP needs torch.distributed initialised: launch with torchrun (or accelerate launch)")
+    if mixed_precision not in (None, "fp32", "bf16"):
+        raise ValueError(f"mixed_precision must be None, 'fp32' or 'bf16', got {mixed_precision!r}")
+    if mesh is None:
+        device = next(model.parameters()).device
+        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    policy = MixedPrecisionPolicy()
+    if mixed_precision == "bf16":
+        policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    for block in model.blocks:
+        fully_shard(block, mesh=mesh, mp_policy=policy)
+    fully_shard(model, mesh=mesh, mp_policy=policy)
+    return model
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """A DTensor's full value (a collective on every rank); a plain tensor as it is."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
+
+
+class Trainer:
+    """Train a :class:`~unity_core.model.UnityVideoTransformer` on :class:`LatentData`.
+
+    Args:
+        model: the transformer (moved to ``device``).
+        data: precomputed latents (:meth:`LatentData.load`, optionally streamed).
+        config: :class:`TrainConfig`; ``batch_size`` is the GLOBAL batch over all processes.
+        device: where this process trains (ignored with ``use_accelerate``).
+        use_accelerate: let Accelerate prepare the model (from ``accelerate launch``).
+        fsdp: shard with FSDP2 (:func:`shard_model`) over the initialised process group.
+
+    Raises:
+        ValueError: a global batch not divisible by the number of processes, no trainable
+            modality, the explore task without walk clips, an unknown optimizer.
+    """
+
+    def __init__(self, model, data: LatentData, config: TrainConfig = TrainConfig(), device="cpu",
+                 use_accelerate: bool = False, fsdp: bool = False):
         self.accelerator = None
+        self.rank, self.world = 0, 1
         if use_accelerate:  # device and process come from `accelerate launch`
             from accelerate import Accelerator
 
             self.accelerator = Accelerator()
             device = self.accelerator.device
+            self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
+        elif fsdp:
+            import torch.distributed as dist
+
+            if not dist.is_available() or not dist.is_initialized():
+                raise RuntimeError("fsdp=True needs torch.distributed initialised: launch with torchrun")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        if config.batch_size % self.world:
+            raise ValueError(f"the global batch_size {config.batch_size} must be divisible by the {self.world} processes")
+        if config.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {config.optimizer!r}; use one of {OPTIMIZERS}")
         self.model, self.data, self.config = model.to(device).train(), data, config
         self.device = torch.device(device)
-        added = [p for n, p in model.named_parameters() if n.startswith(_ADDED)]
-        base = [p for n, p in model.named_parameters() if not n.startswith(_ADDED)]
-        self.optimizer = torch.optim.AdamW(
-            [{"params": base, "lr": config.lr}, {"params": added, "lr": config.lr * config.added_lr_multiplier}],
-            lr=config.lr, weight_decay=config.weight_decay)
-        rank = self.accelerator.process_index if self.accelerator is not None else 0
-        self.generator = torch.Generator().manual_seed(config.seed + rank)  # each process draws its own batches
+        if config.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+        if fsdp:
+            shard_model(model, mixed_precision=config.mixed_precision)
+        self.sharded = fsdp
+        added = [p for n, p in model.named_parameters() if n.startswith(ADDITION_PREFIXES)]
+        base = [p for n, p in model.named_parameters() if not n.startswith(ADDITION_PREFIXES)]
+        groups = [{"params": base, "lr": config.lr}, {"params": added, "lr": config.lr * config.added_lr_multiplier}]
+        self.optimizer = self._make_optimizer(groups)
+        # one global sampler: every process draws the same global batch and keeps its rows
+        self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         if self.accelerator is not None:
             self.model, self.optimizer = self.accelerator.prepare(self.model, self.optimizer)
+            # accelerate's FSDP2 (configs/accelerate/fsdp2.yaml) shards too: checkpoints go sharded then
+            self.sharded = any(hasattr(p, "full_tensor") for p in self.model.parameters())
         self.ema = {n: p.detach().clone() for n, p in self._unwrapped().named_parameters()}
         self.available = [m for m in config.modality_weights if m in data.modalities]
         if not self.available:
@@ -132,26 +246,41 @@ class Trainer:
             raise ValueError(f"the {EXPLORE_TASK} task needs walk clips (LatentData.walk_rgb): render them with "
                              "unity_core.train.pool.render_walks (scripts/train_default.py --walks N)")
 
+    def _make_optimizer(self, groups):
+        cfg = self.config
+        if cfg.optimizer == "adamw8bit":
+            if self.device.type != "cuda":
+                raise ValueError("the 8-bit optimizer (bitsandbytes) runs on CUDA only; use optimizer='adamw'")
+            try:
+                import bitsandbytes as bnb
+            except ImportError:
+                raise ValueError("optimizer='adamw8bit' needs bitsandbytes: pip install 'unityvideo-comfy[gpu]'") from None
+            return bnb.optim.AdamW8bit(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
     def _lr_scale(self) -> float:
         return min(1.0, (self.step + 1) / max(1, self.config.warmup_steps))
 
     def train_step(self) -> Dict[str, float]:
-        """One optimisation step; returns the loss and what was drawn."""
+        """One optimisation step; returns the loss (the global batch's mean) and what was drawn."""
         cfg, g, d = self.config, self.generator, self.data
+        shard = (self.rank, self.world)
+        local = cfg.batch_size // self.world
+        rows = slice(self.rank * local, (self.rank + 1) * local)
         task = sample_task(g, cfg.task_weights)
         modality = sample_modality(g, cfg.modality_weights, self.available)
-        idx = torch.randint(len(d), (cfg.batch_size,), generator=g)
+        idx = torch.randint(len(d), (cfg.batch_size,), generator=g)[rows]
         dev = self.device
         rgb, mod, prompts = d.rgb[idx].to(dev), d.modalities[modality][idx].to(dev), d.prompts[idx]
         if task == EXPLORE_TASK:  # a walk clip instead; the modality stream is not used
-            walk = torch.randint(d.walk_rgb.shape[0], (cfg.batch_size,), generator=g)
+            walk = torch.randint(d.walk_rgb.shape[0], (cfg.batch_size,), generator=g)[rows]
             rgb, prompts = d.walk_rgb[walk].to(dev), d.walk_prompts[walk]
-        ctx = drop_prompts(prompts, d.empty_prompt, cfg.prompt_dropout, g).to(dev)
-        mctx = d.modality_prompts[modality].expand(cfg.batch_size, -1, -1).to(dev)
+        ctx = drop_prompts(prompts, d.empty_prompt, cfg.prompt_dropout, g, shard=shard).to(dev)
+        mctx = d.modality_prompts[modality].expand(local, -1, -1).to(dev)
         for i, group in enumerate(self.optimizer.param_groups):
             group["lr"] = cfg.lr * (cfg.added_lr_multiplier if i == 1 else 1.0) * self._lr_scale()
         loss, info = flow_matching_loss(self.model, rgb, mod, task, modality, ctx, mctx, generator=g,
-                                        timestep_shift=cfg.timestep_shift)
+                                        timestep_shift=cfg.timestep_shift, shard=shard)
         self.optimizer.zero_grad(set_to_none=True)
         if self.accelerator is not None:
             self.accelerator.backward(loss)
@@ -161,8 +290,18 @@ class Trainer:
         self.optimizer.step()
         self._update_ema()
         self.step += 1
-        info.update(loss=float(loss.detach()), grad_norm=float(grad_norm), task=task, modality=modality)
+        info.update(loss=self._global_mean(loss.detach()), grad_norm=float(_full(grad_norm)), task=task,
+                    modality=modality)
         return info
+
+    def _global_mean(self, value: torch.Tensor) -> float:
+        if self.world == 1:
+            return float(value)
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value)
+        return float(value) / self.world
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -180,7 +319,7 @@ class Trainer:
         for _ in range(steps):
             info = self.train_step()
             history.append(info)
-            if log and (self.step % log_every == 0 or self.step == 1):
+            if log and self.rank == 0 and (self.step % log_every == 0 or self.step == 1):
                 recent = history[-log_every:]
                 mean = sum(h["loss"] for h in recent) / len(recent)
                 log(f"step {self.step}  loss {mean:.4f}  {time.time() - start:.0f}s")
@@ -191,7 +330,10 @@ class Trainer:
     # -- checkpoints --------------------------------------------------------------------------
 
     def save(self, path: Union[str, Path]) -> Path:
-        """Write model, EMA, optimizer state, step and RNG state to one safetensors file."""
+        """Write model, EMA, optimizer state, step and RNG state: one safetensors file, or with
+        FSDP a sharded folder (``torch.distributed.checkpoint``, every rank writes its shards)."""
+        if self.sharded:
+            return self._save_sharded(Path(path))
         from safetensors.torch import save_file
 
         path = Path(path)
@@ -204,15 +346,58 @@ class Trainer:
             for key, value in st.items():
                 tensors[f"optim.{names[i]}.{key}"] = torch.as_tensor(value).contiguous()
         tensors["rng"] = self.generator.get_state()
-        meta = {"step": str(self.step), "config": json.dumps(asdict(self.config)),
-                "model_config": self._unwrapped().config.to_json()}
-        save_file(tensors, str(path), metadata=meta)
+        save_file(tensors, str(path), metadata=self._metadata())
         return path
 
+    def _metadata(self) -> Dict[str, str]:
+        return {"step": str(self.step), "config": json.dumps(asdict(self.config)),
+                "model_config": self._unwrapped().unity_config.to_json()}
+
+    def _sharded_state(self):
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        model_state, optim_state = get_state_dict(self.model, self.optimizer)
+        return {"model": model_state, "optim": optim_state, "ema": self.ema}
+
+    def _save_sharded(self, folder: Path) -> Path:
+        import torch.distributed as dist
+        import torch.distributed.checkpoint as dcp
+        from safetensors.torch import save_file
+
+        if self.rank == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        dist.barrier()
+        dcp.save(self._sharded_state(), checkpoint_id=str(folder))
+        if self.rank == 0:  # the sampler's state is the same on every rank
+            save_file({"rng": self.generator.get_state()}, str(folder / "trainer_state.safetensors"),
+                      metadata=self._metadata())
+        dist.barrier()
+        return folder
+
     def resume(self, path: Union[str, Path]) -> None:
-        """Restore a :meth:`save` checkpoint (same model config and data)."""
+        """Restore a :meth:`save` checkpoint (same model config and data; a sharded folder for
+        FSDP, which may come from another number of ranks)."""
         from safetensors import safe_open
 
+        if self.sharded:
+            import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint.state_dict import set_state_dict
+
+            state = self._sharded_state()
+            # A parameter that never had a gradient (a modality not drawn yet) has no optimizer state in
+            # the file, while the fresh state dict holds an initialised one: load the rest, then drop those
+            # states so AdamW starts them afresh, as the uninterrupted run will.
+            dcp.load(state, checkpoint_id=str(path), planner=dcp.DefaultLoadPlanner(allow_partial_load=True))
+            set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
+                           optim_state_dict=state["optim"])
+            saved = dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata
+            for name, param in self.model.named_parameters():
+                if f"optim.state.{name}.step" not in saved:
+                    self.optimizer.state.pop(param, None)
+            with safe_open(str(Path(path) / "trainer_state.safetensors"), framework="pt") as fh:
+                self.generator.set_state(fh.get_tensor("rng"))
+                self.step = int(fh.metadata()["step"])
+            return
         with safe_open(str(path), framework="pt") as fh:
             keys = list(fh.keys())
             meta = fh.metadata()
@@ -231,9 +416,16 @@ class Trainer:
             self.step = int(meta["step"])
 
     def ema_model(self):
-        """A copy of the model with the EMA weights (what the default ships)."""
+        """A copy of the model with the EMA weights (what the default ships). With FSDP the EMA
+        shards are gathered (call it on every rank) into a plain, unsharded model."""
         import copy
 
+        if self.sharded:
+            from unity_core.model import UnityVideoTransformer
+
+            model = UnityVideoTransformer.from_config(self._unwrapped().unity_config).eval()
+            model.load_state_dict({n: _full(e).cpu() for n, e in self.ema.items()})
+            return model
         model = copy.deepcopy(self._unwrapped()).eval()
         model.load_state_dict(self.ema)
         return model

@@ -67,12 +67,26 @@ def sample_timesteps(batch: int, shift: float = 5.0, generator: Optional[torch.G
     return shift_sigmas(u, shift)
 
 
-def drop_prompts(context: torch.Tensor, empty: torch.Tensor, p: float, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def _shard_rows(rows: int, shard: Tuple[int, int]) -> slice:
+    """This rank's rows of a global batch: ``rows`` local rows, ``shard`` = (rank, world)."""
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard must be (rank, world) with 0 <= rank < world, got {shard}")
+    return slice(rank * rows, (rank + 1) * rows)
+
+
+def drop_prompts(context: torch.Tensor, empty: torch.Tensor, p: float, generator: Optional[torch.Generator] = None,
+                 shard: Tuple[int, int] = (0, 1)) -> torch.Tensor:
     """Replace each sample's content prompt ``[B, L, D]`` by ``empty`` ``[1, L, D]`` with
-    probability ``p`` (the release drops 10 % so CFG works; the modality prompt is never dropped)."""
+    probability ``p`` (the release drops 10 % so CFG works; the modality prompt is never dropped).
+
+    ``shard`` = (rank, world): ``context`` is this rank's B rows of a global batch of
+    ``B * world``; the draw covers the global batch, so every rank sees the draws one process
+    would (the trainer's global sampler)."""
     if p <= 0:
         return context
-    drop = torch.rand(context.shape[0], generator=generator) < p
+    rows = _shard_rows(context.shape[0], shard)
+    drop = (torch.rand(context.shape[0] * shard[1], generator=generator) < p)[rows]
     return torch.where(drop[:, None, None].to(context.device), empty.to(context).expand_as(context), context)
 
 
@@ -88,6 +102,7 @@ def flow_matching_loss(
     timestep_shift: float = 5.0,
     t: Optional[torch.Tensor] = None,
     new_frames: int = 1,
+    shard: Tuple[int, int] = (0, 1),
 ) -> Tuple[torch.Tensor, Dict[str, float]]:
     """Velocity-matching loss of one UnityVideo task on a batch.
 
@@ -101,6 +116,9 @@ def flow_matching_loss(
         timestep_shift: shift of the logit-normal t (5 in the release).
         t: optional flow times ``[B]`` instead of drawing them.
         new_frames: latent frames supervised by :data:`EXPLORE_TASK` (the last ones).
+        shard: (rank, world) when the batch is this rank's rows of a global batch of
+            ``B * world``: t and the noise are drawn for the global batch and sliced, so N
+            ranks draw what one process would (the loss is this rank's mean).
 
     Returns:
         (loss, info) where loss is the sum of per-stream float32 MSEs over the supervised
@@ -114,11 +132,16 @@ def flow_matching_loss(
     rgb_only = task in (RGB_ONLY_TASK, EXPLORE_TASK)
     rgb_noised, mod_noised = (True, False) if rgb_only else noised_streams(resolve_task(task))
     batch = rgb_x.shape[0]
+    rows, world = _shard_rows(batch, shard), shard[1]
     if t is None:
-        t = sample_timesteps(batch, timestep_shift, generator)
+        t = sample_timesteps(batch * world, timestep_shift, generator)[rows]
     t = t.to(rgb_x.device)
-    noise_rgb = torch.randn(rgb_x.shape, generator=generator).to(rgb_x) if rgb_noised else None
-    noise_mod = torch.randn(modality_x.shape, generator=generator).to(modality_x) if mod_noised else None
+
+    def noise(like):
+        return torch.randn((like.shape[0] * world, *like.shape[1:]), generator=generator)[rows].to(like)
+
+    noise_rgb = noise(rgb_x) if rgb_noised else None
+    noise_mod = noise(modality_x) if mod_noised else None
     z_rgb = add_noise(rgb_x, noise_rgb, t) if rgb_noised else rgb_x
     z_mod = add_noise(modality_x, noise_mod, t) if mod_noised else modality_x
     timestep = (t.to(torch.float32) * TIMESTEP_SCALE)
