@@ -3,7 +3,7 @@ segment for a pipeline walking through held-out synthworld starts.
 
 1. Instruction following: each start image (a synthworld scene, seeds from 200000, never used
    for training) is walked with a random action script (one action per segment); the
-   generated video is scored by :mod:`unity_core.explore.scorer` (per action and overall). The
+   generated video is scored by :mod:`unity_core.metrics.camera_motion` (per action and overall). The
    same scorer on the ground-truth synthworld clip of the same script gives the ceiling, and on
    that clip passed through the pipeline's codec (encode, decode) the codec's ceiling: no
    transformer on this codec can show more motion than its decoder draws.
@@ -18,14 +18,23 @@ segment for a pipeline walking through held-out synthworld starts.
 4. Time per segment as the walk grows: compressed history (the sequence stops growing once the
    schedule is full) against uncompressed history (every past latent at full resolution).
 
-    python bench/explore.py [--checkpoint default|random-small|random-tiny|PATH] [--starts 6]
-                            [--segments 8] [--steps 20] [--timing-segments 30] [--latent-starts 16]
+    python bench/explore.py [--checkpoint default|random-small|random-tiny|random-yume-tiny|PATH]
+                            [--vae WAN_VAE --text-encoder UMT5] [--starts 6] [--segments 8]
+                            [--steps N] [--timing-segments 30] [--latent-starts 16]
                             [--cfg 1.0 [--action-guidance]]
 
 ``--cfg`` applies to the scored walks and the latent check (the timed walk keeps the default).
+Steps, latent frames per segment and the sentence set default to the model's (explore()'s):
+20 / 1 / v1 for the default model, 4 / 8 / v1_5 for Yume-5B.
 
-``random-small`` / ``random-tiny`` are untrained models (for checking the bench itself): their
-instruction following is chance level. Prints one JSON object last.
+A Yume-5B checkpoint (a model with Yume's history embeddings) is a pipeline folder, or the bare
+release file / folder with ``--vae`` (Wan2.2 VAE, diffusers layout) and ``--text-encoder``
+(UMT5-XXL). Its walks run the release's sampler (8 latent frames per segment, clean packed
+history), and the timing part compares its two history modes, ``all`` (the tiers compress every
+latent) and ``start+last`` (the release's web app), instead of compressed / uncompressed.
+
+``random-small`` / ``random-tiny`` / ``random-yume-tiny`` are untrained models (for checking the
+bench itself): their instruction following is chance level. Prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import cv2
 import numpy as np
@@ -44,28 +54,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core.data.synthworld import random_actions, render_clip  # noqa: E402
 from unity_core.explore.history import PAPER_SCHEDULE, HistorySchedule  # noqa: E402
-from unity_core.explore.long_video import explore  # noqa: E402
+from unity_core.explore.long_video import explore, is_yume_model  # noqa: E402
 from unity_core.explore.qcm import format_script  # noqa: E402
-from unity_core.explore.scorer import merge_scores, score_video  # noqa: E402
+from unity_core.metrics.camera_motion import merge_scores, score_video  # noqa: E402
 
 HELD_OUT = 200000
 
 
-def load(checkpoint: str):
-    """(pipeline, is_random) for a checkpoint name; random ones are built in memory."""
+def load(checkpoint: str, vae: Optional[str] = None, text_encoder: Optional[str] = None):
+    """(pipeline, is_random) for a checkpoint name; random ones are built in memory. A bare
+    transformer checkpoint (no pipeline.json, e.g. the Yume-5B release) needs ``vae`` and
+    ``text_encoder`` (the command line's loading, :func:`unity_core.cli.load_pipeline`)."""
     from unity_core.pipeline import UnityVideoPipeline
 
     if not checkpoint.startswith("random"):
-        return UnityVideoPipeline.from_pretrained(checkpoint), False
+        if checkpoint == "default" or (Path(checkpoint) / "pipeline.json").is_file():
+            return UnityVideoPipeline.from_pretrained(checkpoint), False
+        from unity_core.cli import _explore_pipeline
+
+        flags = dict(checkpoint=checkpoint, vae=vae, text_encoder=text_encoder, device="cpu", dtype="fp32",
+                     offload="none", fp8_storage=False, vae_tiling=False, text_encoder_device=None,
+                     free_text_encoder=False, compile=False)
+        return _explore_pipeline(argparse.Namespace(**flags)), False
     from unity_core.codec import LatentCodec
     from unity_core.model import UnityVideoTransformer, get_config
     from unity_core.text import MiniLMTextEncoder
 
     torch.manual_seed(0)
     cfg = get_config("unityvideo-small")
-    if checkpoint == "random-tiny":
+    if checkpoint in ("random-tiny", "random-yume-tiny"):
         cfg = get_config({**cfg.to_dict(), "dim": 64, "num_layers": 2, "num_heads": 2, "ffn_dim": 128})
-    pipe = UnityVideoPipeline(UnityVideoTransformer(cfg), LatentCodec.from_config().eval(), MiniLMTextEncoder(),
+    if checkpoint == "random-yume-tiny":  # Yume-5B's layout at the default codec's 16 channels and MiniLM's 384
+        cfg = get_config({**cfg.to_dict(), "modality_stream": False, "history_embeddings": True})
+    pipe = UnityVideoPipeline(UnityVideoTransformer.from_config(cfg), LatentCodec.from_config().eval(), MiniLMTextEncoder(),
                               {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}})
     return pipe, True
 
@@ -115,11 +136,13 @@ def _mean_dicts(ds):
     return {k: float(np.mean([d[k] for d in ds])) for k in ds[0]}
 
 
-def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64, cfg: float = 1.0,
-                     action_guidance: bool = False, sentence_set: str = "v1") -> dict:
+def latent_following(pipe, starts: int, steps: Optional[int], seed: int, size: int = 64, cfg: float = 1.0,
+                     action_guidance: bool = False, sentence_set: Optional[str] = None,
+                     latent_frames: int = 1) -> dict:
     """Accuracy of matching generated next-segment latents to their own action's ground truth.
     ``action_guidance``: the caption alone is the negative prompt of CFG, so guidance pushes
-    along the action text only."""
+    along the action text only. A segment of ``latent_frames`` latents (8 for Yume-5B) is
+    compared as a whole (mean squared error over its latents)."""
     from unity_core.data.synthworld import held_actions
     from unity_core.explore.actions import CameraAction
 
@@ -130,12 +153,13 @@ def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64, c
         history = held_actions(start, 13)
         truth, generated = [], []
         for action in candidates:
-            clip = render_clip(start, num_frames=17, height=size, width=size, actions=history + [action])
-            truth.append(pipe.encode_frames(clip.rgb)[0, :, -1])
+            clip = render_clip(start, num_frames=13 + 4 * latent_frames, height=size, width=size,
+                               actions=history + [action] * latent_frames)
+            truth.append(pipe.encode_frames(clip.rgb)[0, :, -latent_frames:])
             walk = explore(pipe, clip.rgb[:13], [action], clip.caption, steps=steps, seed=seed + i, decode=False,
                            size=(size, size), cfg=cfg, negative_prompt=clip.caption if action_guidance else "",
                            sentence_set=sentence_set)
-            generated.append(walk.latent[0, :, -1])
+            generated.append(walk.latent[0, :, -latent_frames:])
         d = ((torch.stack(generated)[:, None] - torch.stack(truth)[None]) ** 2).flatten(2).mean(-1)
         hits += (d.argmin(1) == torch.arange(len(candidates))).tolist()
     return {"accuracy": float(np.mean(hits)), "chance": 1 / len(candidates), "starts": starts,
@@ -144,13 +168,18 @@ def latent_following(pipe, starts: int, steps: int, seed: int, size: int = 64, c
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default="default", help="pipeline folder, 'default', 'random-small' or 'random-tiny'")
+    ap.add_argument("--checkpoint", default="default",
+                    help="pipeline folder, bare checkpoint (with --vae, --text-encoder), 'default', 'random-small', "
+                         "'random-tiny' or 'random-yume-tiny'")
+    ap.add_argument("--vae", default=None, help="with a bare checkpoint: the Wan2.2 VAE folder (diffusers layout)")
+    ap.add_argument("--text-encoder", default=None, help="with a bare checkpoint: the UMT5-XXL folder")
     ap.add_argument("--starts", type=int, default=6, help="held-out synthworld start images")
     ap.add_argument("--segments", type=int, default=8, help="segments (actions) per walk")
-    ap.add_argument("--latent-frames", type=int, default=1, help="latent frames per segment (4 video frames each)")
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--latent-frames", type=int, default=None,
+                    help="latent frames per segment, 4 video frames each (default: the model's, 1; Yume-5B 8)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per segment (default: the model's, 20; Yume-5B 4)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sentence-set", default="v1")
+    ap.add_argument("--sentence-set", default=None, help="v1 or v1_5 (default: the model's, v1; Yume-5B v1_5)")
     ap.add_argument("--timing-segments", type=int, default=30, help="length of the walk timed per segment")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--latent-starts", type=int, default=16,
@@ -163,14 +192,18 @@ def main() -> None:
         ap.error("--segments must be >= 2 (drift compares the first and last segments)")
 
     torch.manual_seed(args.seed)
-    pipe, random_model = load(args.checkpoint)
-    seg_frames = 4 * args.latent_frames
+    pipe, random_model = load(args.checkpoint, args.vae, args.text_encoder)
+    yume = is_yume_model(pipe.transformer)
+    if yume and args.latent_frames not in (None, 8):
+        ap.error("Yume-5B generates 8 latent frames per segment; leave --latent-frames unset")
+    latent_frames = args.latent_frames or (8 if yume else 1)
+    seg_frames = 4 * latent_frames
     scores, gt_scores, codec_scores, drifts, gt_drifts, walks = [], [], [], [], [], []
     t0 = time.perf_counter()
     for i in range(args.starts):
         seed = HELD_OUT + i
         # ground truth: the same scene walked by the same actions
-        actions, gt = held_out_walk(i, args.segments, args.size, args.latent_frames)
+        actions, gt = held_out_walk(i, args.segments, args.size, latent_frames)
         K = gt.intrinsics.numpy()
         res = explore(pipe, gt.rgb[0], actions, gt.caption, steps=args.steps, seed=args.seed + i,
                       latent_frames_per_segment=args.latent_frames, sentence_set=args.sentence_set,
@@ -189,7 +222,7 @@ def main() -> None:
               f"drift {drifts[-1]}", flush=True)
     score, gt_score = merge_scores(scores), merge_scores(gt_scores)
     latent = latent_following(pipe, args.latent_starts, args.steps, args.seed, args.size, args.cfg, args.action_guidance,
-                              args.sentence_set)
+                              args.sentence_set, latent_frames)
     print(f"latent action following: {latent['accuracy']:.3f} (chance {latent['chance']:.3f})", flush=True)
 
     # time per segment along one long walk, with the paper's compressed history and, for
@@ -197,10 +230,12 @@ def main() -> None:
     start = render_clip(HELD_OUT + 999, num_frames=1, height=args.size, width=args.size)
     long_actions = random_actions(np.random.default_rng(HELD_OUT + 999), args.timing_segments)
     timing = {}
-    for name, schedule in (("compressed", PAPER_SCHEDULE), ("uncompressed", HistorySchedule(((10**6, 2),)))):
+    variants = ((("all", {"history_mode": "all"}), ("start+last", {"history_mode": "start+last"})) if yume else
+                (("compressed", {"schedule": PAPER_SCHEDULE}), ("uncompressed", {"schedule": HistorySchedule(((10**6, 2),))})))
+    for name, option in variants:
         long = explore(pipe, start.rgb[0], long_actions, start.caption, steps=args.steps, seed=args.seed,
                        latent_frames_per_segment=args.latent_frames, decode=False, size=(args.size, args.size),
-                       schedule=schedule, sentence_set=args.sentence_set)
+                       sentence_set=args.sentence_set, **option)
         secs = long.seconds_per_segment
         q = max(1, len(secs) // 4)
         t = {"seconds_per_segment": [round(x, 4) for x in secs], "history_tokens": long.info["history_tokens"],
@@ -216,8 +251,9 @@ def main() -> None:
         "random_model": random_model,
         "note": "untrained random model: instruction following is at chance level; this run checks the bench"
         if random_model else None,
-        "starts": args.starts, "segments": args.segments, "latent_frames_per_segment": args.latent_frames,
-        "steps": args.steps, "size": args.size, "sentence_set": args.sentence_set, "cfg": args.cfg,
+        "sampler": res.info["sampler"], "starts": args.starts, "segments": args.segments,
+        "latent_frames_per_segment": latent_frames, "steps": res.info["steps"], "size": args.size,
+        "sentence_set": res.info["sentence_set"], "cfg": args.cfg,
         "action_guidance": args.action_guidance,
         "instruction_following": score.to_dict(),
         "ground_truth_ceiling": gt_score.to_dict(),

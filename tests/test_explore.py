@@ -215,7 +215,7 @@ def _tiny_model(in_channels=4, text_dim=16, seed=0):
     torch.manual_seed(seed)
     cfg = get_config({"dim": 32, "num_layers": 2, "num_heads": 2, "ffn_dim": 64, "in_channels": in_channels,
                       "out_channels": in_channels, "text_dim": text_dim})
-    return UnityVideoTransformer(cfg).eval()
+    return UnityVideoTransformer.from_config(cfg).eval()
 
 
 def test_long_video_shapes_determinism_and_history_untouched(monkeypatch):
@@ -305,7 +305,7 @@ def test_explore_end_to_end_and_continue():
 
 
 def _synthetic_correspondences(yaw, pitch, direction, rng, n=400):
-    from unity_core.explore.scorer import default_intrinsics
+    from unity_core.metrics.camera_motion import default_intrinsics
 
     K = default_intrinsics(64, 64)
     pts = np.c_[rng.uniform(-6, 6, n), rng.uniform(-3, 1.5, n), rng.uniform(2, 15, n)]  # camera-1 frame
@@ -321,7 +321,7 @@ def _synthetic_correspondences(yaw, pitch, direction, rng, n=400):
 @pytest.mark.parametrize("action", [CameraAction("W+D", "·"), CameraAction("·", "↑←"), CameraAction("A", "→"),
                                     CameraAction("S", "↓"), CameraAction("·", "·")])
 def test_estimate_motion_on_exact_correspondences(action):
-    from unity_core.explore.scorer import estimate_motion
+    from unity_core.metrics.camera_motion import estimate_motion
 
     rng = np.random.default_rng(1)
     yaw_s, pitch_s = action.rotation_signs()
@@ -347,7 +347,7 @@ def test_scorer_recovers_synthworld_ground_truth_actions():
     three clips, 0.78 on seeds 7001-7016; 0.71 and 0.68 before the tracks' texture information
     was used)."""
     from unity_core.data.synthworld import render_clip
-    from unity_core.explore.scorer import merge_scores, score_video
+    from unity_core.metrics.camera_motion import merge_scores, score_video
 
     gt, dis = [], []
     for seed in (7001, 7002, 7003):
@@ -382,7 +382,7 @@ def test_long_content_is_shortened_never_the_action_text():
 def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
     from unity_core.data.synthworld import render_clip
     from unity_core.explore.actions import CameraAction
-    from unity_core.explore.scorer import estimate_segments
+    from unity_core.metrics.camera_motion import estimate_segments
 
     clip = render_clip(7001, num_frames=5, height=32, width=32, actions=[CameraAction("W", "·")])
     assert len(estimate_segments(clip.rgb, 1, min_gradient=1.0)) == 1  # a track_points setting
@@ -390,3 +390,40 @@ def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
         estimate_segments(clip.rgb, 1, flow=clip.flow, scale=1)
     with pytest.raises(ValueError, match="divide uint8"):
         estimate_segments((clip.rgb * 255).to(torch.uint8), 1)
+
+
+def test_one_guidance_helper_serves_the_samplers(monkeypatch):
+    """CFG's text batch and mix (sampling.sampler) as generate_long_video uses them: the guided
+    walk equals the walk whose velocity is mixed by hand from two unguided forwards."""
+    import unity_core.explore.long_video as lv
+    from unity_core.sampling.sampler import guidance_context, guidance_mix
+
+    pos, neg = torch.randn(2, 3, 16), torch.randn(1, 5, 16)
+    both = guidance_context(pos, neg)
+    assert both.shape == (4, 5, 16) and torch.equal(both[:2, :3], pos) and not both[:2, 3:].any()
+    assert torch.equal(both[2:], neg.expand(2, -1, -1))
+    v = torch.randn(4, 7)
+    torch.testing.assert_close(guidance_mix(v, 2, 3.0), v[2:] + 3.0 * (v[:2] - v[2:]))
+    assert guidance_mix(None, 2, 3.0) is None
+    model = _tiny_model()
+    history, ctx, negative = torch.randn(1, 4, 2, 8, 8), torch.randn(1, 5, 16), torch.randn(1, 5, 16)
+    guided = lv.generate_long_video(model, history, [ctx], latent_frames_per_segment=1, steps=2, seed=3, cfg=4.0,
+                                    negative_context=negative)
+    real = lv.history_velocity
+    calls = []
+
+    def by_hand(model, embedder, hist, latent, sigma, context, schedule, block_runner):
+        b = latent.shape[0] // 2
+        v_pos = real(model, embedder, hist[:b], latent[:b], sigma, context[:b], schedule, block_runner)
+        v_neg = real(model, embedder, hist[b:], latent[b:], sigma, context[b:], schedule, block_runner)
+        calls.append(sigma)
+        return torch.cat([v_pos, v_neg])
+
+    monkeypatch.setattr(lv, "history_velocity", by_hand)
+    manual = lv.generate_long_video(model, history, [ctx], latent_frames_per_segment=1, steps=2, seed=3, cfg=4.0,
+                                    negative_context=negative)
+    monkeypatch.setattr(lv, "history_velocity", real)
+    assert len(calls) == 2
+    torch.testing.assert_close(manual.latent, guided.latent, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(guided.latent, lv.generate_long_video(model, history, [ctx], latent_frames_per_segment=1,
+                                                                    steps=2, seed=3).latent)

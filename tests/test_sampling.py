@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer
-from unity_core.sampling import (
-    AAM, BlockCache, SamplingInterrupted, TimeTravel, flow_matching_loss, sample, sample_task, sample_timesteps,
-)
+from unity_core.sampling import AAM, BlockCache, SamplingInterrupted, TimeTravel, sample
 from unity_core.sampling.yume import range_projector, rank_blocks_by_removal
+from unity_core.train.objective import flow_matching_loss, sample_task, sample_timesteps
 
 MU, S = 0.7, 0.5  # data x ~ N(MU, S^2) per element
 
@@ -157,7 +156,7 @@ def test_interruption_stops_within_one_step_and_leaves_no_state():
 
 def _tiny_model():
     torch.manual_seed(0)
-    model = UnityVideoTransformer(UnityVideoConfig(dim=64, num_layers=4, num_heads=2, ffn_dim=128, in_channels=4,
+    model = UnityVideoTransformer.from_config(UnityVideoConfig(dim=64, num_layers=4, num_heads=2, ffn_dim=128, in_channels=4,
                                                    out_channels=4, text_dim=8)).eval()
     with torch.no_grad():
         model.flow_in.weight.normal_(0, 0.1)

@@ -36,6 +36,10 @@ base-token position (an option, not Yume's).
 
 Spatial sizes that are not multiples of a coarse kernel are padded by repeating the edge (Yume's
 code pads with zeros; repeating the edge keeps the constant-input property at the border).
+
+This module serves models without trained history embeddings (the default model, UnityVideo).
+The released Yume-5B has them; its forward, with the release's tiers, zero padding and clean
+history at t = 0, is :mod:`unity_core.model.yume`.
 """
 
 from __future__ import annotations

@@ -1,25 +1,27 @@
-"""Long video with Yume's compressed history (arXiv 2507.17744): generation segment by segment,
-one camera action per segment, from a start image.
+"""Long video with compressed history: generation segment by segment, one camera action per
+segment, from a start image (Yume, arXiv 2507.17744; Yume 1.5, arXiv 2512.22096).
 
-Per segment (``latent_frames_per_segment`` new latent frames, one caption line):
+Two samplers, chosen by the model:
 
-1. the prompt is the content prompt followed by the action's QCM text
-   (:func:`unity_core.explore.qcm.segment_prompt`);
-2. the kept history latents (:mod:`unity_core.explore.history`) are re-noised to the current
-   noise level at every step, z_hist(t) = (1 - t) x_hist + t eps_hist (one eps_hist per segment);
-3. [compressed history | new segment] goes through ``model.forward_tokens`` at the timestep
-   t x 1000; the RGB head is applied to the new segment's tokens only;
-4. only the new segment is integrated: Euler in flow matching on the sigma grid of
-   :func:`unity_core.sampling.schedule.flow_sigmas` (t from 1 to 0), x <- x + (t_next - t) v;
-5. the clean segment is appended to the history.
+- **Yume-5B** (a model with Yume's history patch embeddings, preset ``yume-5b``):
+  :func:`generate_yume_walk`, the release's ``sample_5b.py``. Per segment, 8 new latent frames
+  from noise; 4 Euler steps on ``linspace(1, 0)`` shifted by 7 (float64, as its numpy grid),
+  x <- x + (s_next - s) v; no CFG; the history stays clean at t = 0 and is packed by the
+  release's tiers (:mod:`unity_core.model.yume`). Image-to-video starts as the release: the image
+  repeated into a static 17-frame clip, encoded to 5 latents, which are the first history (not
+  Wan2.2-TI2V's "first latent at t = 0"). The noise is drawn at the latent's own size: the
+  release's ``Yume.i2v`` sizes it from a 704 x 1280 area rule applied to the latent, which only
+  round-trips for the 44 x 80 latent of 704 x 1280; at 544 x 960 (latent 34 x 60) it makes
+  44 x 78 noise and the concatenation with the history fails.
+- **Any other model** (the default small model, UnityVideo 5B): :func:`generate_long_video`
+  with history patch embeddings derived from the model's own (:mod:`unity_core.explore.history`):
+  the kept history is re-noised to the current level at every step,
+  z_hist(t) = (1 - t) x_hist + t eps_hist (one eps_hist per segment), and
+  [compressed history | new segment] runs at the shared timestep t x 1000.
 
-Image-to-video: the start image is repeated as a still clip of 1 + r * temporal_ratio frames and
-encoded, which gives the first history (Yume repeats the first image as the first history);
-the output video starts at the image. A 4k+1-frame video may be given instead of an image and
-becomes the history as it is.
-
-Works with any :class:`~unity_core.model.UnityVideoTransformer` (default small model, 5B);
-the coarse patch embeddings are derived from the model's RGB patch embedding.
+Frames: a walk of k segments of F latent frames from an image decodes to ``1 + k * F * r``
+frames (temporal ratio r = 4; the still repeats of the image are dropped): 1 + 32 k for
+Yume-5B (:func:`walk_frame_count`).
 """
 
 from __future__ import annotations
@@ -38,20 +40,65 @@ from unity_core.explore.history import (
     PAPER_SCHEDULE,
     HistoryPatchEmbedder,
     HistorySchedule,
-    kept_frames,
     pack_history,
+    select_history,
     sequence_length,
 )
 from unity_core.explore.qcm import action_prompt, parse_script, segment_prompt
+from unity_core.model.yume import (
+    YUME_NEW_FRAMES,
+    YUME_TEXT_LEN,
+    check_yume_model,
+    has_history_embeddings,
+    history_token_count,
+    yume_velocity,
+)
 from unity_core.sampling.progress import check_interrupt
-from unity_core.sampling.schedule import flow_sigmas, to_timestep
+from unity_core.sampling.sampler import guidance_context, guidance_mix, integrate
+from unity_core.sampling.schedule import TIMESTEP_SCALE, flow_sigmas, to_timestep
 
 #: ``callback(step, total, latent, None)`` after every denoising step, counted over all segments.
 Callback = Callable[[int, int, Optional[torch.Tensor], Optional[torch.Tensor]], None]
 
+#: Yume-5B's sampler settings (``sample_5b.py``; the still image repeats give 5 start latents).
+YUME5B_DEFAULTS: Dict[str, Any] = {
+    "steps": 4, "shift": 7.0, "cfg": 1.0, "latent_frames_per_segment": YUME_NEW_FRAMES, "sentence_set": "v1_5",
+    "image_repeats": 4,
+}
+#: Defaults of the derived-history sampler (the embedded default model).
+DERIVED_DEFAULTS: Dict[str, Any] = {
+    "steps": 20, "shift": 1.0, "cfg": 1.0, "latent_frames_per_segment": 1, "sentence_set": "v1",
+}
+#: What the Yume-5B sampler keeps as history: every latent so far (packed by the tiers), or only
+#: the start latents plus the last segment (the release's web app).
+HISTORY_MODES = ("all", "start+last")
+
+
+def is_yume_model(model) -> bool:
+    """Whether ``model`` runs Yume-5B's packed-history forward (it has the history embeddings)."""
+    return has_history_embeddings(model)
+
+
+def walk_frame_count(segments: int, latent_frames_per_segment: int = YUME_NEW_FRAMES, temporal_ratio: int = 4,
+                     image_start: bool = True) -> int:
+    """Frames a walk of ``segments`` segments decodes to.
+
+    From an image (still repeats dropped): ``1 + segments * F * r``, e.g. 1 + 32 k for Yume-5B
+    (F = 8, r = 4). From text (the first segment decodes alone to 1 + (F - 1) r frames, each later
+    one adds F r): ``segments * F * r - r + 1``.
+
+    Raises:
+        ValueError: segments < 1 or a non-positive frame count or ratio.
+    """
+    if segments < 1 or latent_frames_per_segment < 1 or temporal_ratio < 1:
+        raise ValueError(f"need segments, latent_frames_per_segment and temporal_ratio >= 1, got "
+                         f"{segments}, {latent_frames_per_segment}, {temporal_ratio}")
+    new = segments * latent_frames_per_segment * temporal_ratio
+    return 1 + new if image_start else new - temporal_ratio + 1
+
 
 # ----------------------------------------------------------------------------------------------
-# Latent-level sampling
+# Derived-history sampling (any model)
 # ----------------------------------------------------------------------------------------------
 
 
@@ -62,7 +109,7 @@ def history_velocity(model, embedder: HistoryPatchEmbedder, history: Optional[to
 
     Args:
         model: the DiT (``forward_tokens``, ``embed_time``, ``rgb_head``, ``unpatchify``).
-        history: ``[B, C, T', H, W]`` the kept history frames (:func:`select_kept`), noised to
+        history: ``[B, C, T', H, W]`` the kept history frames (:func:`select_history`), noised to
             ``sigma``, or None.
         latent: ``[B, C, F, H, W]`` the noised new segment.
         sigma: flow time t in [0, 1] (the model sees t x 1000).
@@ -76,14 +123,9 @@ def history_velocity(model, embedder: HistoryPatchEmbedder, history: Optional[to
     return model.unpatchify(features, packed.new_grid).float()
 
 
-def select_kept(history: torch.Tensor, schedule: HistorySchedule) -> torch.Tensor:
-    """The history frames that enter the sequence (``[B, C, T', H, W]``)."""
-    return history[:, :, kept_frames(history.shape[2], schedule)]
-
-
 @dataclass
 class LongVideoLatents:
-    """Output of :func:`generate_long_video`.
+    """Output of :func:`generate_long_video` and :func:`generate_yume_walk`.
 
     Attributes:
         latent: ``[B, C, T + S * F, H, W]``: the given history then every generated segment.
@@ -94,6 +136,11 @@ class LongVideoLatents:
     latent: torch.Tensor
     seconds_per_segment: List[float]
     history_tokens: List[int] = field(default_factory=list)
+
+
+def _batch_context(context: torch.Tensor, batch: int, device) -> torch.Tensor:
+    ctx = context.to(device)
+    return ctx.expand(batch, -1, -1) if ctx.shape[0] != batch else ctx
 
 
 @torch.no_grad()
@@ -115,7 +162,7 @@ def generate_long_video(
     should_interrupt: Optional[Callable[[], bool]] = None,
     block_runner=None,
 ) -> LongVideoLatents:
-    """Generate ``len(contexts)`` segments after ``history``, one context per segment.
+    """Generate ``len(contexts)`` segments after ``history`` with derived history embeddings.
 
     Args:
         model: a :class:`~unity_core.model.UnityVideoTransformer` (any preset).
@@ -140,16 +187,7 @@ def generate_long_video(
         ValueError: bad shapes, no contexts, steps < 1 or cfg != 1 without a negative context.
         SamplingInterrupted: when ``should_interrupt()`` returns True.
     """
-    if history.ndim != 5 or history.shape[2] < 1:
-        raise ValueError(f"history must be [B, C, T >= 1, H, W] latents, got {tuple(history.shape)}")
-    if history.shape[1] != model.config.in_channels:
-        raise ValueError(f"history has {history.shape[1]} channels; the model takes {model.config.in_channels}")
-    if not contexts:
-        raise ValueError("no segments: give one context per segment")
-    if latent_frames_per_segment < 1:
-        raise ValueError(f"latent_frames_per_segment must be >= 1, got {latent_frames_per_segment}")
-    if cfg != 1.0 and negative_context is None:
-        raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
+    _check_walk(model, history, contexts, latent_frames_per_segment, cfg, negative_context)
     b, c, _, h, w = history.shape
     patch = model.config.patch_size
     if patch[0] != 1:
@@ -165,29 +203,24 @@ def generate_long_video(
     done = 0
     latent = history.float()
     seconds, hist_tokens = [], []
-    for segment, context in enumerate(contexts):
+    for context in contexts:
         start = time.perf_counter()
         noise = torch.randn((b, c, latent_frames_per_segment, h, w), generator=gen).to(device)
-        kept = select_kept(latent, schedule)
+        kept = select_history(latent, schedule)
         hist_noise = torch.randn(kept.shape, generator=gen).to(device)
-        ctx = context.to(device)
-        if ctx.shape[0] != b:
-            ctx = ctx.expand(b, -1, -1)
-        if cfg != 1.0:
-            neg = negative_context.to(device)
-            neg = neg.expand(b, -1, -1) if neg.shape[0] != b else neg
-            length = max(ctx.shape[1], neg.shape[1])
-            pad = lambda t: torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1]))  # noqa: E731
-            ctx = torch.cat([pad(ctx), pad(neg)])
+        ctx = _batch_context(context, b, device)
+        guided = cfg != 1.0
+        if guided:
+            ctx = guidance_context(ctx, negative_context)
         x = noise
         for i in range(int(steps)):
             check_interrupt(should_interrupt, done, total)
             s, s_next = float(sigmas[i]), float(sigmas[i + 1])
             noised_hist = (1.0 - s) * kept + s * hist_noise
-            if cfg != 1.0:
+            if guided:
                 v = history_velocity(model, embedder, torch.cat([noised_hist] * 2), torch.cat([x, x]), s, ctx,
                                      schedule, block_runner)
-                v = v[b:] + cfg * (v[:b] - v[b:])
+                v = guidance_mix(v, b, cfg)
             else:
                 v = history_velocity(model, embedder, noised_hist, x, s, ctx, schedule, block_runner)
             x = x + (s_next - s) * v
@@ -198,6 +231,177 @@ def generate_long_video(
         latent = torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)
     return LongVideoLatents(torch.cat([history, latent[:, :, history.shape[2]:].to(history.dtype)], 2), seconds, hist_tokens)
+
+
+def _check_walk(model, history: Optional[torch.Tensor], contexts, frames_per_segment: int, cfg: float,
+                negative_context) -> None:
+    """The input checks both samplers share (before any heavy work)."""
+    if history is not None:
+        if history.ndim != 5 or history.shape[2] < 1:
+            raise ValueError(f"history must be [B, C, T >= 1, H, W] latents, got {tuple(history.shape)}")
+        if history.shape[1] != model.config.in_channels:
+            raise ValueError(f"history has {history.shape[1]} channels; the model takes {model.config.in_channels}")
+    if not contexts:
+        raise ValueError("no segments: give one context per segment")
+    if frames_per_segment < 1:
+        raise ValueError(f"latent_frames_per_segment must be >= 1, got {frames_per_segment}")
+    if cfg != 1.0 and negative_context is None:
+        raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Yume-5B sampling (the release's packed history)
+# ----------------------------------------------------------------------------------------------
+
+
+def yume_history(latent: torch.Tensor, start_latents: int, mode: str = "all") -> torch.Tensor:
+    """The history the next Yume-5B segment sees, from the walk's latents ``[B, C, T, H, W]``.
+
+    ``all``: every latent (the packed forward compresses the older ones by its tiers).
+    ``start+last``: the first ``start_latents`` (the start image's) and the last segment's
+    latents, as the release's web app keeps them: the sequence stops growing.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode not in HISTORY_MODES:
+        raise ValueError(f"unknown history mode {mode!r}; use one of {', '.join(HISTORY_MODES)}")
+    total = latent.shape[2]
+    if mode == "all" or total <= start_latents + YUME_NEW_FRAMES:
+        return latent
+    return torch.cat([latent[:, :, :start_latents], latent[:, :, total - YUME_NEW_FRAMES:]], 2)
+
+
+class _YumeVelocity:
+    """Yume-5B's velocity of the new frames at one sigma: the packed forward (or the plain one for
+    a first text-to-video segment), with optional CFG (one batched forward of 2B) and block cache."""
+
+    def __init__(self, model, history, context, cfg, negative_context, cache, text_len):
+        self.model, self.history, self.cfg, self.cache, self.text_len = model, history, float(cfg), cache, text_len
+        self.context = guidance_context(context, negative_context) if self.cfg != 1.0 else context
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        if self.cache is not None:
+            self.cache.start_evaluation()
+        batch = x.shape[0]
+        guided = self.cfg != 1.0
+        hist = self.history
+        if guided:
+            x = torch.cat([x, x])
+            hist = None if hist is None else torch.cat([hist, hist])
+        # sigma x 1000 in float64: the release builds t from its numpy float64 grid
+        t = (torch.as_tensor(sigma, dtype=torch.float64) * TIMESTEP_SCALE).reshape(1).expand(x.shape[0])
+        v = yume_velocity(self.model, hist, x, t.to(x.device), self.context, text_len=self.text_len,
+                          block_runner=self.cache)
+        return guidance_mix(v, batch, self.cfg) if guided else v
+
+
+@torch.no_grad()
+def generate_yume_walk(
+    model,
+    history: Optional[torch.Tensor],
+    contexts: Sequence[torch.Tensor],
+    *,
+    steps: int = 4,
+    shift: float = 7.0,
+    cfg: float = 1.0,
+    negative_context: Optional[torch.Tensor] = None,
+    seed: int = 0,
+    generator: Optional[torch.Generator] = None,
+    noise: Optional[Sequence[torch.Tensor]] = None,
+    latent_size: Optional[Tuple[int, int]] = None,
+    history_mode: str = "all",
+    start_latents: Optional[int] = None,
+    time_travel=None,
+    cache=None,
+    text_len: int = YUME_TEXT_LEN,
+    callback: Optional[Callback] = None,
+    should_interrupt: Optional[Callable[[], bool]] = None,
+) -> LongVideoLatents:
+    """Yume-5B's walk (``sample_5b.py``): ``len(contexts)`` segments of 8 new latent frames.
+
+    Args:
+        model: a Yume model (history patch embeddings; preset ``yume-5b``).
+        history: ``[B, C, N, H, W]`` clean start latents (image-to-video: the 5 latents of the
+            image repeated 17 times), or None for text-to-video: segment 0 then runs the plain
+            forward over its 8 frames and the later ones take it as history.
+        contexts: per segment, text tokens ``[B, L, text_dim]`` (L <= ``text_len``).
+        steps, shift: the sigma grid, ``flow_sigmas(steps, shift)`` in float64 (4 and 7 in the
+            release).
+        cfg: classifier-free guidance (1 = off, the release); needs ``negative_context``.
+        seed / generator: noise source (a CPU generator; the same seed gives the same walk).
+        noise: per segment, explicit noise ``[B, C, 8, H, W]`` instead of drawing it.
+        latent_size: (H, W) of the latent for text-to-video (taken from ``history`` otherwise).
+        history_mode: ``all`` or ``start+last`` (:func:`yume_history`).
+        start_latents: latents of the start kept by ``start+last`` (default: all of ``history``,
+            or the first segment for text-to-video).
+        time_travel: :class:`~unity_core.sampling.yume.TimeTravel` (TTS / TTS-SDE), None = off.
+        cache: :class:`~unity_core.sampling.yume.BlockCache`, None = off (both off give exactly the
+            plain sampler).
+        text_len: rows every context is zero-padded to (512 in the release).
+        callback: ``callback(step, total, latent, None)`` after every step (over all segments).
+        should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
+
+    Returns:
+        :class:`LongVideoLatents`: ``latent`` is the start history then every new segment.
+
+    Raises:
+        ValueError: a model without history embeddings, bad shapes, no contexts, a wrong noise
+            count or shape, cfg without a negative, an unknown history mode.
+        SamplingInterrupted: when ``should_interrupt()`` returns True.
+    """
+    check_yume_model(model)
+    _check_walk(model, history, contexts, YUME_NEW_FRAMES, cfg, negative_context)
+    if history_mode not in HISTORY_MODES:
+        raise ValueError(f"unknown history mode {history_mode!r}; use one of {', '.join(HISTORY_MODES)}")
+    if history is None and latent_size is None and noise is None:
+        raise ValueError("text-to-video needs latent_size=(H, W) (or noise); image-to-video gives history")
+    if noise is not None and len(noise) != len(contexts):
+        raise ValueError(f"noise holds {len(noise)} tensors for {len(contexts)} segments; give one per segment")
+    ref = history if history is not None else (noise[0] if noise is not None else None)
+    b = ref.shape[0] if ref is not None else 1
+    c = model.config.in_channels
+    h, w = ref.shape[-2:] if ref is not None else latent_size
+    device = ref.device if ref is not None else model.device
+    shape = (b, c, YUME_NEW_FRAMES, h, w)
+    gen = generator if generator is not None else torch.Generator("cpu").manual_seed(int(seed))
+    sigmas = flow_sigmas(steps, shift, dtype=torch.float64)
+    total, done = len(contexts) * int(steps), 0
+    latent = None if history is None else history.float()
+    if start_latents is None:
+        start_latents = history.shape[2] if history is not None else YUME_NEW_FRAMES
+    seconds, hist_tokens = [], []
+    for k, context in enumerate(contexts):
+        start = time.perf_counter()
+        if noise is not None:
+            x = noise[k].to(device=device, dtype=torch.float32)
+            if tuple(x.shape) != shape:
+                raise ValueError(f"noise of segment {k} is {tuple(x.shape)}; expected {shape} (the latent's own size)")
+        else:
+            x = torch.randn(shape, generator=gen).to(device)
+        hist = None if latent is None else yume_history(latent, start_latents, history_mode)
+        hist_tokens.append(0 if hist is None else history_token_count(hist.shape[2], h, w))
+        if cache is not None:  # every segment starts afresh (its sequence differs)
+            cache.clear()
+        velocity = _YumeVelocity(model, hist, _batch_context(context, b, device), cfg, negative_context, cache,
+                                 text_len)
+
+        def step_done(i, n, z, offset=done):
+            if callback is not None:
+                callback(offset + i, total, z, None)
+
+        try:
+            x = integrate(velocity, x, sigmas, time_travel=time_travel, generator=gen, callback=step_done,
+                          should_interrupt=should_interrupt)
+        finally:
+            if cache is not None:
+                cache.clear()
+        done += int(steps)
+        latent = x if latent is None else torch.cat([latent, x], dim=2)
+        seconds.append(time.perf_counter() - start)
+    if history is not None:
+        latent = torch.cat([history, latent[:, :, history.shape[2]:].to(history.dtype)], 2)
+    return LongVideoLatents(latent, seconds, hist_tokens)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -271,7 +475,9 @@ def initial_history(codec, frames: torch.Tensor, repeats: int) -> Tuple[torch.Te
 
 
 def _codec_device(codec) -> torch.device:
-    return next(codec.parameters()).device
+    """Where the codec runs: its ``device`` attribute (host adapters) or its first parameter's."""
+    device = getattr(codec, "device", None)
+    return torch.device(device) if device is not None else next(codec.parameters()).device
 
 
 def _prompt_fits(text_encoder, prompt: str) -> bool:
@@ -332,17 +538,156 @@ class ExploreResult:
         return len(self.seconds_per_segment)
 
 
-def _parts(pipeline_or_model_parts):
+
+def _as_pipeline(pipeline_or_model_parts):
+    """A pipeline whose ``encode_prompt`` (with its cache) encodes every prompt of the walk.
+
+    A :class:`~unity_core.pipeline.UnityVideoPipeline` (or an object with ``transformer``,
+    ``codec``, ``text_encoder`` and ``encode_prompt``) is used as it is; a dict (``transformer``,
+    ``codec``, ``text_encoder``, optional ``defaults``), a ``(transformer, codec, text_encoder)``
+    tuple or another object with those attributes is wrapped in one that keeps only its own
+    defaults.
+
+    Raises:
+        ValueError: anything else, or no codec / text encoder.
+    """
+    from unity_core.pipeline import UnityVideoPipeline
+
     p = pipeline_or_model_parts
     if isinstance(p, dict):
-        return p["transformer"], p.get("codec"), p.get("text_encoder"), dict(p.get("defaults", {}))
-    if isinstance(p, (tuple, list)):
+        parts, defaults = (p["transformer"], p.get("codec"), p.get("text_encoder")), dict(p.get("defaults", {}))
+    elif isinstance(p, (tuple, list)):
         if len(p) != 3:
             raise ValueError("model parts must be (transformer, codec, text_encoder)")
-        return p[0], p[1], p[2], {}
-    if hasattr(p, "transformer"):
-        return p.transformer, p.codec, p.text_encoder, dict(getattr(p, "defaults", {}))
-    raise ValueError(f"expected a UnityVideoPipeline, a dict or (transformer, codec, text_encoder); got {type(p).__name__}")
+        parts, defaults = tuple(p), {}
+    elif hasattr(p, "transformer"):
+        parts, defaults = (p.transformer, getattr(p, "codec", None), getattr(p, "text_encoder", None)), None
+    else:
+        raise ValueError(f"expected a UnityVideoPipeline, a dict or (transformer, codec, text_encoder); got {type(p).__name__}")
+    if parts[1] is None or parts[2] is None:
+        raise ValueError("explore needs a codec and a text encoder; load a full pipeline or pass them")
+    if defaults is None and hasattr(p, "encode_prompt"):
+        return p
+    if defaults is None:
+        defaults = dict(getattr(p, "defaults", {}))
+    pipe = UnityVideoPipeline(*parts, {"defaults": defaults})
+    pipe.defaults = defaults  # only the given ones: a missing size means the image's own
+    return pipe
+
+
+def _settings(pipe, yume: bool, given: Dict[str, Any]) -> Dict[str, Any]:
+    """Sampler settings of a walk: the arguments given, else the pipeline's, else the model's
+    (:data:`YUME5B_DEFAULTS` or :data:`DERIVED_DEFAULTS`). For Yume-5B only the defaults written
+    in the pipeline's own config count (the library-wide ones are UnityVideo's)."""
+    own = dict(getattr(pipe, "config", {}).get("defaults", {})) if yume else dict(pipe.defaults)
+    base = {**(YUME5B_DEFAULTS if yume else DERIVED_DEFAULTS), "seed": 42, "fps": 8.0}
+    out = {k: own.get(k, v) for k, v in base.items()}
+    out["fps"] = float(pipe.defaults.get("fps", out["fps"]))
+    out.update({k: v for k, v in given.items() if v is not None})
+    if out.get("image_repeats") is None:
+        out["image_repeats"] = out["latent_frames_per_segment"]
+    if yume and int(out["latent_frames_per_segment"]) != YUME_NEW_FRAMES:
+        raise ValueError(f"Yume-5B generates {YUME_NEW_FRAMES} latent frames per segment (32 video frames); "
+                         f"leave latent_frames_per_segment unset, got {out['latent_frames_per_segment']}")
+    for key, kind in (("steps", int), ("shift", float), ("cfg", float), ("seed", int),
+                      ("latent_frames_per_segment", int), ("image_repeats", int)):
+        out[key] = kind(out[key])
+    if out["image_repeats"] < 0:
+        raise ValueError(f"image_repeats must be >= 0, got {out['image_repeats']}")
+    return out
+
+
+def _start_latent(pipe, image, history, size, repeats: int) -> Dict[str, Any]:
+    """The walk's start: ``latent`` ``[1, C, T, h, w]`` on the model's device, ``still`` (decoded
+    frames that repeat the image), ``start_frames`` (frames of the start), ``start_latents``
+    (latents of the start) and ``previous`` (the :class:`ExploreResult` continued, or None)."""
+    from unity_core.io.video import resize_center_crop
+
+    transformer, codec = pipe.transformer, pipe.codec
+    prev = history if isinstance(history, ExploreResult) else None
+    if history is not None:
+        if image is not None or size is not None:
+            raise ValueError("history= continues an earlier walk at its own size and start; pass image=None and "
+                             "size=None with it (or drop history= to start a new walk from the image)")
+        latent = (prev.latent if prev is not None else history).to(pipe.device)
+        if latent.ndim != 5 or latent.shape[0] != 1:
+            raise ValueError(f"history latent must be [1, C, T, h, w], got {tuple(latent.shape)}")
+        info = prev.info if prev is not None else {}
+        # A bare latent carries no record of still frames: all of its decoded frames are kept.
+        return {"latent": latent, "still": info.get("still_frames", 0), "start_frames": info.get("start_frames", 1),
+                "start_latents": info.get("start_latents", latent.shape[2]), "previous": prev}
+    if image is None:
+        raise ValueError("give a start image (or history= to continue an earlier walk)")
+    frames = _as_frames(image)
+    h, w = size or (pipe.defaults.get("height", frames.shape[1]), pipe.defaults.get("width", frames.shape[2]))
+    step = codec.spatial_ratio * transformer.config.patch_size[1]
+    if h % step or w % step:
+        raise ValueError(f"size {h}x{w} must be a multiple of {step} (codec x patch); e.g. {h // step * step}x{w // step * step}")
+    if tuple(frames.shape[1:3]) != (h, w):
+        frames = resize_center_crop(frames, h, w)
+    latent, still = initial_history(codec, frames, repeats)
+    return {"latent": latent.to(pipe.device), "still": still,
+            "start_frames": 1 if frames.shape[0] == 1 else frames.shape[0], "start_latents": latent.shape[2],
+            "previous": None}
+
+
+def segment_prompts(text_encoder, prompt: str, actions: Sequence[CameraAction], sentence_set: str = "v1",
+                    prefix: Optional[bool] = None, speed: Optional[dict] = None,
+                    event: str = "") -> Tuple[List[str], bool]:
+    """Each segment's prompt: the content prompt, the action's QCM sentences, then ``event``.
+
+    Segment k gets action k's text. (The release's ``sample_5b.py`` reads one caption line per
+    segment and conditions segment k >= 1 on line k - 1, because it builds the next segment's
+    context at the end of a segment from that segment's own line: segments 0 and 1 share line 0
+    and the last line is never used. Here each segment has its own action, so there is no shift.)
+
+    Args:
+        text_encoder: the pipeline's encoder (its tokenizer and ``max_length`` bound the prompt).
+        sentence_set: ``v1`` or ``v1_5`` (Yume 1.5's sentences, the default for Yume-5B).
+        prefix: include the set's prefix sentence; None: when the whole prompt fits.
+        speed: values of the speed sentence (:func:`~unity_core.explore.qcm.speed_sentence`), or None.
+        event: free text appended to every segment (Yume's text-controlled events, e.g.
+            ``"A red car drives past."``); empty for none.
+
+    Returns:
+        (prompts, shortened): shortened is True when the content prompt was cut from its end so
+        that the action text and the event stay whole within the encoder's token limit.
+    """
+    event = (event or "").strip()
+    prompts, shortened = [], False
+    for a in actions:
+        use_prefix = prefix
+        if use_prefix is None:
+            whole = " ".join(filter(None, [segment_prompt(prompt, a, sentence_set, speed, True), event]))
+            use_prefix = _prompt_fits(text_encoder, whole)
+        tail = " ".join(filter(None, [action_prompt(a, sentence_set, speed, use_prefix), event]))
+        content = _fit_content(text_encoder, prompt, tail)
+        shortened |= content != (prompt or "").strip()
+        prompts.append(f"{content} {tail}" if content else tail)
+    return prompts, shortened
+
+
+def _sample_walk(pipe, start: Dict[str, Any], contexts, negative, s: Dict[str, Any], *, schedule, history_mode,
+                 time_travel, cache, callback, should_interrupt) -> LongVideoLatents:
+    """Run the model's sampler: Yume-5B's packed history, or the derived history of any other."""
+    model = pipe.transformer
+    if is_yume_model(model):
+        return generate_yume_walk(
+            model, start["latent"], contexts, steps=s["steps"], shift=s["shift"], cfg=s["cfg"],
+            negative_context=negative, seed=s["seed"], history_mode=history_mode,
+            start_latents=start["start_latents"], time_travel=time_travel, cache=cache, callback=callback,
+            should_interrupt=should_interrupt)
+    return generate_long_video(
+        model, start["latent"], contexts, latent_frames_per_segment=s["latent_frames_per_segment"], steps=s["steps"],
+        shift=s["shift"], cfg=s["cfg"], negative_context=negative, seed=s["seed"], schedule=schedule,
+        callback=callback, should_interrupt=should_interrupt)
+
+
+def _decode_walk(codec, latent: torch.Tensor, still: int) -> torch.Tensor:
+    """All latents -> frames ``[F, H, W, 3]`` in [0, 1] on the CPU, without the still repeats."""
+    from unity_core.codec import video_to_frames
+
+    return video_to_frames(codec.decode(latent.to(_codec_device(codec))))[0].cpu()[still:]
 
 
 @torch.no_grad()
@@ -357,154 +702,109 @@ def explore(
     cfg: Optional[float] = None,
     negative_prompt: str = "",
     seed: Optional[int] = None,
-    latent_frames_per_segment: int = 1,
-    sentence_set: str = "v1",
+    latent_frames_per_segment: Optional[int] = None,
+    sentence_set: Optional[str] = None,
     prefix: Optional[bool] = None,
     speed: Optional[dict] = None,
+    event: str = "",
     schedule: Optional[HistorySchedule] = None,
     size: Optional[Tuple[int, int]] = None,
     image_repeats: Optional[int] = None,
     history: Optional[Union["ExploreResult", torch.Tensor]] = None,
+    history_mode: str = "all",
+    time_travel=None,
+    cache=None,
     decode: bool = True,
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
 ) -> ExploreResult:
     """Walk through a generated world: one segment per action, from a start image.
 
+    The model decides the sampler (module docstring): Yume-5B (history embeddings) runs the
+    release's, every other model the derived-history one. Settings left None take the
+    pipeline's, else the model's defaults: Yume-5B 4 steps, shift 7, cfg 1, 8 latent frames per
+    segment, sentence set ``v1_5``, 4 image repeats (17 still frames -> 5 latents); otherwise 20,
+    1.0, 1.0, 1, ``v1`` and image repeats = latent frames per segment. Seed 42.
+
     Args:
-        pipeline_or_model_parts: a :class:`~unity_core.pipeline.UnityVideoPipeline`, or
-            ``(transformer, codec, text_encoder)``, or a dict with those keys (+ ``defaults``).
+        pipeline_or_model_parts: a :class:`~unity_core.pipeline.UnityVideoPipeline` (its
+            ``encode_prompt`` and cache encode the prompts), or ``(transformer, codec,
+            text_encoder)``, or a dict with those keys (+ ``defaults``).
         image: start image ``[H, W, 3]`` / ``[1, H, W, 3]`` in [0, 1], a 4k+1-frame video
             ``[F, H, W, 3]``, or a path to an image or video file (grey and RGBA images are
-            made RGB). None when ``history`` continues an earlier walk.
+            made RGB). None when ``history`` continues an earlier walk. A video is encoded as
+            it is and becomes the history (the release's Yume-5B script keeps only a video's
+            frame 0, repeated like an image).
         actions_script: e.g. ``"W W W+A ← ·"`` (grammar in :mod:`unity_core.explore.qcm`) or a
             list of :class:`CameraAction`; one segment per action.
-        prompt: content prompt (what the world looks like); each segment's prompt is this plus
-            the action's QCM text. When both exceed the text encoder's token limit, the content
-            is shortened from its end (with a warning) so the action text is never cut.
-        steps, shift, cfg, seed: sampler settings (default: the pipeline's defaults, else 20,
-            1.0, 1.0, 42).
-        negative_prompt: for cfg != 1.
-        latent_frames_per_segment: new latent frames per action, 4 video frames each (default 1:
-            synthworld, and so the default model, moves one action per 4 frames; Yume uses 8).
-        sentence_set: ``"v1"`` or ``"v1_5"``.
-        prefix: include the set's prefix sentence. None: include it when the whole prompt fits
-            the text encoder's token limit (the default MiniLM encoder holds 96 tokens; the
-            default model was trained with the v1 prefix).
-        speed: speed sentence values (see :func:`~unity_core.explore.qcm.speed_sentence`) or None.
-        schedule: history compression (default: the paper's, fitted to the latent size).
+        prompt: content prompt; each segment adds its action's text and ``event``
+            (:func:`segment_prompts`; the content is shortened from its end, with a warning,
+            when the whole exceeds the encoder's token limit).
+        steps, shift, cfg, seed: sampler settings; ``negative_prompt`` for cfg != 1.
+        latent_frames_per_segment: new latent frames per action, 4 video frames each (Yume-5B: 8).
+        sentence_set, prefix, speed, event: the segment prompts (:func:`segment_prompts`).
+        schedule: derived history compression (default: the paper's, fitted to the latent size).
         size: (height, width) of the walk (default: the pipeline's; the image is resized and
             centre-cropped). None with ``history``: a continuation keeps its walk's size.
-        image_repeats: still latent frames of the start image (default
-            ``latent_frames_per_segment``).
+        image_repeats: still latent frames of the start image besides its own.
         history: an earlier :class:`ExploreResult` (or its latent ``[1, C, T, h, w]``) to continue
-            from. A bare latent keeps every frame it decodes to (it does not know how many were
-            still repeats of a start image), and numbers the new segments' frames after them.
+            from. A bare latent keeps every frame it decodes to and numbers the new frames after them.
+        history_mode, time_travel, cache: Yume-5B only (:func:`generate_yume_walk`); off by default.
         decode: decode the latents to frames.
         callback: ``callback(step, total, latent, None)`` after every step.
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
 
     Returns:
-        :class:`ExploreResult`.
+        :class:`ExploreResult` (frames: :func:`walk_frame_count` of its segments from an image).
 
     Raises:
-        ValueError: a bad action script, image, size or setting (the message names it), or an
-            image or size given together with ``history``.
+        ValueError: a bad action script, image, size or setting (the message names it), an image
+            or size given together with ``history``, or a Yume-only option on another model.
         SamplingInterrupted: when ``should_interrupt()`` returns True.
     """
-    from unity_core.io.video import resize_center_crop
-
-    transformer, codec, text_encoder, defaults = _parts(pipeline_or_model_parts)
-    if codec is None or text_encoder is None:
-        raise ValueError("explore needs a codec and a text encoder; load a full pipeline or pass them")
+    pipe = _as_pipeline(pipeline_or_model_parts)
     actions = parse_script(actions_script)
-    steps = int(steps if steps is not None else defaults.get("steps", 20))
-    shift = float(shift if shift is not None else defaults.get("shift", 1.0))
-    cfg = float(cfg if cfg is not None else defaults.get("cfg", 1.0))
-    seed = int(seed if seed is not None else defaults.get("seed", 42))
-    fps = float(defaults.get("fps", 8.0))
-
-    prev: Optional[ExploreResult] = history if isinstance(history, ExploreResult) else None
-    if history is not None:
-        if image is not None or size is not None:
-            raise ValueError("history= continues an earlier walk at its own size and start; pass image=None and "
-                             "size=None with it (or drop history= to start a new walk from the image)")
-        latent0 = (prev.latent if prev is not None else history).to(transformer.device)
-        if latent0.ndim != 5 or latent0.shape[0] != 1:
-            raise ValueError(f"history latent must be [1, C, T, h, w], got {tuple(latent0.shape)}")
-        # A bare latent carries no record of still frames: all of its decoded frames are kept.
-        still = prev.info.get("still_frames", 0) if prev is not None else 0
-        start_count = prev.info.get("start_frames", 1) if prev is not None else 1
-    else:
-        if image is None:
-            raise ValueError("give a start image (or history= to continue an earlier walk)")
-        frames = _as_frames(image)
-        h, w = size or (defaults.get("height", frames.shape[1]), defaults.get("width", frames.shape[2]))
-        step = codec.spatial_ratio * transformer.config.patch_size[1]
-        if h % step or w % step:
-            raise ValueError(f"size {h}x{w} must be a multiple of {step} (codec x patch); e.g. {h // step * step}x{w // step * step}")
-        if tuple(frames.shape[1:3]) != (h, w):
-            frames = resize_center_crop(frames, h, w)
-        repeats = latent_frames_per_segment if image_repeats is None else int(image_repeats)
-        if repeats < 0:
-            raise ValueError(f"image_repeats must be >= 0, got {repeats}")
-        latent0, still = initial_history(codec, frames, repeats)
-        latent0 = latent0.to(transformer.device)
-        start_count = 1 if frames.shape[0] == 1 else frames.shape[0]
-
-    cache: Dict[str, torch.Tensor] = {}
-
-    def encode(text: str) -> torch.Tensor:
-        if text not in cache:
-            cache[text] = text_encoder.encode([text]).to(transformer.device)
-        return cache[text]
-
-    prompts = []
-    shortened = False
-    for a in actions:
-        use_prefix = prefix
-        if use_prefix is None:
-            use_prefix = _prompt_fits(text_encoder, segment_prompt(prompt, a, sentence_set, speed, True))
-        action_text = action_prompt(a, sentence_set, speed, use_prefix)
-        content = _fit_content(text_encoder, prompt, action_text)
-        shortened |= content != (prompt or "").strip()
-        prompts.append(f"{content} {action_text}" if content else action_text)
+    yume = is_yume_model(pipe.transformer)
+    if not yume and (time_travel is not None or cache is not None or history_mode != "all"):
+        raise ValueError("time_travel, cache and history_mode are options of the Yume-5B sampler; this model has no "
+                         "Yume history embeddings (load a Yume-5B checkpoint, or leave them unset)")
+    if history_mode not in HISTORY_MODES:
+        raise ValueError(f"unknown history mode {history_mode!r}; use one of {', '.join(HISTORY_MODES)}")
+    s = _settings(pipe, yume, {"steps": steps, "shift": shift, "cfg": cfg, "seed": seed, "sentence_set": sentence_set,
+                               "latent_frames_per_segment": latent_frames_per_segment, "image_repeats": image_repeats})
+    start = _start_latent(pipe, image, history, size, s["image_repeats"])
+    prompts, shortened = segment_prompts(pipe.text_encoder, prompt, actions, s["sentence_set"], prefix, speed, event)
     if shortened:
-        warnings.warn(f"content prompt + action text exceed the text encoder's {text_encoder.max_length} tokens; the "
-                      "content prompt was shortened (at the end) so that the action text stays whole", stacklevel=3)
-    contexts = [encode(p) for p in prompts]
-    negative = encode(negative_prompt) if cfg != 1.0 else None
-
-    out = generate_long_video(
-        transformer, latent0, contexts, latent_frames_per_segment=latent_frames_per_segment, steps=steps,
-        shift=shift, cfg=cfg, negative_context=negative, seed=seed, schedule=schedule, callback=callback,
-        should_interrupt=should_interrupt,
-    )
-    all_actions = (prev.actions if prev is not None else []) + actions
-    all_prompts = (prev.prompts if prev is not None else []) + prompts
-    frames_out = None
-    if decode:
-        from unity_core.codec import video_to_frames
-
-        frames_out = video_to_frames(codec.decode(out.latent.to(_codec_device(codec))))[0].cpu()[still:]
-    ratio = codec.temporal_ratio
-    seg_len = latent_frames_per_segment * ratio
-    first = 1 + (latent0.shape[2] - 1) * ratio - still  # decoded frames before this call's segments
+        warnings.warn(f"content prompt + action text exceed the text encoder's {pipe.text_encoder.max_length} tokens; "
+                      "the content prompt was shortened (at the end) so that the action text stays whole", stacklevel=3)
+    contexts = [pipe.encode_prompt(p) for p in prompts]
+    negative = pipe.encode_prompt(negative_prompt) if s["cfg"] != 1.0 else None
+    if getattr(pipe, "free_text_encoder_after_encoding", False) and pipe.text_encoder is not None:
+        pipe.free_text_encoder()  # every prompt is encoded: UMT5-XXL's memory is free for sampling
+    out = _sample_walk(pipe, start, contexts, negative, s, schedule=schedule, history_mode=history_mode,
+                       time_travel=time_travel, cache=cache, callback=callback, should_interrupt=should_interrupt)
+    prev, ratio = start["previous"], pipe.codec.temporal_ratio
+    frames = _decode_walk(pipe.codec, out.latent, start["still"]) if decode else None
+    seg_len = (YUME_NEW_FRAMES if yume else s["latent_frames_per_segment"]) * ratio
+    first = 1 + (start["latent"].shape[2] - 1) * ratio - start["still"]  # decoded frames before these segments
     segment_frames = (list(prev.segment_frames) if prev is not None else []) + [
-        (first + i * seg_len, first + (i + 1) * seg_len) for i in range(len(actions))
-    ]
+        (first + i * seg_len, first + (i + 1) * seg_len) for i in range(len(actions))]
     info = {
-        "steps": steps, "shift": shift, "cfg": cfg, "seed": seed, "sentence_set": sentence_set,
-        "latent_frames_per_segment": latent_frames_per_segment, "still_frames": still, "start_frames": start_count,
-        "prefix": prefix, "content_shortened": shortened,
-        "schedule": (schedule or PAPER_SCHEDULE).fit(*out.latent.shape[-2:], transformer.config.patch_size[1]),
-        "history_tokens": out.history_tokens,
+        "sampler": "yume-5b" if yume else "derived-history", "steps": s["steps"], "shift": s["shift"], "cfg": s["cfg"],
+        "seed": s["seed"], "sentence_set": s["sentence_set"], "event": event,
+        "latent_frames_per_segment": seg_len // ratio, "still_frames": start["still"],
+        "start_frames": start["start_frames"], "start_latents": start["start_latents"], "prefix": prefix,
+        "content_shortened": shortened, "history_tokens": out.history_tokens,
+        "schedule": None if yume else (schedule or PAPER_SCHEDULE).fit(*out.latent.shape[-2:],
+                                                                        pipe.transformer.config.patch_size[1]),
+        "history_mode": history_mode if yume else None,
     }
-    return ExploreResult(frames_out, out.latent, all_actions, all_prompts, segment_frames, out.seconds_per_segment,
-                         fps, info)
+    return ExploreResult(frames, out.latent, (prev.actions if prev else []) + actions,
+                         (prev.prompts if prev else []) + prompts, segment_frames, out.seconds_per_segment, s["fps"], info)
 
 
 __all__ = [
-    "ExploreResult", "LongVideoLatents", "explore", "generate_long_video",
-    "history_velocity", "initial_history", "select_kept", "start_frames",
+    "DERIVED_DEFAULTS", "ExploreResult", "HISTORY_MODES", "LongVideoLatents", "YUME5B_DEFAULTS", "explore",
+    "generate_long_video", "generate_yume_walk", "history_velocity", "initial_history", "is_yume_model",
+    "segment_prompts", "start_frames", "walk_frame_count", "yume_history",
 ]

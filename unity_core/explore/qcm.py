@@ -10,7 +10,7 @@ with an error instead of being guessed.
 
 Sentences
 ---------
-Yume's published tables (``unity_core/data/yume_qcm.json``, sets ``v1`` and ``v1_5``): a fixed
+Yume's published tables (``unity_core/tables/yume_qcm.json``, sets ``v1`` and ``v1_5``): a fixed
 prefix, a movement sentence, a rotation sentence and an optional speed sentence built from the
 table's ``speed_format``. :func:`segment_prompt` puts the content prompt first and the action
 text after it.
@@ -233,6 +233,15 @@ def _table(version: str) -> dict:
     return YUME_QCM[version]
 
 
+def prefix_sentence(version: str = "v1") -> str:
+    """The fixed sentence that opens Yume's action text in sentence set ``version``.
+
+    Raises:
+        ValueError: unknown version.
+    """
+    return _table(version)["prefix"]
+
+
 def action_prompt(action: CameraAction, version: str = "v1", speed: Optional[dict] = None, prefix: bool = True) -> str:
     """Yume's text for one segment: prefix + movement + rotation (+ speed) sentences.
 
@@ -247,7 +256,7 @@ def action_prompt(action: CameraAction, version: str = "v1", speed: Optional[dic
         ValueError: unknown version or bad speed values.
     """
     table = _table(version)
-    parts = [table["prefix"]] if prefix else []
+    parts = [prefix_sentence(version)] if prefix else []
     parts += [table["movement"][action.movement], table["rotation"][action.rotation]]
     if speed is not None:
         parts.append(speed_sentence(version, speed))
@@ -265,5 +274,5 @@ def segment_prompt(content: str, action: CameraAction, version: str = "v1", spee
 
 __all__ = [
     "SENTENCE_SETS", "action_from_keys", "action_prompt", "format_entry", "format_script", "parse_entry",
-    "parse_script", "segment_prompt", "speed_sentence", "MOVEMENT_KEYS", "ROTATION_KEYS",
+    "parse_script", "prefix_sentence", "segment_prompt", "speed_sentence", "MOVEMENT_KEYS", "ROTATION_KEYS",
 ]

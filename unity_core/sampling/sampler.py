@@ -15,7 +15,7 @@ import torch
 from unity_core.constants import resolve_task
 from unity_core.sampling.progress import StepCallback, check_interrupt
 from unity_core.sampling.schedule import flow_sigmas, to_timestep
-from unity_core.sampling.tasks import add_noise, noised_streams
+from unity_core.sampling.tasks import add_noise, noised_streams, packed_noise
 from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, sde_step
 
 #: Sampler names accepted by :func:`sample`: ours, then diffusers' flow-matching schedulers.
@@ -33,6 +33,49 @@ class SampleResult:
     model_evaluations: int = 0
 
 
+def guidance_context(context: torch.Tensor, negative_context: Optional[torch.Tensor]) -> torch.Tensor:
+    """The batched text of a CFG forward: ``[2B, L, D]`` = [positive; negative], both zero-padded
+    to the longer length (zero rows are what the text encoders pad with, so padding keeps the
+    meaning). A negative of batch 1 is repeated over the B samples.
+
+    Raises:
+        ValueError: no ``negative_context`` (CFG needs one, e.g. the encoding of the empty prompt).
+    """
+    if negative_context is None:
+        raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
+    negative_context = negative_context.to(context.device)
+    if negative_context.shape[0] != context.shape[0]:
+        negative_context = negative_context.expand(context.shape[0], -1, -1)
+    length = max(context.shape[1], negative_context.shape[1])
+    pad = lambda c: torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1]))  # noqa: E731
+    return torch.cat([pad(context), pad(negative_context)])
+
+
+def cfg_mix(positive: torch.Tensor, negative: torch.Tensor, cfg: float) -> torch.Tensor:
+    """Classifier-free guidance: ``negative + cfg * (positive - negative)`` (velocities or x0)."""
+    return negative + cfg * (positive - negative)
+
+
+def guidance_mix(v: Optional[torch.Tensor], batch: int, cfg: float) -> Optional[torch.Tensor]:
+    """CFG on a batched prediction ``[2B, ...]`` ([positive; negative], as
+    :func:`guidance_context` orders them): :func:`cfg_mix`; None stays None."""
+    if v is None:
+        return None
+    return cfg_mix(v[:batch], v[batch:], cfg)
+
+
+def control_guidance(guided: torch.Tensor, with_control: torch.Tensor, without_control: torch.Tensor,
+                     control_cfg: float) -> torch.Tensor:
+    """UnityVideo's control guidance for controllable generation (ours; the release has none):
+    ``guided + (control_cfg - 1) * (with_control - without_control)`` on the RGB prediction, where
+    ``guided`` is the (CFG-)guided prediction, ``with_control`` the positive prompt's with the
+    control, ``without_control`` the positive prompt's from the RGB stream alone. Linear, so it
+    holds for velocities and for x0 alike; ``control_cfg == 1`` returns ``guided``."""
+    if control_cfg == 1.0:
+        return guided
+    return guided + (control_cfg - 1.0) * (with_control - without_control)
+
+
 class _Velocity:
     """Model call with CFG (one batched forward of 2B), control guidance (one more forward of the
     RGB stream alone) and evaluation counting."""
@@ -42,14 +85,7 @@ class _Velocity:
         self.context, self.modality_context = context, modality_context
         self.positive, self.control_cfg = context, float(control_cfg)
         if self.cfg != 1.0:
-            if negative_context is None:
-                raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
-            if negative_context.shape[0] == 1 and context.shape[0] > 1:
-                negative_context = negative_context.expand(context.shape[0], -1, -1)
-            # Zero rows are what the release's text encoders pad with, so padding keeps meaning.
-            length = max(context.shape[1], negative_context.shape[1])
-            pad = lambda c: torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1]))  # noqa: E731
-            self.context = torch.cat([pad(context), pad(negative_context)])
+            self.context = guidance_context(context, negative_context)
             if modality_context is not None:
                 self.modality_context = torch.cat([modality_context, modality_context])
         self.evaluations = 0
@@ -67,18 +103,12 @@ class _Velocity:
                                   block_runner=self.cache)
         v_rgb_control = v_rgb[:batch]  # with the control and the content prompt
         if guided:
-            def mix(v):
-                if v is None:
-                    return None
-                pos, neg = v[:batch], v[batch:]
-                return neg + self.cfg * (pos - neg)
-
-            v_rgb, v_mod = mix(v_rgb), mix(v_mod)
+            v_rgb, v_mod = guidance_mix(v_rgb, batch, self.cfg), guidance_mix(v_mod, batch, self.cfg)
         if self.control_cfg != 1.0:
             # control guidance: away from the RGB stream alone (a plain Wan / text2video forward)
             self.evaluations += 1
             v_free, _ = self.model(rgb[:batch], t[:batch], self.positive)
-            v_rgb = v_rgb + (self.control_cfg - 1.0) * (v_rgb_control - v_free)
+            v_rgb = control_guidance(v_rgb, v_rgb_control, v_free, self.control_cfg)
         return v_rgb, v_mod
 
 
@@ -149,7 +179,9 @@ def sample(
             stream alone (the 5B's Wan base; the default model learned it as ``text2video``).
         scheduler: ``euler`` (ours, the release's loop) or a diffusers flow-matching scheduler:
             ``flow_euler``, ``unipc``, ``dpmpp_2m``.
-        seed / generator: noise source (CPU generator; RGB noise is drawn first, then modality).
+        seed / generator: noise source (a CPU generator). Without explicit noise both streams'
+            noise is one draw over the packed ``[B, C, F, H, 2W]`` latent (RGB left), as ComfyUI
+            draws a LATENT's noise from its seed (:func:`~unity_core.sampling.tasks.packed_noise`).
         rgb_noise / modality_noise: explicit initial noise instead of drawing it.
         callback: ``callback(step, total, rgb, modality)`` after each step.
         should_interrupt: checked before each step; True raises ``SamplingInterrupted``.
@@ -202,6 +234,8 @@ def sample(
             return given
         return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
 
+    if rgb_noise is None and modality_noise is None:  # one draw over the packed latent, as ComfyUI draws it
+        rgb_noise, modality_noise = (n.to(device=device, dtype=dtype) for n in packed_noise(shape, generator))
     noise_rgb = draw(rgb_noise) if rgb_noised else None
     noise_mod = draw(modality_noise) if mod_noised else None
     start_rgb = noise_rgb if rgb_noised else rgb_latent
@@ -236,10 +270,11 @@ def sample(
 
 
 def _integrate(velocity, x_rgb, x_mod, rgb_noised, mod_noised, steps, shift, scheduler, callback, aam_anchor,
-               should_interrupt, time_travel, generator):
-    """Integrate the noised streams from sigma 1 to 0; the clean stream is passed through."""
+               should_interrupt, time_travel, generator, sigmas=None):
+    """Integrate the noised streams from sigma 1 to 0; the clean stream is passed through.
+    ``sigmas`` (``[steps + 1]``, Euler only) replaces the grid of ``steps`` and ``shift``."""
     sched = None
-    sigmas = flow_sigmas(steps, shift)
+    sigmas = flow_sigmas(steps, shift) if sigmas is None else sigmas
     if scheduler != "euler":
         sched = _make_scheduler(scheduler, steps, shift, sigmas)
         sigmas = sched.sigmas.to(torch.float32)
@@ -293,6 +328,35 @@ def _integrate(velocity, x_rgb, x_mod, rgb_noised, mod_noised, steps, shift, sch
         if callback is not None:
             callback(i + 1, steps, x_rgb, x_mod)
     return x_rgb, x_mod
+
+
+def integrate(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, sigmas: torch.Tensor, *,
+              time_travel: Optional[TimeTravel] = None, generator: Optional[torch.Generator] = None,
+              callback: Optional[Callable[[int, int, torch.Tensor], None]] = None,
+              should_interrupt: Optional[Callable[[], bool]] = None) -> torch.Tensor:
+    """Integrate one noised latent along ``sigmas`` with the loop of :func:`sample` (Euler, time
+    travel and TTS-SDE as there): the sampler of models called through their own velocity, such
+    as Yume-5B's packed-history forward.
+
+    Args:
+        velocity: ``velocity(x, sigma) -> v`` (sigma a 0-dim tensor of ``sigmas``' dtype).
+        x: ``[B, C, F, H, W]`` the noise at ``sigmas[0]``.
+        sigmas: ``[steps + 1]`` from 1 down to 0 (:func:`flow_sigmas`).
+        time_travel: TTS / TTS-SDE (off: plain Euler, x <- x + (s_next - s) v).
+        generator: noise of the TTS-SDE.
+        callback: ``callback(step, steps, x)`` after each step.
+        should_interrupt: checked before each step; True raises ``SamplingInterrupted``.
+
+    Returns:
+        the latent at the last sigma.
+    """
+    steps = int(sigmas.shape[0]) - 1
+    if steps < 1:
+        raise ValueError(f"sigmas must hold at least 2 levels, got {tuple(sigmas.shape)}")
+    cb = None if callback is None else (lambda i, n, r, m: callback(i, n, r))  # noqa: E731
+    out, _ = _integrate(lambda r, m, s: (velocity(r, s), None), x, None, True, False, steps, 1.0, "euler", cb, None,
+                        should_interrupt, time_travel, generator, sigmas=sigmas)
+    return out
 
 
 def _aam_replace(z, z_orig, noise, t, aam: AAM):

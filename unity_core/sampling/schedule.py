@@ -21,16 +21,19 @@ def shift_sigmas(sigmas: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * sigmas / (1 + (shift - 1) * sigmas)
 
 
-def flow_sigmas(steps: int, shift: float = 1.0) -> torch.Tensor:
-    """``steps + 1`` noise levels from 1 to 0: ``linspace(1, 0)`` in float32 (the release's grid),
+def flow_sigmas(steps: int, shift: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``steps + 1`` noise levels from 1 to 0: ``linspace(1, 0)`` in float32 (UnityVideo's grid),
     then shifted.
+
+    ``dtype=torch.float64`` gives Yume-5B's grid as its sampler computes it in numpy (shift 7:
+    4 steps -> 1, 0.954545..., 0.875, 0.7, then 0).
 
     Raises:
         ValueError: steps < 1.
     """
     if int(steps) < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    return shift_sigmas(torch.linspace(1.0, 0.0, int(steps) + 1, dtype=torch.float32), shift)
+    return shift_sigmas(torch.linspace(1.0, 0.0, int(steps) + 1, dtype=dtype), shift)
 
 
 def to_timestep(sigma: torch.Tensor | float, batch: int, device=None) -> torch.Tensor:
