@@ -1,5 +1,9 @@
-"""The few ComfyUI services the nodes use, with plain fallbacks when ComfyUI is absent (CI,
-scripts): model folders, progress bars, interruption and the output folder."""
+"""The ComfyUI services the nodes use, in one place: model and input/output folders, progress bars,
+interruption, and the core MODEL -> our transformer, loaded by ComfyUI's memory manager.
+
+The node layer runs inside ComfyUI (``comfy``, ``folder_paths`` and ``comfy_api`` importable); the
+library it wraps, :mod:`unity_core`, runs without it.
+"""
 
 from __future__ import annotations
 
@@ -7,45 +11,35 @@ import os
 from pathlib import Path
 from typing import Callable, List
 
-try:  # inside ComfyUI
-    import comfy.model_management as _mm
-    import comfy.utils as _utils
-    import folder_paths as _folder_paths
-
-    HAS_COMFY = True
-except ImportError:  # plain Python: CI, tests, scripts
-    _mm = _utils = _folder_paths = None
-    HAS_COMFY = False
+import comfy.model_management as _mm
+import comfy.utils as _utils
+import folder_paths as _folder_paths
 
 EMBEDDED = "(embedded default)"
 MODEL_FOLDERS = ("unityvideo", "diffusion_models")
 _SUFFIXES = (".safetensors", ".sft")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".webp", ".mov", ".mkv")
 
 
 def register_model_folder() -> None:
     """Add ComfyUI's ``models/unityvideo`` folder (beside ``diffusion_models``)."""
-    if HAS_COMFY and "unityvideo" not in _folder_paths.folder_names_and_paths:
+    if "unityvideo" not in _folder_paths.folder_names_and_paths:
         path = os.path.join(_folder_paths.models_dir, "unityvideo")
         _folder_paths.folder_names_and_paths["unityvideo"] = ([path], set(_SUFFIXES))
 
 
-def _fallback_dirs() -> List[Path]:
-    env = os.environ.get("UNITYVIDEO_MODELS_DIR")
-    return [Path(env)] if env else []
-
-
 def model_choices() -> List[str]:
     """The loader's list: the embedded default, then checkpoints in the model folders."""
+    register_model_folder()
     names: List[str] = []
-    if HAS_COMFY:
-        register_model_folder()
-        for folder in MODEL_FOLDERS:
-            names += [n for n in _folder_paths.get_filename_list(folder) if n.endswith(_SUFFIXES)]
-    else:
-        for d in _fallback_dirs():  # only files that model_path() accepts (links out of the folder are not)
-            names += sorted(str(p.relative_to(d)) for p in d.rglob("*")
-                            if p.suffix in _SUFFIXES and p.resolve().is_file() and d.resolve() in p.resolve().parents)
+    for folder in MODEL_FOLDERS:
+        names += [n for n in _folder_paths.get_filename_list(folder) if n.endswith(_SUFFIXES)]
     return [EMBEDDED] + sorted(set(names))
+
+
+def _refuse_escape(name: str, where: str) -> None:
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ValueError(f"{name!r} escapes the {where}; pick a file listed by the node")
 
 
 def model_path(name: str) -> Path:
@@ -54,32 +48,41 @@ def model_path(name: str) -> Path:
     Raises:
         ValueError: the name escapes the model folders (``..``, absolute paths) or is unknown.
     """
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise ValueError(f"model name {name!r} escapes the model folders; pick a file listed by the loader")
-    if HAS_COMFY:
-        register_model_folder()
-        for folder in MODEL_FOLDERS:
-            full = _folder_paths.get_full_path(folder, name)
-            if full:
-                return Path(full)
-    for d in _fallback_dirs():
-        full = (d / name).resolve()
-        if full.is_file() and d.resolve() in full.parents:
-            return full
+    _refuse_escape(name, "model folders")
+    register_model_folder()
+    for folder in MODEL_FOLDERS:
+        full = _folder_paths.get_full_path(folder, name)
+        if full:
+            return Path(full)
     raise ValueError(f"model {name!r} not found in the {' or '.join(MODEL_FOLDERS)} folders")
 
 
 def input_path(name: str) -> Path:
-    """A file in ComfyUI's input folder (or a path as given outside ComfyUI); rejects escapes."""
-    if HAS_COMFY:
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise ValueError(f"{name!r} escapes the input folder")
-        return Path(_folder_paths.get_annotated_filepath(name))
-    return Path(name)
+    """A file in ComfyUI's input folder (``name`` may carry ComfyUI's ``[input]`` annotation).
+
+    Raises:
+        ValueError: the name escapes the input folder, or no such file exists.
+    """
+    _refuse_escape(name, "input folder")
+    path = Path(_folder_paths.get_annotated_filepath(name))
+    if not path.exists():
+        raise ValueError(f"{name!r} is not in ComfyUI's input folder {_folder_paths.get_input_directory()}; "
+                         "upload it there (the node's list shows what is)")
+    return path
+
+
+def input_videos() -> List[str]:
+    """Video and animated-image files in ComfyUI's input folder, for the video loader's list (read
+    each time ComfyUI asks for the node's schema, so uploads show up)."""
+    folder = Path(_folder_paths.get_input_directory())
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def output_dir() -> Path:
-    return Path(_folder_paths.get_output_directory()) if HAS_COMFY else Path(os.environ.get("UNITYVIDEO_OUTPUT_DIR", "output"))
+    """ComfyUI's output folder."""
+    return Path(_folder_paths.get_output_directory())
 
 
 def output_path(filename_prefix: str, suffix: str) -> Path:
@@ -97,40 +100,68 @@ def output_path(filename_prefix: str, suffix: str) -> Path:
     return path
 
 
-def input_videos() -> List[str]:
-    """Video files in ComfyUI's input folder (for the video loader's list)."""
-    if not HAS_COMFY:
-        return []
-    folder = Path(_folder_paths.get_input_directory())
-    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in {".mp4", ".webm", ".gif", ".webp", ".mov", ".mkv"})
-
-
 def progress(total: int) -> Callable:
-    """A sampler callback that drives ComfyUI's progress bar (no-op outside ComfyUI)."""
-    bar = _utils.ProgressBar(total) if HAS_COMFY else None
+    """A sampler callback ``(step, total_steps, rgb, modality)`` that drives ComfyUI's progress bar."""
+    bar = _utils.ProgressBar(total)
 
     def callback(step, total_steps, rgb, modality):
-        if bar is not None:
-            bar.update_absolute(step, total_steps)
+        bar.update_absolute(step, total_steps)
 
     return callback
 
 
 def should_interrupt() -> bool:
     """True when the user pressed Cancel in ComfyUI."""
-    return bool(HAS_COMFY and _mm.processing_interrupted())
+    return bool(_mm.processing_interrupted())
 
 
 def interrupted_error(err: Exception) -> Exception:
-    """Map our SamplingInterrupted to ComfyUI's own interruption exception."""
-    if HAS_COMFY:
-        return _mm.InterruptProcessingException()
-    return err
+    """ComfyUI's own interruption exception, for our ``SamplingInterrupted``."""
+    return _mm.InterruptProcessingException()
 
 
 def torch_device(name: str):
+    """``"auto"`` -> ComfyUI's device; otherwise ``torch.device(name)``."""
     import torch
 
-    if name == "auto":
-        return _mm.get_torch_device() if HAS_COMFY else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    return _mm.get_torch_device() if name == "auto" else torch.device(name)
+
+
+def transformer_of(model):
+    """The :class:`unity_core.model.UnityVideoTransformer` inside a core MODEL (a ``ModelPatcher``
+    from UnityVideo Loader), after ComfyUI's memory manager has loaded it onto its device
+    (``comfy.model_management.load_models_gpu``: other models are unloaded to make room, LoRA and
+    other weight patches are applied, and ComfyUI may offload it again after the node).
+
+    Raises:
+        ValueError: ``model`` is not a UnityVideo MODEL.
+    """
+    from unity_core.model import UnityVideoTransformer
+
+    inner = getattr(getattr(model, "model", None), "diffusion_model", None)
+    if not isinstance(inner, UnityVideoTransformer):
+        raise ValueError(f"expected the MODEL output of UnityVideo Loader, got {type(model).__name__}"
+                         + (f" around {type(inner).__name__}" if inner is not None else "")
+                         + "; other model families cannot run UnityVideo's tasks")
+    _mm.load_models_gpu([model])
+    return inner
+
+
+def pipeline(model, codec, text_encoder, node: str):
+    """A :class:`unity_core.pipeline.UnityVideoPipeline` over a core MODEL and the loader's built-in
+    codec and text encoder, for the nodes that run a whole UnityVideo task in one call (estimation,
+    exploration). The transformer is loaded by ComfyUI's memory manager (:func:`transformer_of`);
+    the codec follows it to its device.
+
+    Raises:
+        ValueError: no codec or text encoder connected (a 5B checkpoint has neither), or ``model``
+            is not a UnityVideo MODEL.
+    """
+    from unity_core.pipeline import UnityVideoPipeline
+
+    if codec is None or text_encoder is None:
+        raise ValueError(f"{node} needs the built-in codec and text encoder: connect the codec and text_encoder "
+                         "outputs of UnityVideo Loader with the '(embedded default)'; a bare 5B checkpoint has neither")
+    transformer = transformer_of(model)
+    codec.to(next(transformer.parameters()).device)
+    return UnityVideoPipeline(transformer, codec, text_encoder, {"source": "ComfyUI MODEL"})

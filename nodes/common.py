@@ -1,32 +1,66 @@
-"""Shared input definitions and conversions for the node wrappers."""
+"""The pack's socket types and shared inputs (V3 ``comfy_api.latest.io``), and CONDITIONING helpers.
+
+Custom socket types (``io.Custom``): what travels between our nodes that core has no type for.
+
+=================================  ==============================================================
+``CODEC``  UNITYVIDEO_CODEC        a :class:`unity_core.codec.LatentCodec` (the embedded default's
+                                   built-in video codec; the 5B uses core's VAE with Wan2.2's VAE)
+``TEXT_ENCODER``                   a :class:`unity_core.text.TextEncoder` (the default's MiniLM;
+UNITYVIDEO_TEXT_ENCODER            the 5B uses core's CLIP with UMT5-XXL)
+``VALUES``  UNITYVIDEO_VALUES      decoded modality values: ``{"modality": release name,
+                                   "values": tensor or per-frame list}`` (see
+                                   :mod:`unity_core.modalities`)
+=================================  ==============================================================
+
+The model itself is core's ``MODEL`` (``io.Model``): a ComfyUI ``ModelPatcher`` whose
+``model.diffusion_model`` is our :class:`unity_core.model.UnityVideoTransformer`.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Dict
-
 import torch
+from comfy_api.latest import io
 
 from unity_core.constants import MODALITIES, TASKS
-from unity_core.sampling import SCHEDULERS
 
 MODALITY_CHOICES = list(MODALITIES)
 TASK_CHOICES = list(TASKS)
 
-MODEL = "UNITYVIDEO_MODEL"
-MODALITY = "UNITYVIDEO_MODALITY"
-TASK = "UNITYVIDEO_TASK"
-VALUES = "UNITYVIDEO_VALUES"
-OPTIONS = "UNITYVIDEO_SAMPLER_OPTIONS"
+CODEC = io.Custom("UNITYVIDEO_CODEC")
+TEXT_ENCODER = io.Custom("UNITYVIDEO_TEXT_ENCODER")
+VALUES = io.Custom("UNITYVIDEO_VALUES")
 
-MODALITY_INPUT = (MODALITY_CHOICES, {"default": "depth", "tooltip": "Auxiliary modality: depth, raft (optical flow), segmentation, skeleton or densepose."})
-SEED_INPUT = ("INT", {"default": 42, "min": 0, "max": 2**63 - 1, "control_after_generate": True,
-                      "tooltip": "Noise seed; the same seed and settings reproduce the same result."})
-STEPS_INPUT = ("INT", {"default": 20, "min": 1, "max": 200, "tooltip": "Sampling steps (the release uses 20 Euler steps)."})
-CFG_INPUT = ("FLOAT", {"default": 1.0, "min": 1.0, "max": 20.0, "step": 0.1,
-                       "tooltip": "Classifier-free guidance on the content prompt; 1 = off (the release). Above 1 guides away from the negative prompt: the connected one, else the empty prompt (models with a built-in text encoder)."})
-SHIFT_INPUT = ("FLOAT", {"default": 1.0, "min": 0.1, "max": 20.0, "step": 0.1,
-                         "tooltip": "Timestep shift; 1 = the release's uniform schedule, higher spends more steps at high noise."})
-SCHEDULER_INPUT = (list(SCHEDULERS), {"default": "euler", "tooltip": "euler = the release's loop; others are diffusers' flow-matching schedulers."})
+#: The most frames a video socket takes (4k+1 up to this).
+MAX_FRAMES = 1025
+#: The largest width/height a size input takes, in pixels.
+MAX_SIDE = 4096
+
+
+def modality_input(name: str = "modality", default: str = "depth") -> io.Combo.Input:
+    """The auxiliary-modality choice."""
+    return io.Combo.Input(name, options=MODALITY_CHOICES, default=default,
+                          tooltip="Auxiliary modality: depth, raft (optical flow), segmentation, skeleton or "
+                                  "densepose.")
+
+
+def seed_input() -> io.Int.Input:
+    """The noise seed (with ComfyUI's control-after-generate widget)."""
+    return io.Int.Input("seed", default=42, min=0, max=2**63 - 1, control_after_generate=True,
+                        tooltip="Noise seed; the same seed and settings reproduce the same result.")
+
+
+def steps_input(default: int = 20) -> io.Int.Input:
+    """Sampling steps."""
+    return io.Int.Input("steps", default=default, min=1, max=200,
+                        tooltip="Sampling steps (the release uses 20 Euler steps).")
+
+
+def size_inputs(default: int = 64, what: str = "Output") -> list:
+    """``width`` and ``height`` in pixels, multiples of 16 (codec x patch of the default model)."""
+    return [io.Int.Input("width", default=default, min=16, max=MAX_SIDE, step=16,
+                         tooltip=f"{what} width in pixels, a multiple of 16."),
+            io.Int.Input("height", default=default, min=16, max=MAX_SIDE, step=16,
+                         tooltip=f"{what} height in pixels, a multiple of 16.")]
 
 
 def conditioning_tensor(cond) -> torch.Tensor:
@@ -39,29 +73,5 @@ def conditioning_tensor(cond) -> torch.Tensor:
 
 
 def make_conditioning(tensor: torch.Tensor) -> list:
+    """A text embedding ``[B, L, D]`` -> ComfyUI CONDITIONING ``[[tensor, {}]]``."""
     return [[tensor, {}]]
-
-
-def latent_dict(samples: torch.Tensor, normalized: bool = True) -> Dict[str, Any]:
-    """LATENT for ComfyUI; ``unityvideo_normalized`` marks latents already in the DiT's space."""
-    return {"samples": samples, "unityvideo_normalized": normalized}
-
-
-def to_model_space(latent: Dict[str, Any]) -> torch.Tensor:
-    """LATENT -> the DiT's normalised latent. Latents from our codec are already normalised;
-    others (ComfyUI's VAE Encode with the Wan2.2 VAE) go through ComfyUI's Wan2.2 latent format."""
-    x = latent["samples"]
-    if latent.get("unityvideo_normalized", False):
-        return x
-    import comfy.latent_formats
-
-    return comfy.latent_formats.Wan22().process_in(x)
-
-
-def from_model_space(x: torch.Tensor, like: Dict[str, Any]) -> Dict[str, Any]:
-    """The inverse of :func:`to_model_space`, keeping the convention of ``like``."""
-    if like.get("unityvideo_normalized", False):
-        return latent_dict(x, True)
-    import comfy.latent_formats
-
-    return latent_dict(comfy.latent_formats.Wan22().process_out(x), False)

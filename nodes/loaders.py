@@ -1,69 +1,83 @@
-"""Loader nodes: the UnityVideo model and video files."""
+"""Loader node: UnityVideo as core's MODEL (plus the default's codec and text encoder); video files are in
+nodes/video.py."""
 
 from __future__ import annotations
 
-import torch
+from pathlib import Path
 
-from unity_core.io import read_video
-from unity_core.model import load_transformer
-from unity_core.pipeline import UnityVideoPipeline
+import torch
+from comfy_api.latest import io
 
 from . import _comfy
-from .common import MODEL
+from .common import CODEC, TEXT_ENCODER
+from .model import WEIGHT_DTYPES, make_model_patcher
+from .schema import UnityNode, out
 
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+_LOADABLE = (torch.float32, torch.bfloat16, torch.float16)
 
 
-class UnityVideoLoader:
-    """Load the embedded default (with its codec and text encoder) or a UnityVideo checkpoint
-    from ComfyUI's ``unityvideo`` / ``diffusion_models`` folders (then use ComfyUI's CLIP and
-    VAE nodes with UMT5-XXL and the Wan2.2 VAE)."""
+def _load_dtype(path: Path, weight_dtype: str) -> torch.dtype:
+    """The dtype to read a checkpoint in: ComfyUI's choice for the device and the file's dtype
+    (as its UNETLoader), or the file's 16-bit dtype when the weights will be stored in fp8."""
+    import comfy.model_management as mm
+    from safetensors import safe_open
 
-    CATEGORY = "UnityVideo/loaders"
-    RETURN_TYPES = (MODEL,)
-    RETURN_NAMES = ("model",)
-    FUNCTION = "load"
-    DESCRIPTION = __doc__
+    file_dtype, params = torch.float32, 0
+    if path.suffix in (".safetensors", ".sft"):
+        with safe_open(str(path), "pt") as f:
+            for k in f.keys():
+                sl = f.get_slice(k)
+                params += int(torch.tensor(sl.get_shape()).prod()) if sl.get_shape() else 1
+            first = next(iter(f.keys()), None)
+            if first is not None:
+                file_dtype = f.get_slice(first).get_dtype()
+                file_dtype = {"BF16": torch.bfloat16, "F16": torch.float16}.get(file_dtype, torch.float32)
+    if WEIGHT_DTYPES[weight_dtype] is not None:
+        return file_dtype if file_dtype != torch.float32 else torch.bfloat16
+    dtype = mm.unet_dtype(model_params=params, supported_dtypes=list(_LOADABLE), weight_dtype=file_dtype)
+    return dtype if dtype in _LOADABLE else torch.bfloat16
+
+
+class UnityVideoLoader(UnityNode):
+    """Load UnityVideo as ComfyUI's MODEL: the embedded default (with its codec and MiniLM text
+    encoder) or a checkpoint from models/unityvideo or models/diffusion_models (the official
+    UnityVideo layout, or a plain Wan2.2-TI2V-5B). ComfyUI's memory manager then loads, offloads
+    and partially loads it; any core sampler, LoraLoaderModelOnly, ModelSamplingSD3 or EasyCache
+    works on it. For checkpoints use CLIPLoader (type wan, UMT5-XXL) and VAELoader (Wan2.2 VAE)."""
+
+    DISPLAY = "UnityVideo Loader"
+    GROUP = "loaders"
+    INPUTS = [
+        lambda: io.Combo.Input("checkpoint", options=_comfy.model_choices(), default=_comfy.EMBEDDED,
+                               tooltip="'(embedded default)' runs offline; other files come from models/unityvideo "
+                                       "or models/diffusion_models (official UnityVideo layout, or plain Wan2.2-TI2V-5B)."),
+        io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
+                       tooltip="Storage dtype of the transformer's linear weights, as core's UNETLoader: default "
+                               "(ComfyUI's choice for the device), fp8_e4m3fn or fp8_e5m2 (half the memory of bf16)."),
+    ]
+    OUTPUTS = [out(io.Model, "model", "The UnityVideo transformer as core MODEL (connect to KSampler)."),
+               out(CODEC, "codec", "The embedded default's video codec (None for checkpoints: use VAELoader)."),
+               out(TEXT_ENCODER, "text_encoder", "The embedded default's MiniLM (None for checkpoints: use CLIPLoader).")]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "checkpoint": (_comfy.model_choices(), {"tooltip": "'(embedded default)' runs offline; other files come from models/unityvideo or models/diffusion_models (official UnityVideo layout, or plain Wan2.2-TI2V-5B)."}),
-            "dtype": (list(_DTYPES), {"default": "fp32", "tooltip": "Weight dtype; bf16 halves memory (the 5B ships in bf16)."}),
-            "device": (["auto", "cpu", "cuda"], {"default": "auto", "tooltip": "Where the model runs; auto = ComfyUI's device."}),
-        }}
+    def execute(cls, checkpoint, weight_dtype="default") -> io.NodeOutput:
+        from unity_core.model import load_transformer
 
-    def load(self, checkpoint, dtype, device):
-        dev = _comfy.torch_device(device)
+        if weight_dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
         if checkpoint == _comfy.EMBEDDED:
-            return (UnityVideoPipeline.from_pretrained("default", dtype=_DTYPES[dtype], device=dev),)
-        transformer = load_transformer(_comfy.model_path(checkpoint), dtype=_DTYPES[dtype], device=dev)
-        return (UnityVideoPipeline(transformer, None, None, {"checkpoint": checkpoint}),)
+            import json
 
+            from unity_core.codec import LatentCodec
+            from unity_core.pipeline import DEFAULT_DIR
+            from unity_core.text import load_text_encoder
 
-class UnityVideoLoadVideo:
-    """Read a video (mp4, webm, gif, webp or an image folder) into IMAGE frames [F, H, W, 3]."""
+            cfg = json.loads((DEFAULT_DIR / "pipeline.json").read_text())
+            transformer = load_transformer(DEFAULT_DIR / cfg["transformer"], dtype=torch.float32)
+            codec = LatentCodec.from_pretrained(DEFAULT_DIR / cfg["codec"], encode_window=cfg.get("codec_window"))
+            text = load_text_encoder(cfg.get("text_encoder", "minilm"))
+            return io.NodeOutput(make_model_patcher(transformer, weight_dtype, default_codec=True), codec, text)
+        path = _comfy.model_path(checkpoint)
+        transformer = load_transformer(path, dtype=_load_dtype(path, weight_dtype))
+        return io.NodeOutput(make_model_patcher(transformer, weight_dtype), None, None)
 
-    CATEGORY = "UnityVideo/loaders"
-    RETURN_TYPES = ("IMAGE", "FLOAT")
-    RETURN_NAMES = ("frames", "fps")
-    FUNCTION = "load"
-    DESCRIPTION = __doc__
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "video": ("STRING", {"default": "", "tooltip": "File name in ComfyUI's input folder (or a path outside ComfyUI)."}),
-            "num_frames": ("INT", {"default": 17, "min": 1, "max": 1025, "step": 4, "tooltip": "Frames to keep; must be 4k+1 (17, 33, 81)."}),
-            "width": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Output width (multiple of 16); the clip is scaled and centre-cropped."}),
-            "height": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Output height (multiple of 16)."}),
-            "sampling": (["uniform", "stride"], {"default": "uniform", "tooltip": "uniform: spread over the whole clip (the release); stride: consecutive frames."}),
-            "stride": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Step between frames for stride sampling."}),
-        }}
-
-    def load(self, video, num_frames, width, height, sampling, stride):
-        from unity_core.io import check_frame_count
-
-        check_frame_count(num_frames)
-        frames, fps = read_video(_comfy.input_path(video), num_frames, sampling, stride, size=(height, width))
-        return (frames, fps)

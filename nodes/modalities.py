@@ -1,161 +1,158 @@
 """Modality nodes: one-shot estimation, value <-> visualisation codecs, control preprocessors,
-and savers for videos and decoded values."""
+and the saver for decoded values."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+from comfy_api.latest import io
 
 from unity_core import modalities as M
 from unity_core.constants import resolve_modality
-from unity_core.io import unique_path, write_video
+from unity_core.io import save_values
 from unity_core.preprocess import extract_control
 
 from . import _comfy
-from .common import MODALITY_INPUT, MODEL, SEED_INPUT, STEPS_INPUT, VALUES
+from .common import CODEC, MAX_SIDE, TEXT_ENCODER, VALUES, modality_input, seed_input, steps_input
+from .schema import UnityNode, out
+
+#: Controls :func:`unity_core.preprocess.extract_control` estimates offline (depth and densepose need
+#: weights that are not shipped).
+PREPROCESS_CHOICES = ["raft", "skeleton", "segmentation"]
+_VIS_TOOLTIP = "The modality's visualisation video, [F, H, W, 3] in [0, 1] (what UnityVideo reads and writes)."
+_VALUES_TOOLTIP = ("Decoded values: depth in [0, 1], flow in pixels, segmentation labels, skeleton keypoints or "
+                   "DensePose IUV.")
 
 
 def _values_out(modality, values):
     return {"modality": resolve_modality(modality), "values": values}
 
 
-class UnityVideoEstimate:
+class UnityVideoEstimate(UnityNode):
     """Estimation in one node: RGB frames -> the modality's visualisation and decoded values
-    (depth in [0, 1], flow in pixels, labels, keypoints, IUV), with the model's built-in codec."""
+    (depth in [0, 1], flow in pixels, labels, keypoints, IUV), with the built-in codec and text
+    encoder. A preset of the graph Text Encode -> UnityVideo Task -> KSampler (euler, simple,
+    cfg 1: the release's sampler) -> UnityVideo Split -> Decode: the sampling is core's. The
+    frames are estimated at their own size; their count is cut to 4k+1 (uniformly). For the 5B,
+    build that graph with core's CLIP and VAE nodes."""
 
-    CATEGORY = "UnityVideo/modalities"
-    RETURN_TYPES = ("IMAGE", VALUES)
-    RETURN_NAMES = ("visualisation", "values")
-    FUNCTION = "estimate"
-    DESCRIPTION = __doc__
+    DISPLAY = "UnityVideo Estimate"
+    GROUP = "modalities"
+    INPUTS = [
+        io.Model.Input("model", tooltip="MODEL from UnityVideo Loader (the embedded default)."),
+        CODEC.Input("codec", tooltip="The built-in codec from UnityVideo Loader."),
+        TEXT_ENCODER.Input("text_encoder", tooltip="The built-in text encoder from UnityVideo Loader."),
+        io.Image.Input("frames", tooltip="RGB video frames [F, H, W, 3]; sides multiples of 16 for the default model."),
+        modality_input(),
+        seed_input(),
+        steps_input(),
+    ]
+    OUTPUTS = [out(io.Image, "visualisation", _VIS_TOOLTIP), out(VALUES, "values", _VALUES_TOOLTIP)]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (MODEL, {"tooltip": "A model with a built-in codec and text encoder (the embedded default)."}),
-            "frames": ("IMAGE", {"tooltip": "RGB video frames; resized to the model's size and 4k+1 frames if needed."}),
-            "modality": MODALITY_INPUT,
-            "seed": SEED_INPUT, "steps": STEPS_INPUT,
-        }}
+    def execute(cls, model, codec, text_encoder, frames, modality, seed, steps) -> io.NodeOutput:
+        import comfy.sample
+        import latent_preview
 
-    def estimate(self, model, frames, modality, seed, steps):
-        from unity_core.sampling import SamplingInterrupted
+        from unity_core.codec import frames_to_video, video_to_frames
+        from unity_core.io.video import select_frames
 
-        try:
-            out = model.estimate(frames, modality, steps=steps, seed=seed, callback=_comfy.progress(steps),
-                                 should_interrupt=_comfy.should_interrupt)
-        except SamplingInterrupted as err:
-            raise _comfy.interrupted_error(err) from None
-        return (out.modality_frames, _values_out(modality, out.values))
+        from .common import make_conditioning
+        from .conditioning import UnityVideoSplit, UnityVideoTask
+
+        if codec is None or text_encoder is None:
+            raise ValueError("UnityVideo Estimate needs the built-in codec and text encoder (the embedded default); "
+                             "for a checkpoint build the graph with UnityVideo Task and a core sampler")
+        _comfy.transformer_of(model)  # refuses a MODEL that is not UnityVideo's
+        multiple = codec.spatial_ratio * int(model.model.diffusion_model.config.patch_size[-1])
+        height, width = int(frames.shape[1]), int(frames.shape[2])
+        if height % multiple or width % multiple:
+            raise ValueError(f"frames are {height}x{width}; this model takes sides that are multiples of {multiple}: "
+                             "set width/height on UnityVideo Load Video")
+        num_frames = (frames.shape[0] - 1) // 4 * 4 + 1
+        frames = frames[select_frames(frames.shape[0], num_frames)] if frames.shape[0] != num_frames else frames
+        device = next(codec.parameters()).device
+        with torch.no_grad():
+            rgb_latent = codec.encode(frames_to_video(frames.to(device))).cpu()
+        empty = make_conditioning(text_encoder.encode([""]).cpu())
+        positive, negative, latent = UnityVideoTask.execute(
+            empty, empty, "video2flow", modality, text_encoder=text_encoder, rgb_latent={"samples": rgb_latent}).args
+        noise = comfy.sample.prepare_noise(latent["samples"], seed)
+        samples = comfy.sample.sample(model, noise, steps, 1.0, "euler", "simple", positive, negative,
+                                      latent["samples"], noise_mask=latent["noise_mask"], seed=seed,
+                                      callback=latent_preview.prepare_callback(model, steps))
+        _, modality_latent = UnityVideoSplit.execute({**latent, "samples": samples}).args
+        with torch.no_grad():
+            vis = video_to_frames(codec.decode(modality_latent["samples"].to(device)))[0].cpu()
+        return io.NodeOutput(vis, _values_out(modality, M.decode(resolve_modality(modality), vis)))
 
 
-class UnityVideoModalityDecode:
-    """Visualisation frames -> modality values (inverse of the model's colouring), plus a clean
+class UnityVideoModalityDecode(UnityNode):
+    """Visualisation frames -> modality values (the inverse of the model's colouring), plus a clean
     re-rendered preview."""
 
-    CATEGORY = "UnityVideo/modalities"
-    RETURN_TYPES = (VALUES, "IMAGE")
-    RETURN_NAMES = ("values", "preview")
-    FUNCTION = "decode"
-    DESCRIPTION = __doc__
+    DISPLAY = "UnityVideo Modality Decode"
+    GROUP = "modalities"
+    INPUTS = [io.Image.Input("frames", tooltip="A modality visualisation video [F, H, W, 3]."), modality_input()]
+    OUTPUTS = [out(VALUES, "values", _VALUES_TOOLTIP),
+               out(io.Image, "preview", "The values coloured again: a clean rendering of what was decoded.")]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {"frames": ("IMAGE", {"tooltip": "A modality visualisation video."}), "modality": MODALITY_INPUT}}
-
-    def decode(self, frames, modality):
+    def execute(cls, frames, modality) -> io.NodeOutput:
         values = M.decode(modality, frames)
-        return (_values_out(modality, values), M.encode(modality, values, size=frames.shape[1:3]))
+        return io.NodeOutput(_values_out(modality, values), M.encode(modality, values, size=frames.shape[1:3]))
 
 
-class UnityVideoModalityEncode:
+class UnityVideoModalityEncode(UnityNode):
     """Modality values -> the visualisation video UnityVideo consumes."""
 
-    CATEGORY = "UnityVideo/modalities"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("visualisation",)
-    FUNCTION = "encode"
-    DESCRIPTION = __doc__
+    DISPLAY = "UnityVideo Modality Encode"
+    GROUP = "modalities"
+    INPUTS = [
+        VALUES.Input("values", tooltip="Values from a preprocessor, a decoder or the estimator."),
+        io.Int.Input("width", default=64, min=16, max=MAX_SIDE, step=16, tooltip="Frame width (skeletons only)."),
+        io.Int.Input("height", default=64, min=16, max=MAX_SIDE, step=16, tooltip="Frame height (skeletons only)."),
+    ]
+    OUTPUTS = [out(io.Image, "visualisation", _VIS_TOOLTIP)]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "values": (VALUES, {"tooltip": "Values from a preprocessor, a decoder or the estimator."}),
-            "width": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Frame width (skeletons only)."}),
-            "height": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Frame height (skeletons only)."}),
-        }}
-
-    def encode(self, values, width, height):
-        modality = values["modality"]
-        return (M.encode(modality, values["values"], size=(height, width)),)
+    def execute(cls, values, width, height) -> io.NodeOutput:
+        return io.NodeOutput(M.encode(values["modality"], values["values"], size=(height, width)))
 
 
-class UnityVideoPreprocess:
-    """Extract a control from real video, offline: optical flow (OpenCV DIS), skeleton
-    (MediaPipe pose) or a person mask (MediaPipe selfie segmentation)."""
+class UnityVideoPreprocess(UnityNode):
+    """Extract a control from real video, offline: optical flow (OpenCV DIS), skeleton (MediaPipe
+    pose) or a person mask (MediaPipe selfie segmentation)."""
 
-    CATEGORY = "UnityVideo/modalities"
-    RETURN_TYPES = ("IMAGE", VALUES)
-    RETURN_NAMES = ("visualisation", "values")
-    FUNCTION = "extract"
-    DESCRIPTION = __doc__
+    DISPLAY = "UnityVideo Control Preprocess"
+    GROUP = "modalities"
+    INPUTS = [
+        io.Image.Input("frames", tooltip="RGB video frames [F, H, W, 3]."),
+        io.Combo.Input("modality", options=PREPROCESS_CHOICES, default="skeleton",
+                       tooltip="raft = optical flow; depth and densepose have no offline estimator."),
+    ]
+    OUTPUTS = [out(io.Image, "visualisation", _VIS_TOOLTIP), out(VALUES, "values", _VALUES_TOOLTIP)]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "frames": ("IMAGE", {"tooltip": "RGB video frames."}),
-            "modality": (["raft", "skeleton", "segmentation"], {"default": "skeleton", "tooltip": "raft = optical flow; depth and densepose have no offline estimator."}),
-        }}
-
-    def extract(self, frames, modality):
+    def execute(cls, frames, modality) -> io.NodeOutput:
         values = extract_control(modality, frames)
-        return (M.encode(modality, values, size=frames.shape[1:3]), _values_out(modality, values))
+        return io.NodeOutput(M.encode(modality, values, size=frames.shape[1:3]), _values_out(modality, values))
 
 
-class UnityVideoSaveValues:
+class UnityVideoSaveValues(UnityNode):
     """Save decoded modality values as .npz in the output folder (never overwriting)."""
 
-    CATEGORY = "UnityVideo/modalities"
-    RETURN_TYPES = ()
-    FUNCTION = "save"
-    OUTPUT_NODE = True
-    DESCRIPTION = __doc__
+    DISPLAY = "UnityVideo Save Values"
+    GROUP = "modalities"
+    IS_OUTPUT = True
+    INPUTS = [
+        VALUES.Input("values", tooltip="Values to save."),
+        io.String.Input("filename_prefix", default="unityvideo/values", tooltip="Path under the output folder."),
+    ]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "values": (VALUES, {"tooltip": "Values to save."}),
-            "filename_prefix": ("STRING", {"default": "unityvideo/values", "tooltip": "Path under the output folder."}),
-        }}
-
-    def save(self, values, filename_prefix):
-        path = unique_path(_comfy.output_path(filename_prefix, f"_{values['modality']}.npz"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, values=np.asarray(values["values"]), modality=values["modality"])
+    def execute(cls, values, filename_prefix) -> io.NodeOutput:
+        path = save_values(_comfy.output_path(filename_prefix, f"_{values['modality']}.npz"), values["modality"],
+                           values["values"])
         summary = f"{values['modality']} {tuple(np.asarray(values['values']).shape)} -> {path.name}"
-        return {"ui": {"text": [summary]}, "result": ()}
-
-
-class UnityVideoSaveVideo:
-    """Save IMAGE frames as H.264 mp4 or animated webp in the output folder (never overwriting),
-    with a preview in the node."""
-
-    CATEGORY = "UnityVideo/modalities"
-    RETURN_TYPES = ()
-    FUNCTION = "save"
-    OUTPUT_NODE = True
-    DESCRIPTION = __doc__
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "frames": ("IMAGE", {"tooltip": "Video frames to save."}),
-            "filename_prefix": ("STRING", {"default": "unityvideo/video", "tooltip": "Path under the output folder."}),
-            "fps": ("FLOAT", {"default": 8.0, "min": 1.0, "max": 120.0, "tooltip": "Frames per second (the release uses 8)."}),
-            "format": (["webp", "mp4"], {"default": "webp", "tooltip": "webp previews in the node; mp4 is H.264."}),
-        }}
-
-    def save(self, frames, filename_prefix, fps, format):
-        path = write_video(_comfy.output_path(filename_prefix, f".{format}"), frames, fps)
-        rel = path.relative_to(_comfy.output_dir().resolve())
-        return {"ui": {"images": [{"filename": rel.name, "subfolder": str(rel.parent) if str(rel.parent) != "." else "", "type": "output"}],
-                       "animated": (format == "webp",)}, "result": ()}
+        return io.NodeOutput(ui={"text": [summary]})

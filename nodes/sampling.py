@@ -1,144 +1,299 @@
-"""Sampling nodes: empty latent, Yume options and the UnityVideo sampler."""
+"""UnityVideo's sampling add-ons in core's terms: control guidance as a GUIDER and Yume's
+time-travel sampling (TTS-ODE / TTS-SDE) and anti-artifact mechanism (AAM) as SAMPLERs, all for
+core ``SamplerCustomAdvanced``, and Yume's block-residual cache as a MODEL patch (any core sampler).
+
+There is no sampling loop here: core's samplers integrate, these only change what one model
+evaluation returns (the guider) or how one step moves (the sampler). Switched off (control_cfg 1;
+lookahead 0 and no SDE) each gives exactly the plain core result (core's CFGGuider / euler).
+"""
 
 from __future__ import annotations
 
 import torch
+from comfy_api.latest import io
 
-from unity_core.constants import resolve_task
-from unity_core.sampling import AAM, BlockCache, SamplingInterrupted, TimeTravel, noised_streams, sample
+import comfy.samplers
+from comfy.k_diffusion.sampling import to_d
 
-from . import _comfy
-from .common import (CFG_INPUT, MODALITY, MODEL, OPTIONS, SCHEDULER_INPUT, SEED_INPUT, SHIFT_INPUT, STEPS_INPUT, TASK,
-                     conditioning_tensor, from_model_space, latent_dict, to_model_space)
+from unity_core.sampling.sampler import cfg_mix, control_guidance
+from unity_core.sampling.tasks import add_noise
+from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, rank_blocks_by_removal, sde_step
 
-WAN22_VAE = {"channels": 48, "temporal": 4, "spatial": 16}
-
-
-class UnityVideoEmptyLatent:
-    """An empty latent of the right size for joint generation (sizes from the model's codec;
-    the Wan2.2 VAE's 48 channels, 4x time and 16x space for checkpoints without one)."""
-
-    CATEGORY = "UnityVideo/sampling"
-    RETURN_TYPES = ("LATENT",)
-    FUNCTION = "make"
-    DESCRIPTION = __doc__
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (MODEL, {"tooltip": "The UnityVideo model (its codec fixes the latent size)."}),
-            "num_frames": ("INT", {"default": 17, "min": 1, "max": 1025, "step": 4, "tooltip": "Video frames, 4k+1."}),
-            "width": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Video width in pixels."}),
-            "height": ("INT", {"default": 64, "min": 16, "max": 4096, "step": 16, "tooltip": "Video height in pixels."}),
-            "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "Videos per run."}),
-        }}
-
-    def make(self, model, num_frames, width, height, batch_size):
-        if model.codec is not None:
-            shape = model.codec.latent_shape(num_frames, height, width)
-            return (latent_dict(torch.zeros(batch_size, *shape), True),)
-        from unity_core.io import check_frame_count
-
-        check_frame_count(num_frames)
-        s = WAN22_VAE["spatial"]
-        if height % s or width % s:
-            raise ValueError(f"width and height must be multiples of {s} for the Wan2.2 VAE, got {width}x{height}")
-        shape = (WAN22_VAE["channels"], (num_frames - 1) // WAN22_VAE["temporal"] + 1, height // s, width // s)
-        return (latent_dict(torch.zeros(batch_size, *shape), False),)
+from .model import BLOCK_CACHE_KEY, COND_RGB_ONLY, transformer_call
+from .schema import UnityNode, out
 
 
-class UnityVideoYumeOptions:
-    """Yume's sampler add-ons: time travel (ODE or SDE), the anti-artifact mechanism (AAM) and
-    block-residual caching. Every option at 0 reproduces the plain sampler."""
+class ControlGuider(comfy.samplers.CFGGuider):
+    """Core's CFG guider plus UnityVideo's control guidance for controllable generation.
 
-    CATEGORY = "UnityVideo/sampling"
-    RETURN_TYPES = (OPTIONS,)
-    RETURN_NAMES = ("options",)
-    FUNCTION = "make"
-    DESCRIPTION = __doc__
+    In denoised (x0) terms, on the RGB half of the packed latent:
+    ``x0 = x0_cfg + (control_cfg - 1) * (x0(prompt, control) - x0(prompt, RGB stream alone))``, the
+    same as :func:`unity_core.sampling.sample`'s velocity form (x0 = x - sigma v is linear in v).
+    The free branch is the positive conditioning with ``unityvideo_rgb_only`` set (one more
+    forward of the RGB tokens alone). ``control_cfg == 1`` is core's CFGGuider exactly.
+    """
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "time_travel_lookahead": ("INT", {"default": 0, "min": 0, "max": 10, "tooltip": "Look-ahead l in steps (0 = off; Yume's code uses 2)."}),
-            "time_travel_interval": ("INT", {"default": 2, "min": 1, "max": 20, "tooltip": "Travel every s steps (Yume's code: 2, paper: 5)."}),
-            "sde": ("BOOLEAN", {"default": False, "tooltip": "Use the TTS-SDE update instead of the ODE."}),
-            "eta": ("FLOAT", {"default": 0.3, "min": 0.0, "max": 2.0, "step": 0.05, "tooltip": "SDE noise scale eta (paper: 0.3)."}),
-            "aam_steps": ("INT", {"default": 0, "min": 0, "max": 50, "tooltip": "AAM: replace the low-frequency part during the first K steps of a second pass (0 = off; paper: 5)."}),
-            "cache_blocks": ("INT", {"default": 0, "min": 0, "max": 64, "tooltip": "Number of blocks that reuse their residual (0 = off), chosen by least effect of removal."}),
-            "cache_interval": ("INT", {"default": 2, "min": 1, "max": 10, "tooltip": "Recompute cached blocks every n model evaluations."}),
-        }}
+    def set_conds(self, positive, negative):
+        free = [[c[0], {**c[1], COND_RGB_ONLY: True}] for c in positive]
+        self.inner_set_conds({"positive": positive, "negative": negative, "free": free})
 
-    def make(self, time_travel_lookahead, time_travel_interval, sde, eta, aam_steps, cache_blocks, cache_interval):
-        return ({"time_travel": TimeTravel(time_travel_interval, time_travel_lookahead, sde, eta) if (time_travel_lookahead or sde) else None,
-                 "aam": AAM(k=aam_steps) if aam_steps else None,
-                 "cache_blocks": cache_blocks, "cache_interval": cache_interval},)
+    def set_control(self, cfg: float, control_cfg: float):
+        self.set_cfg(cfg)
+        self.control_cfg = float(control_cfg)
+
+    def predict_noise(self, x, timestep, model_options={}, seed=None):
+        if self.control_cfg == 1.0:
+            return super().predict_noise(x, timestep, model_options, seed)
+        pos, neg, free = (self.conds.get(k) for k in ("positive", "negative", "free"))
+        guided = self.cfg != 1.0
+        conds = [pos, free] + ([neg] if guided else [])
+        outs = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
+        x0_pos, x0_free = outs[0], outs[1]
+        x0 = cfg_mix(x0_pos, outs[2], self.cfg) if guided else x0_pos
+        w = x.shape[-1] // 2
+        rgb = control_guidance(x0[..., :w], x0_pos[..., :w], x0_free[..., :w], self.control_cfg)
+        return torch.cat([rgb, x0[..., w:]], dim=-1)
 
 
-class UnityVideoSampler:
-    """Run one UnityVideo task with flow-matching sampling. The conditioning stream stays clean
-    (t = 0): ``video2flow`` needs rgb_latent, ``flow2video`` needs modality_latent; ``text2all``
-    takes its size from rgb_latent (e.g. UnityVideo Empty Latent)."""
+class UnityVideoControlGuider(UnityNode):
+    """Guider for SamplerCustomAdvanced: CFG on the prompt plus control guidance (flow2video), which
+    pushes the RGB prediction from the RGB stream alone towards the one that sees the control.
+    control_cfg 1 = core's CFGGuider (the release); the embedded default follows a depth control
+    far better at 8; each step then costs one more forward of the RGB tokens."""
 
-    CATEGORY = "UnityVideo/sampling"
-    RETURN_TYPES = ("LATENT", "LATENT")
-    RETURN_NAMES = ("rgb_latent", "modality_latent")
-    FUNCTION = "run"
-    DESCRIPTION = __doc__
+    DISPLAY = "UnityVideo Control Guider"
+    GROUP = "sampling"
+    INPUTS = [
+        io.Model.Input("model", tooltip="The UnityVideo MODEL."),
+        io.Conditioning.Input("positive", tooltip="Positive from UnityVideo Task (task flow2video)."),
+        io.Conditioning.Input("negative", tooltip="Negative from UnityVideo Task."),
+        io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1,
+                       tooltip="Classifier-free guidance on the content prompt; 1 = off (the release)."),
+        io.Float.Input("control_cfg", default=1.0, min=1.0, max=30.0, step=0.5,
+                       tooltip="Control guidance; 1 = off (the release)."),
+    ]
+    OUTPUTS = [out(io.Guider, "guider", "For SamplerCustomAdvanced.")]
 
     @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "model": (MODEL, {"tooltip": "The UnityVideo model."}),
-            "task": (TASK, {"tooltip": "From UnityVideo Task."}),
-            "modality": (MODALITY, {"tooltip": "From UnityVideo Modality."}),
-            "positive": ("CONDITIONING", {"tooltip": "Content prompt."}),
-            "rgb_latent": ("LATENT", {"tooltip": "The RGB video's latent (clean input for estimation; size template for joint generation)."}),
-            "seed": SEED_INPUT, "steps": STEPS_INPUT, "cfg": CFG_INPUT, "shift": SHIFT_INPUT, "scheduler": SCHEDULER_INPUT,
-        }, "optional": {
-            "modality_latent": ("LATENT", {"tooltip": "The control video's latent (required for flow2video)."}),
-            "negative": ("CONDITIONING", {"tooltip": "Negative prompt, used when cfg > 1."}),
-            "options": (OPTIONS, {"tooltip": "Yume options (time travel, AAM, cache)."}),
-            "control_cfg": ("FLOAT", {"default": 1.0, "min": 1.0, "max": 30.0, "step": 0.5,
-                                      "tooltip": "flow2video only: control guidance, away from the RGB stream alone towards the control; 1 = off (the release). The embedded default follows a depth control far better at 8 (MODEL_CARD); costs one more forward a step."}),
-        }}
+    def execute(cls, model, positive, negative, cfg, control_cfg) -> io.NodeOutput:
+        guider = ControlGuider(model)
+        guider.set_conds(positive, negative)
+        guider.set_control(cfg, control_cfg)
+        return io.NodeOutput(guider)
 
-    def run(self, model, task, modality, positive, rgb_latent, seed, steps, cfg, shift, scheduler,
-            modality_latent=None, negative=None, options=None, control_cfg=1.0):
-        rgb_noised, mod_noised = noised_streams(task)
-        if not mod_noised and modality_latent is None:
-            raise ValueError("flow2video needs a modality_latent (encode the control video)")
-        rgb = to_model_space(rgb_latent)
-        mod = to_model_space(modality_latent) if modality_latent is not None else None
-        device = model.device
-        opts = dict(options or {})
-        cache = None
-        if opts.get("cache_blocks"):
-            from unity_core.sampling import rank_blocks_by_removal
 
-            ctx = conditioning_tensor(positive).to(device)
-            order = rank_blocks_by_removal(model.transformer, rgb[:1].to(device, model.transformer.dtype),
-                                           torch.tensor([500.0], device=device), ctx[:1])
-            cache = BlockCache(order[: opts["cache_blocks"]], opts["cache_interval"])
-        batch = rgb.shape[0]
-        ctx = conditioning_tensor(positive).to(device).expand(batch, -1, -1)
-        mctx = modality["context"].to(device).expand(batch, -1, -1)
-        neg = conditioning_tensor(negative).to(device).expand(batch, -1, -1) if negative is not None else None
-        if cfg != 1.0 and neg is None:
-            if getattr(model, "text_encoder", None) is None:
-                raise ValueError(f"cfg {cfg} needs a negative prompt: connect 'negative' (e.g. a text encode of an "
-                                 "empty prompt) or set cfg to 1")
-            neg = model.encode_prompt("").to(device).expand(batch, -1, -1)  # as the pipeline's default negative
-        try:
-            with torch.no_grad():
-                out = sample(model.transformer, task, context=ctx, modality=modality["name"], modality_context=mctx,
-                             rgb_latent=None if rgb_noised else rgb.to(device), modality_latent=None if mod_noised else mod.to(device),
-                             shape=tuple(rgb.shape), steps=steps, shift=shift, cfg=cfg, negative_context=neg,
-                             control_cfg=control_cfg if resolve_task(task) == "flow2video" else 1.0,
-                             scheduler=scheduler, seed=seed, callback=_comfy.progress(steps),
-                             should_interrupt=_comfy.should_interrupt, time_travel=opts.get("time_travel"),
-                             aam=opts.get("aam"), cache=cache)
-        except SamplingInterrupted as err:
-            raise _comfy.interrupted_error(err) from None
-        like_mod = modality_latent if modality_latent is not None else rgb_latent
-        return (from_model_space(out.rgb_latent.cpu(), rgb_latent), from_model_space(out.modality_latent.cpu(), like_mod))
+@torch.no_grad()
+def sample_time_travel(model, x, sigmas, extra_args=None, callback=None, disable=None, interval=2, lookahead=0,
+                       sde=False, eta=0.3, noise_seed=0):
+    """Yume's time-travel sampling as a k-diffusion style sampler (``x`` at ``sigmas[0]``, returns x at
+    ``sigmas[-1]``).
+
+    Every ``interval`` steps it looks ``lookahead`` Euler steps ahead and takes the real step with the
+    velocity found there; ``sde`` takes the TTS-SDE step of :func:`unity_core.sampling.yume.sde_step`
+    (noise from a CPU generator seeded with ``noise_seed``). lookahead 0 without SDE is core's Euler.
+    """
+    extra_args = {} if extra_args is None else extra_args
+    s_in = x.new_ones([x.shape[0]])
+    steps = len(sigmas) - 1
+    generator = torch.Generator().manual_seed(int(noise_seed))
+
+    def velocity(z, sigma):
+        return to_d(z, sigma, model(z, sigma * s_in, **extra_args))
+
+    for i in range(steps):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = model(x, sigma * s_in, **extra_args)
+        d = to_d(x, sigma, denoised)
+        if lookahead > 0 and i % interval == 0 and i + lookahead < steps:
+            z = x
+            for j in range(lookahead):
+                if j > 0:
+                    d = velocity(z, sigmas[i + j])
+                z = z + d * (sigmas[i + j + 1] - sigmas[i + j])
+            d = velocity(z, sigmas[i + lookahead])
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
+        if sde:
+            x = sde_step(x, d, float(sigma), float(sigma_next - sigma), eta, generator)
+        else:
+            x = x + d * (sigma_next - sigma)
+    return x
+
+
+class UnityVideoTimeTravelSampler(UnityNode):
+    """Yume's time-travel sampling (TTS-ODE, or TTS-SDE) as a SAMPLER for SamplerCustomAdvanced.
+    lookahead 0 with sde off is core's euler exactly."""
+
+    DISPLAY = "UnityVideo Time Travel Sampler"
+    GROUP = "sampling"
+    INPUTS = [
+        io.Int.Input("lookahead", default=2, min=0, max=10, tooltip="Look-ahead l in steps (0 = off; Yume's code uses 2)."),
+        io.Int.Input("interval", default=2, min=1, max=20, tooltip="Travel every s steps (Yume's code: 2, paper: 5)."),
+        io.Boolean.Input("sde", default=False, tooltip="Use the TTS-SDE update instead of the ODE."),
+        io.Float.Input("eta", default=0.3, min=0.0, max=2.0, step=0.05, tooltip="SDE noise scale eta (paper: 0.3)."),
+        io.Int.Input("noise_seed", default=0, min=0, max=2**63 - 1, tooltip="Seed of the SDE's step noise."),
+    ]
+    OUTPUTS = [out(io.Sampler, "sampler", "For SamplerCustomAdvanced.")]
+
+    @classmethod
+    def execute(cls, lookahead, interval, sde, eta, noise_seed) -> io.NodeOutput:
+        TimeTravel(interval, lookahead, sde, eta)  # validates the settings
+        return io.NodeOutput(comfy.samplers.KSAMPLER(
+            sample_time_travel, extra_options={"interval": interval, "lookahead": lookahead, "sde": sde, "eta": eta,
+                                               "noise_seed": noise_seed}))
+
+
+class BlockCachePatch:
+    """Yume's block-residual cache on a UnityVideo MODEL (held in ``transformer_options``).
+
+    The ``blocks`` least important blocks (ranked by :func:`unity_core.sampling.yume.rank_blocks_by_removal`
+    on the first model evaluation of a sampling run, with that evaluation's own inputs) reuse their
+    residual for ``interval - 1`` evaluations out of ``interval``. One
+    :class:`unity_core.sampling.yume.BlockCache` per conditioning batch (core's cond uuids), so a
+    positive and a negative run separately never share residuals; all are reset when a sampling
+    run starts (an OUTER_SAMPLE wrapper).
+    """
+
+    def __init__(self, blocks: int, interval: int):
+        self.blocks, self.interval = int(blocks), int(interval)
+        self.order = None
+        self.caches = {}
+
+    def reset(self):
+        self.order, self.caches = None, {}
+
+    @property
+    def skipped(self) -> int:
+        return sum(c.skipped for c in self.caches.values())
+
+    def runner(self, model, x, timestep, context, unity, transformer_options, inner=None):
+        """The block runner for this evaluation (starts the evaluation of its cond batch's cache)."""
+        if self.order is None:
+            self.order = self._rank(model, x, timestep, context, unity)
+        key = tuple(str(u) for u in transformer_options.get("uuids", ())) or ("all",)
+        cache = self.caches.get(key)
+        if cache is None:
+            cache = self.caches[key] = BlockCache(self.order[: self.blocks], self.interval)
+        cache.start_evaluation()
+        if inner is None:
+            return cache
+        return lambda i, fn, h: cache(i, lambda y: inner(i, fn, y), h)
+
+    def _rank(self, model, x, timestep, context, unity):
+        class _Forward:  # rank_blocks_by_removal's view of the model: blocks + a forward taking block_runner
+            blocks = model.diffusion_model.blocks
+
+            def __call__(self, block_runner=None):
+                return transformer_call(model, x, timestep, context, unity, block_runner)
+
+        return rank_blocks_by_removal(_Forward())
+
+
+def _reset_block_cache(executor, *args, **kwargs):
+    patch = executor.class_obj.model_options["transformer_options"][BLOCK_CACHE_KEY]
+    patch.reset()
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        patch.caches = {}
+
+
+class UnityVideoBlockCache(UnityNode):
+    """Yume's block-residual cache as a model patch: the least important blocks (ranked once per
+    run by the error of skipping each) reuse their residual between refreshes. Works with any core
+    sampler; 0 cached blocks gives the MODEL unchanged."""
+
+    DISPLAY = "UnityVideo Block Cache"
+    GROUP = "sampling"
+    INPUTS = [
+        io.Model.Input("model", tooltip="The UnityVideo MODEL."),
+        io.Int.Input("cache_blocks", default=0, min=0, max=64,
+                     tooltip="Number of blocks that reuse their residual (0 = off; Yume caches 10 of 40)."),
+        io.Int.Input("cache_interval", default=2, min=1, max=10, tooltip="Recompute cached blocks every n model evaluations."),
+    ]
+    OUTPUTS = [out(io.Model, "model", "The MODEL with the cache patch.")]
+
+    @classmethod
+    def execute(cls, model, cache_blocks, cache_interval) -> io.NodeOutput:
+        import comfy.patcher_extension
+
+        patched = model.clone()
+        if cache_blocks == 0 or cache_interval == 1:
+            return io.NodeOutput(patched)
+        patched.model_options["transformer_options"][BLOCK_CACHE_KEY] = BlockCachePatch(cache_blocks, cache_interval)
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, BLOCK_CACHE_KEY, _reset_block_cache)
+        return io.NodeOutput(patched)
+
+
+def _euler(model, x, sigmas, extra_args, callback=None, before_step=None):
+    s_in = x.new_ones([x.shape[0]])
+    for i in range(len(sigmas) - 1):
+        if before_step is not None:
+            x = before_step(i, x)
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        d = to_d(x, sigmas[i], denoised)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        x = x + d * (sigmas[i + 1] - sigmas[i])
+    return x
+
+
+@torch.no_grad()
+def sample_aam(model, x, sigmas, extra_args=None, callback=None, disable=None, k=5, packed=True):
+    """Yume's anti-artifact mechanism as a k-diffusion style sampler over Euler steps.
+
+    Pass 1: Euler over ``sigmas`` with the guider's cfg set to 1, from the initial noise ``x``, gives
+    z_orig. Pass 2: Euler with the guider's cfg; before each of the first ``k`` steps the
+    low-frequency part of x is replaced by that of (1 - t) z_orig + t noise
+    (:class:`unity_core.sampling.yume.AAM`). ``packed``: the latent is a UnityVideo task latent
+    (RGB | modality in width), projected per stream so the blur never crosses the seam. Starts
+    from pure noise (denoise 1). ``k = 0`` is core's Euler exactly.
+    """
+    extra_args = {} if extra_args is None else extra_args
+    if k <= 0:
+        return _euler(model, x, sigmas, extra_args, callback)
+    aam, noise = AAM(k=k), x
+    guider = getattr(model, "inner_model", None)  # core's KSamplerX0Inpaint around the guider
+    cfg = getattr(guider, "cfg", None)
+    if cfg is not None:
+        guider.cfg = 1.0
+    try:
+        z_orig = _euler(model, x, sigmas, extra_args)
+    finally:
+        if cfg is not None:
+            guider.cfg = cfg
+
+    def low(z):
+        if not packed:
+            return project_low_frequency(z, aam)
+        w = z.shape[-1] // 2
+        return torch.cat([project_low_frequency(z[..., :w], aam), project_low_frequency(z[..., w:], aam)], dim=-1)
+
+    def replace(i, z):
+        if i >= k:
+            return z
+        target = add_noise(z_orig, noise, sigmas[i].reshape(1).expand(z.shape[0]))
+        return low(target) + (z - low(z))
+
+    return _euler(model, noise, sigmas, extra_args, callback, replace)
+
+
+class UnityVideoAAMSampler(UnityNode):
+    """Yume's anti-artifact mechanism (AAM) as a SAMPLER for SamplerCustomAdvanced: a first Euler pass
+    without CFG, then the guided pass with the low frequencies of its first k steps taken from the
+    first pass. k 0 is core's euler exactly. Use with denoise 1."""
+
+    DISPLAY = "UnityVideo AAM Sampler"
+    GROUP = "sampling"
+    INPUTS = [
+        io.Int.Input("k", default=5, min=0, max=50, tooltip="Replace the low-frequency part during the first k steps (0 = off; paper: 5)."),
+        io.Boolean.Input("packed", default=True,
+                         tooltip="The latent is a UnityVideo task latent (RGB | modality side by side): project each stream "
+                                 "on its own. Off for a plain Wan / Yume latent."),
+    ]
+    OUTPUTS = [out(io.Sampler, "sampler", "For SamplerCustomAdvanced.")]
+
+    @classmethod
+    def execute(cls, k, packed) -> io.NodeOutput:
+        AAM(k=k)  # validates
+        return io.NodeOutput(comfy.samplers.KSAMPLER(sample_aam, extra_options={"k": k, "packed": packed}))

@@ -1,34 +1,101 @@
-"""The node suite in a real, running ComfyUI server (scripts/comfy_check.py as tests).
+"""The node suite in a real, running ComfyUI server: every node registered, every graph (5B ones
+included) names only declared nodes and inputs, every default graph runs through ``/prompt`` with
+its outputs downloaded, a sampling graph streams one latent preview per step over ``/ws``, and the
+server's memory holds over 30 queued jobs.
 
-Skipped unless ``COMFYUI_URL`` names a running server with this repo in ``custom_nodes/``, e.g.
+Skipped unless ``COMFYUI_URL`` names a running server (loopback only) with this repo in its
+``custom_nodes/``, e.g.
 
     COMFYUI_URL=http://127.0.0.1:8188 pytest -q tests/test_comfy_server.py
 
-``COMFYUI_STEPS`` (optional) overrides every sampler's steps for a quicker run.
+- ``COMFYUI_STEPS`` (optional) overrides every sampler's steps for a quicker run (the preview test
+  uses at least 3 steps, so that "every step" counts more than one).
+- ``COMFYUI_PID`` (optional): the server's process id (the last line of
+  ``../shared/comfyui/start_server.sh``). The load-held test reads the server's resident memory
+  from ``/proc/<pid>/status`` and skips without it.
+- The preview test needs the server started with ``--preview-method latent2rgb`` and the
+  ``aiohttp`` package (ComfyUI's requirements install it) in this environment.
+
+``.ci/run`` starts such a server and sets all three.
 """
 
-import importlib.util
+from __future__ import annotations
+
+import asyncio
 import json
 import os
+import re
+import struct
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
 
+from unity_core import comfy_client as cc
+
 ROOT = Path(__file__).resolve().parents[1]
-URL = os.environ.get("COMFYUI_URL")
+URL = os.environ.get("COMFYUI_URL", "").strip()
+STEPS = os.environ.get("COMFYUI_STEPS", "").strip()
+PID = os.environ.get("COMFYUI_PID", "").strip()
 pytestmark = pytest.mark.skipif(
     not URL, reason="needs a running ComfyUI with this repo in custom_nodes/: set COMFYUI_URL=http://127.0.0.1:8188")
 
-_spec = importlib.util.spec_from_file_location("comfy_check", ROOT / "scripts" / "comfy_check.py")
-comfy_check = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(comfy_check)
+WORKFLOWS = cc.workflow_files(ROOT / "workflows")
+INPUT_DIRS = cc.input_search_dirs() + [ROOT / "tests" / "fixtures"]
+#: The default graph the preview and load tests run (any other sampling graph if it is gone).
+PREFERRED_GRAPH = "estimate_depth_api.json"
+#: ComfyUI's binary websocket events that carry a preview image (protocol.BinaryEventTypes).
+PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
+LOAD_JOBS, LOAD_WARMUP_JOBS, LOAD_RSS_TOLERANCE = 30, 5, 0.10
 
-WORKFLOWS = comfy_check.workflow_files(ROOT / "workflows")
+
+def _graph(path: Path, min_steps: int = 1) -> dict:
+    wf = json.loads(path.read_text())
+    if STEPS:
+        wf = cc.set_steps(wf, max(int(STEPS), min_steps))
+    elif sampling_steps(wf) < min_steps:
+        wf = cc.set_steps(wf, min_steps)
+    return wf
+
+
+def sampling_steps(workflow: dict) -> int:
+    """Model evaluations' step count of a graph: the integer ``steps`` inputs of its sampler and
+    scheduler nodes (KSamplerAdvanced counts ``start_at_step`` .. ``end_at_step`` only)."""
+    total = 0
+    for node in workflow.values():
+        inputs = node.get("inputs", {})
+        steps = inputs.get("steps")
+        if not isinstance(steps, int):
+            continue
+        start, end = inputs.get("start_at_step", 0), inputs.get("end_at_step", steps)
+        if isinstance(start, int) and isinstance(end, int):
+            steps = max(0, min(end, steps) - start)
+        total += steps
+    return total
+
+
+def _sampling_graph() -> Path:
+    names = {p.name: p for p in WORKFLOWS}
+    if PREFERRED_GRAPH in names:
+        return names[PREFERRED_GRAPH]
+    for path in WORKFLOWS:
+        if sampling_steps(json.loads(path.read_text())) and "explore" not in path.name:
+            return path
+    pytest.fail(f"no sampling graph among {sorted(names)}")
+
+
+def _fresh_seeds(workflow: dict) -> dict:
+    """A copy with new seeds, so that ComfyUI's cache cannot serve the sampler from an earlier run."""
+    fresh = cc.with_seed_offset(workflow, 1000 + uuid.uuid4().int % 10**6)
+    assert fresh != workflow, "the graph has no integer seed / noise_seed input to vary"
+    return fresh
 
 
 @pytest.fixture(scope="module")
 def client():
-    return comfy_check.Client(comfy_check.require_loopback(URL))
+    return cc.ComfyClient(cc.require_loopback(URL))
 
 
 @pytest.fixture(scope="module")
@@ -37,25 +104,142 @@ def object_info(client):
 
 
 def test_every_node_is_registered(object_info):
-    ours = comfy_check.node_class_names()
-    assert ours and comfy_check.missing_nodes(object_info, ours) == []
-    for name in ours:  # the server parsed our INPUT_TYPES into its own schema
-        assert "input" in object_info[name] and object_info[name]["category"].startswith("UnityVideo")
+    served = cc.custom_nodes_in(object_info)
+    assert served, "the server lists no UnityVideo node from custom_nodes/ (is the pack linked there? see its log)"
+    for name in served:  # the server parsed our declarations into its own schema
+        assert "input" in object_info[name] and "output" in object_info[name]
+    try:  # the pack's own table, where this process can import it (V3 nodes need ComfyUI on sys.path)
+        from nodes import NODE_CLASS_MAPPINGS
+    except ImportError:
+        return
+    assert cc.missing_nodes(object_info, NODE_CLASS_MAPPINGS) == []
+    assert set(served) <= set(NODE_CLASS_MAPPINGS)
+
+
+@pytest.mark.parametrize("path", cc.workflow_files(ROOT / "workflows", include_5b=True),
+                         ids=lambda p: str(p.relative_to(ROOT / "workflows")))
+def test_graph_names_only_known_nodes_and_inputs(path, object_info):
+    """Every graph, the 5B ones included (they cannot run here: no 5B files), names node classes and
+    inputs the server declares."""
+    problems = []
+    for nid, node in json.loads(path.read_text()).items():
+        info = object_info.get(node["class_type"])
+        if info is None:
+            problems.append(f"node {nid}: unknown class {node['class_type']!r}")
+            continue
+        declared = {name for section in info.get("input", {}).values() if isinstance(section, dict) for name in section}
+        problems += [f"node {nid} ({node['class_type']}): no input {name!r}" for name in node["inputs"] if name not in declared]
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_workflow_runs_in_comfyui(path, client, object_info):
-    wf = json.loads(path.read_text())
-    steps = os.environ.get("COMFYUI_STEPS")
-    if steps:
-        comfy_check.set_steps(wf, int(steps))
-    dirs = comfy_check.search_dirs()
-    for nid, name in comfy_check.video_inputs(wf).items():
-        local = comfy_check.find_local(name, dirs)
-        assert local is not None, f"input {name} not found in {dirs}"
-        wf[nid]["inputs"]["video"] = client.upload(local)
-    result = comfy_check.run_workflow(client, wf, object_info, timeout=900)
+    wf = client.upload_inputs(_graph(path), INPUT_DIRS)
+    result = cc.run_workflow(client, wf, object_info, timeout=900)
     assert result["validated"], result.get("error")
     assert result["executed"], result.get("error")
     assert result["outputs"] and result["output_files"], result.get("error")
     assert all(f["bytes"] > 0 for f in result["output_files"])
+
+
+async def _run_watching_ws(client: cc.ComfyClient, workflow: dict):
+    """Queue ``workflow`` under a fresh client id while listening on ``/ws?clientId=...``; returns
+    ``(prompt_id, [(event type, binary preview payload)], progress events, end event type)``."""
+    import aiohttp
+
+    client_id = uuid.uuid4().hex
+    ws_url = re.sub(r"^http", "ws", client.server) + f"/ws?clientId={client_id}"
+    previews, progress, end = [], 0, None
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+            prompt_id = await asyncio.to_thread(client.queue, workflow, client_id)
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    (event,) = struct.unpack(">I", msg.data[:4])
+                    if event in (PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA):
+                        previews.append((event, bytes(msg.data[4:])))
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    event = json.loads(msg.data)
+                    data = event.get("data") or {}
+                    progress += event.get("type") == "progress" and data.get("prompt_id") == prompt_id
+                    if event.get("type") in ("execution_success", "execution_error", "execution_interrupted") \
+                            and data.get("prompt_id") == prompt_id:
+                        end = event["type"]
+                        break
+                else:
+                    break
+    return prompt_id, previews, progress, end
+
+
+def _is_image(event: int, payload: bytes) -> bool:
+    if event == PREVIEW_IMAGE:  # 4-byte image type (1 JPEG, 2 PNG), then the encoded image
+        image = payload[4:]
+    else:  # 4-byte metadata length, JSON metadata, then the image
+        (n,) = struct.unpack(">I", payload[:4])
+        image = payload[4 + n:]
+    return image.startswith(b"\xff\xd8") or image.startswith(b"\x89PNG")
+
+
+def test_every_sampling_step_sends_a_preview(client):
+    """Needs the server started with ``--preview-method latent2rgb`` (as ``.ci/run`` does)."""
+    pytest.importorskip("aiohttp", reason="the /ws listener needs aiohttp (installed with ComfyUI's requirements)")
+    path = _sampling_graph()
+    wf = _fresh_seeds(client.upload_inputs(_graph(path, min_steps=3), INPUT_DIRS))
+    steps = sampling_steps(wf)
+    prompt_id, previews, progress, end = asyncio.run(asyncio.wait_for(_run_watching_ws(client, wf), timeout=900))
+    assert end == "execution_success", cc.execution_errors(client.history(prompt_id) or {}) or end
+    assert len(previews) == steps, (f"{path.name}: {len(previews)} preview images over /ws for {steps} sampling "
+                                    f"steps ({progress} progress events; is the server running with "
+                                    f"--preview-method latent2rgb, and does the model have latent RGB factors?)")
+    assert all(_is_image(event, payload) for event, payload in previews)
+
+
+def _rss_kib(pid: int) -> int:
+    """Resident memory (VmRSS, KiB) of ``pid`` and all its descendants, from /proc."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+        total += int(match.group(1)) if match else 0
+        todo += children.get(p, [])
+    return total
+
+
+@pytest.mark.skipif(not PID, reason="reads the server's memory: set COMFYUI_PID to its process id "
+                                    "(the last line of ../shared/comfyui/start_server.sh)")
+def test_load_held_over_30_queued_jobs(client, tmp_path):
+    """``unityvideo queue <graph> --repeat 30 --wait``: 30 successes, and the server's RSS after the
+    last job within 10 % of its RSS after the fifth (no growth per job once warm)."""
+    pid = int(PID)
+    assert _rss_kib(pid) > 0, f"COMFYUI_PID={pid}: no such process on this machine"
+    path = _sampling_graph()
+    graph = tmp_path / path.name
+    graph.write_text(json.dumps(_fresh_seeds(client.upload_inputs(_graph(path), INPUT_DIRS))))
+    cmd = [sys.executable, "-m", "unity_core.cli", "queue", str(graph), "--server", client.server,
+           "--repeat", str(LOAD_JOBS), "--wait", "--timeout", "600"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    rss, lines = {}, []
+    for line in proc.stdout:  # one line per finished job: "<status> <name> [i/30] in 1.2s"
+        lines.append(line.rstrip())
+        done = re.match(rf"^(success|error|failed) \S+ \[(\d+)/{LOAD_JOBS}\]", line)
+        if done:
+            rss[int(done.group(2))] = _rss_kib(pid)
+    assert proc.wait(timeout=60) == 0, "\n".join(lines[-20:])
+    assert lines[-1] == f"{graph.name}: {LOAD_JOBS}/{LOAD_JOBS} succeeded", "\n".join(lines[-20:])
+    warm, last = rss[LOAD_WARMUP_JOBS], rss[LOAD_JOBS]
+    print(f"server RSS after job {LOAD_WARMUP_JOBS}: {warm / 1024:.0f} MiB, after job {LOAD_JOBS}: {last / 1024:.0f} MiB")
+    assert abs(last - warm) <= LOAD_RSS_TOLERANCE * warm, (
+        f"server RSS {warm / 1024:.0f} MiB after job {LOAD_WARMUP_JOBS} -> {last / 1024:.0f} MiB after job "
+        f"{LOAD_JOBS} (more than {LOAD_RSS_TOLERANCE:.0%} apart); per job: "
+        + ", ".join(f"{k}:{v / 1024:.0f}" for k, v in sorted(rss.items())))

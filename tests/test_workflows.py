@@ -1,16 +1,21 @@
-"""Every shipped workflow is valid; the default-model ones execute in-process."""
+"""Every shipped workflow is valid for a real ComfyUI; the default-model ones run to success through
+ComfyUI's own executor, and the estimate / control / joint graphs (core KSampler or
+SamplerCustomAdvanced on the UnityVideo MODEL) give what ``unityvideo estimate/control/generate`` give
+for the same seed. The run itself needs ComfyUI (``COMFYUI_PATH``); the format checks do not.
+"""
 
 import json
 from pathlib import Path
 
 import pytest
-import torch
-
-from workflow_runner import execute, validate
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 DEFAULT_API = sorted(WORKFLOWS.glob("*_api.json"))
 FIVE_B_API = sorted((WORKFLOWS / "5b").glob("*_api.json"))
+STEPS = 4  # a divisor of 1000: core's simple schedule is then our linspace, as at 20 steps
+# core nodes the graphs use where core has one; the pack supplies the rest
+CORE = {"KSampler", "SamplerCustomAdvanced", "RandomNoise", "KSamplerSelect", "BasicScheduler", "CLIPLoader",
+        "CLIPTextEncode", "VAELoader", "VAEEncode", "VAEDecode"}
 
 
 def test_every_job_has_both_formats():
@@ -18,30 +23,46 @@ def test_every_job_has_both_formats():
     for api in DEFAULT_API + FIVE_B_API:
         ui = json.loads(api.with_name(api.name.replace("_api", "")).read_text())
         assert {"nodes", "links", "version"} <= set(ui)
-        assert len(ui["nodes"]) == len(json.loads(api.read_text()))
+        prompt = json.loads(api.read_text())
+        assert len(ui["nodes"]) == len(prompt)
+        assert [n["type"] for n in ui["nodes"]] == [n["class_type"] for n in prompt.values()]
+
+
+def test_sampling_graphs_use_core_samplers_and_no_pack_sampler():
+    for api in DEFAULT_API + FIVE_B_API:
+        classes = {n["class_type"] for n in json.loads(api.read_text()).values()}
+        assert all(c in CORE or c.startswith("UnityVideo") for c in classes), (api.name, classes)
+        if "explore" not in api.name:
+            assert classes & {"KSampler", "SamplerCustomAdvanced"}, api.name
+            assert "UnityVideoTask" in classes and "UnityVideoSplit" in classes, api.name
+    five_b = {n["class_type"] for api in FIVE_B_API for n in json.loads(api.read_text()).values()}
+    assert {"CLIPLoader", "VAELoader", "VAEDecode", "CLIPTextEncode"} <= five_b
+
+
+@pytest.fixture(scope="module")
+def figures(carphone_path):
+    from tests.workflow_runner import run_workflows
+
+    return run_workflows(DEFAULT_API, FIVE_B_API, carphone_path, steps=STEPS)
 
 
 @pytest.mark.parametrize("path", FIVE_B_API, ids=lambda p: p.stem)
-def test_5b_workflows_validate(path):
-    validate(json.loads(path.read_text()))
+def test_5b_workflows_validate_in_comfyui(figures, path):
+    f = figures["validate_5b"][path.name]
+    assert f["valid"], f
+    assert f["outputs"], f  # output nodes that would run
 
 
 @pytest.mark.parametrize("path", DEFAULT_API, ids=lambda p: p.stem)
-def test_default_workflows_execute(path, tmp_path, monkeypatch, carphone_path):
-    monkeypatch.setenv("UNITYVIDEO_OUTPUT_DIR", str(tmp_path))
-    wf = json.loads(path.read_text())
-    for node in wf.values():
-        if node["class_type"] == "UnityVideoLoadVideo":
-            node["inputs"]["video"] = str(carphone_path)
-        if "steps" in node["inputs"]:
-            node["inputs"]["steps"] = 2
-    results = execute(wf)
-    saved = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
-    savers = [n for n in wf.values() if n["class_type"] in ("UnityVideoSaveVideo", "UnityVideoSaveValues")]
-    assert len(saved) == len(savers), saved
-    images = [v[0] for v in results.values() if isinstance(v, tuple) and v and isinstance(v[0], torch.Tensor) and v[0].ndim == 4]
-    assert images and all(torch.isfinite(x).all() and x.shape[-1] == 3 for x in images)
-    for nid, node in wf.items():
-        if node["class_type"] == "UnityVideoExplore":  # the start frame, then 4 frames per action
-            frames, done = results[nid]
-            assert done == node["inputs"]["actions"] and frames.shape[0] == 1 + 4 * len(done.split())
+def test_default_workflows_run_to_success(figures, path):
+    f = figures["runs"][path.name[: -len("_api.json")]]
+    assert f["success"], f
+    assert len(f["saved"]) == f["savers"], f
+
+
+@pytest.mark.parametrize("name,streams", [("estimate_depth", ("modality",)), ("control_pose", ("rgb",)),
+                                          ("joint_depth", ("rgb", "modality"))])
+def test_default_graphs_equal_the_cli_pipeline(figures, name, streams):
+    f = figures["match"][name]
+    for stream in streams:
+        assert f[stream] < 1e-4, f  # frames in [0, 1]: the same video

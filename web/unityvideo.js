@@ -4,7 +4,7 @@ import { app } from "../../scripts/app.js";
 import { legendKey, legendLayout } from "./legend_logic.js";
 
 const LEGEND_NODES = new Set([
-  "UnityVideoModalitySwitch", "UnityVideoEstimate", "UnityVideoModalityDecode", "UnityVideoPreprocess",
+  "UnityVideoTask", "UnityVideoEstimate", "UnityVideoModalityDecode", "UnityVideoPreprocess",
 ]);
 const LEGEND_HEIGHT = 46;
 let legends = null;

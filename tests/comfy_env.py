@@ -1,0 +1,311 @@
+"""Run test code inside a real ComfyUI, in a fresh subprocess, with this pack loaded as a custom node.
+
+ComfyUI is not on PyPI: CI unpacks a snapshot (``../shared/comfyui/setup.sh``) and names its folder
+in the environment variable ``COMFYUI_PATH``. Tests that need it call :func:`comfy_path` or
+:func:`run_in_comfy`, which skip the test when the variable is unset, so ``pytest -q`` passes on a
+machine without ComfyUI.
+
+Why a subprocess: ComfyUI's top level has its own ``nodes`` module and ``tests`` package, which
+clash with this project's ``nodes/`` and ``tests/``; whichever comes first on ``sys.path`` wins, and
+21 ``comfy_extras`` modules ``import nodes``. In a fresh interpreter the order is ours to set, so the
+result does not depend on what the pytest process imported before.
+
+What the child process does before running ``code`` (in this order):
+
+1. one torch thread; ComfyUI's folder first on ``sys.path``; ``comfy.cli_args.args.cpu = True``
+   (before ``comfy.model_management`` is imported: a CUDA build of torch without a GPU raises
+   otherwise) and ``args.base_directory`` = a fresh temporary folder (``models/``, ``input/``,
+   ``output/``, ``custom_nodes/``), so nothing is written into the ComfyUI folder;
+2. ``import comfy.model_management, nodes`` (``nodes`` is ComfyUI's ``nodes.py``, checked);
+3. the repo is linked as ``<base>/custom_nodes/ComfyUI-UnityVideo`` (a hyphenated folder name, as
+   users clone it) and loaded by ComfyUI's own ``nodes.load_custom_node``: the root ``__init__.py``
+   runs as a package, its relative imports (``from .nodes import ...``) resolve inside it, and the
+   nodes its entry point lists land in ``nodes.NODE_CLASS_MAPPINGS``.
+
+Names the code sees:
+
+- ``pack``: the loaded root package; ``pack.nodes.<module>`` are our node modules.
+- ``REPO``, ``FIXTURES``: :class:`pathlib.Path` of the repository root and ``REPO / "tests" / "fixtures"``.
+- ``COMFY``, ``BASE``: the ComfyUI folder and the temporary ``--base-directory``.
+- ``emit(obj)``: return a JSON-serialisable dict to the test (several calls are merged).
+- ``record(name)``: decorator; runs a check function at once and emits its result (or its error and
+  traceback) under ``name``, read in the test with :func:`check`, so one child serves many tests.
+- ``call_node(node_id, hidden=None, **inputs)``: run one registered node class as the executor calls
+  it (V3: a class clone carrying the hidden inputs, e.g. ``{"UNIQUE_ID": "7"}``); returns
+  ``(outputs tuple, ui dict or None)``.
+- ``run_prompt(prompt, executor=None)``: validate and execute an API-format graph with ComfyUI's own
+  ``execution.validate_prompt`` and ``execution.PromptExecutor`` (``validate_inputs``, caching and
+  ``fingerprint_inputs`` included); returns a :class:`PromptRun`. Raises AssertionError when
+  validation fails; a node error leaves ``success`` False and the message in ``error``. Pass the
+  ``executor`` of an earlier run to share its cache, as a running server does between prompts.
+- ``load_extras(*names)``: register ``comfy_extras`` modules (``"nodes_model_advanced"``, ...) the way
+  ComfyUI's start-up does, so their node ids work in ``call_node`` and ``run_prompt``.
+
+Example::
+
+    from tests.comfy_env import check, run_in_comfy
+
+    def test_explorer_is_registered():
+        out = run_in_comfy('''
+            import nodes
+
+            @record("registered")
+            def _():
+                return "UnityVideoExplore" in nodes.NODE_CLASS_MAPPINGS
+        ''')
+        assert check(out, "registered") is True
+
+A ``@pytest.fixture(scope="module")`` that calls :func:`run_in_comfy` once lets several tests share
+one child (ComfyUI's imports take seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+#: The folder name the pack gets under ``custom_nodes/`` in the child (hyphenated, like a user's clone).
+PACK_DIR_NAME = "ComfyUI-UnityVideo"
+SKIP_MESSAGE = ("needs ComfyUI: set COMFYUI_PATH=/path/to/ComfyUI "
+                "(e.g. the last line of ../shared/comfyui/setup.sh)")
+
+
+def comfy_path() -> Path:
+    """The ComfyUI folder named by ``COMFYUI_PATH``; skips the calling test when it is unset or is not
+    a ComfyUI folder (no ``nodes.py`` and ``comfy/`` in it).
+
+    Returns:
+        the folder as an absolute :class:`pathlib.Path`.
+    """
+    import pytest
+
+    value = os.environ.get("COMFYUI_PATH", "").strip()
+    if not value:
+        pytest.skip(SKIP_MESSAGE)
+    path = Path(value).expanduser().resolve()
+    if not (path / "nodes.py").is_file() or not (path / "comfy").is_dir():
+        pytest.skip(f"{SKIP_MESSAGE}; COMFYUI_PATH={value!r} holds no ComfyUI (no nodes.py and comfy/ in it)")
+    return path
+
+
+def run_in_comfy(code: str, timeout: float = 600, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Run ``code`` in a fresh Python process inside ComfyUI with the pack loaded (see the module
+    docstring for what is set up and which names the code sees).
+
+    Args:
+        code: Python source; dedented, so a triple-quoted block indented in the test is fine. It must
+            call ``emit(dict)`` at least once.
+        timeout: seconds before the child is killed.
+        env: extra environment variables for the child (over this process's environment).
+
+    Returns:
+        the merged dicts the code emitted.
+
+    Raises:
+        AssertionError: the child failed (its stderr tail is in the message), timed out, or never
+            called ``emit``.
+    """
+    comfy = comfy_path()
+    work = Path(tempfile.mkdtemp(prefix="unityvideo-comfy-"))
+    try:
+        base = work / "base"
+        for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
+            (base / sub).mkdir(parents=True)
+        (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
+        code_file = work / "test_code.py"
+        code_file.write_text(textwrap.dedent(code), encoding="utf-8")
+        result_file = work / "result.json"
+        child_env = dict(os.environ)
+        child_env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+                          "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        child_env.pop("PYTHONPATH", None)  # nothing of ours may come before ComfyUI's folder
+        child_env.update(env or {})
+        cmd = [sys.executable, str(Path(__file__).resolve()), str(comfy), str(base), str(code_file), str(result_file)]
+        try:
+            proc = subprocess.run(cmd, cwd=str(work), env=child_env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            tail = (err.stderr or b"")[-4000:]
+            tail = tail.decode(errors="replace") if isinstance(tail, bytes) else tail
+            raise AssertionError(f"ComfyUI child process ran past {timeout} s; stderr tail:\n{tail}") from None
+        if proc.returncode != 0:
+            raise AssertionError(f"ComfyUI child process failed (exit {proc.returncode}); stderr tail:\n"
+                                 f"{proc.stderr[-6000:]}\nstdout tail:\n{proc.stdout[-2000:]}")
+        if not result_file.is_file():
+            raise AssertionError("the code run in ComfyUI never called emit(); stderr tail:\n" + proc.stderr[-3000:])
+        return json.loads(result_file.read_text(encoding="utf-8"))
+    finally:
+        link = work / "base" / "custom_nodes" / PACK_DIR_NAME
+        if link.is_symlink():
+            link.unlink()  # never descend into the repo
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check(results: Dict[str, Any], name: str) -> Any:
+    """The value a ``@record(name)`` check emitted in the child.
+
+    Raises:
+        AssertionError: the check raised (its error and traceback are in the message) or never ran.
+    """
+    if name not in results:
+        raise AssertionError(f"check {name!r} did not run in the ComfyUI child (emitted: {sorted(results)})")
+    value = results[name]
+    if isinstance(value, dict) and set(value) == {"error", "traceback"}:
+        raise AssertionError(f"check {name!r} failed in the ComfyUI child: {value['error']}\n{value['traceback']}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# The child side: ``python comfy_env.py COMFY BASE CODE_FILE RESULT_FILE`` (started by run_in_comfy).
+# --------------------------------------------------------------------------------------------------
+
+class PromptRun:
+    """What :func:`run_prompt` returns (child process only).
+
+    Attributes:
+        success: the executor finished without a node error.
+        executed: node ids that ran in this prompt (not served from the cache), in order.
+        cached: node ids served from the cache.
+        ui: ``{node_id: ui dict}`` of the output nodes (what ``/history`` shows).
+        error: ComfyUI's ``execution_error`` message dict, or None.
+        messages: every event the executor sent, as ``(event, data)``.
+    """
+
+    def __init__(self, executor, messages, node_ids):
+        self.executor = executor
+        # taken now: a later prompt on the same executor replaces the cache entries
+        self._outputs = {nid: executor.caches.outputs.get(nid) for nid in node_ids}
+        self.messages = messages
+        self.success = executor.success
+        self.executed = [d["node"] for e, d in messages if e == "executing" and isinstance(d, dict) and d.get("node")]
+        self.cached = next((list(d["nodes"]) for e, d in messages if e == "execution_cached"), [])
+        self.ui = dict(executor.history_result.get("outputs", {}))
+        self.error = next((d for e, d in messages if e == "execution_error"), None)
+
+    def outputs(self, node_id: str) -> tuple:
+        """The outputs of one node in this run (first item of each output list)."""
+        entry = self._outputs.get(str(node_id))
+        if entry is None:
+            raise KeyError(f"node {node_id!r} has no cached outputs")
+        return tuple(o[0] if isinstance(o, list) and len(o) == 1 else o for o in entry)
+
+
+def _child_main(comfy_dir: str, base: str, code_file: str, result_file: str) -> None:
+    import asyncio
+    import logging
+    import uuid
+
+    # the script's own folder (tests/) is not a place to import from in ComfyUI's process
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) not in (here, str(REPO))]
+    sys.path.insert(0, comfy_dir)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+    import torch
+
+    torch.set_num_threads(1)
+    from comfy.cli_args import args
+
+    args.cpu = True
+    args.base_directory = base
+    import comfy.model_management  # noqa: F401  (reads args.cpu)
+    import nodes
+
+    if os.path.dirname(os.path.abspath(nodes.__file__)) != os.path.abspath(comfy_dir):
+        raise RuntimeError(f"`import nodes` gave {nodes.__file__}, not ComfyUI's nodes.py")
+    pack_dir = os.path.join(base, "custom_nodes", PACK_DIR_NAME)
+    if not asyncio.run(nodes.load_custom_node(pack_dir, module_parent="custom_nodes")):
+        raise RuntimeError("ComfyUI's load_custom_node refused the pack; see the log above")
+    pack = sys.modules[pack_dir.replace(".", "_x_")]  # the name load_custom_node gives a folder
+
+    emitted: Dict[str, Any] = {}
+
+    def emit(obj: Dict[str, Any]) -> None:
+        if not isinstance(obj, dict):
+            raise TypeError(f"emit() takes a dict, got {type(obj).__name__}")
+        emitted.update(obj)
+        json.dumps(emitted)  # fail here, at the emitting line, when something is not JSON-serialisable
+
+    def record(name: str):
+        """Decorator: run the function now and emit ``{name: its result}``, or ``{name: {"error": ...,
+        "traceback": ...}}`` when it raises, so one child process can hold many independent checks
+        (read them with :func:`check`)."""
+        import traceback
+
+        def run(fn):
+            try:
+                emit({name: fn()})
+            except Exception as err:  # recorded for the test to report
+                emit({name: {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}})
+            return fn
+
+        return run
+
+    def load_extras(*names: str) -> None:
+        for name in names:
+            path = os.path.join(comfy_dir, "comfy_extras", f"{name}.py")
+            if not asyncio.run(nodes.load_custom_node(path, module_parent="comfy_extras")):
+                raise RuntimeError(f"comfy_extras/{name}.py did not load; see the log above")
+
+    class _Server:  # what the executor needs of PromptServer: it records the events
+        def __init__(self):
+            self.client_id = None
+            self.last_node_id = None
+            self.sockets_metadata = {}
+            self.messages = []
+
+        def send_sync(self, event, data, sid=None):
+            self.messages.append((event, data))
+
+        def queue_updated(self):
+            pass
+
+    def run_prompt(prompt: Dict[str, Any], executor=None) -> PromptRun:
+        import execution
+
+        # a fresh copy per run, as the server parses each POST /prompt anew (the executor writes into it)
+        prompt = json.loads(json.dumps({str(k): v for k, v in prompt.items()}))
+        prompt_id = str(uuid.uuid4())
+        valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+        if not valid:
+            raise AssertionError(f"prompt failed validation: {error}; node errors: {node_errors}")
+        if executor is None:
+            executor = execution.PromptExecutor(_Server(), cache_type=execution.CacheType.CLASSIC)
+        executor.server.messages = []
+        executor.execute(prompt, prompt_id, {"client_id": "unityvideo-tests"}, outputs)
+        return PromptRun(executor, list(executor.server.messages), list(prompt))
+
+    def call_node(node_id: str, hidden: Optional[Dict[str, Any]] = None, **inputs):
+        from comfy_api.internal import _ComfyNodeInternal
+
+        cls = nodes.NODE_CLASS_MAPPINGS[node_id]
+        if issubclass(cls, _ComfyNodeInternal):
+            out = cls.PREPARE_CLASS_CLONE(hidden or {}).EXECUTE_NORMALIZED(**inputs)
+            return tuple(out.args), (out.ui.as_dict() if hasattr(out.ui, "as_dict") else out.ui)
+        obj = cls()
+        out = getattr(obj, cls.FUNCTION)(**inputs, **{k.lower(): v for k, v in (hidden or {}).items()})
+        if isinstance(out, dict):
+            return tuple(out.get("result", ())), out.get("ui")
+        return tuple(out), None
+
+    namespace = {
+        "__name__": "__comfy_test__", "pack": pack, "REPO": REPO, "FIXTURES": REPO / "tests" / "fixtures",
+        "COMFY": Path(comfy_dir), "BASE": Path(base), "emit": emit, "load_extras": load_extras,
+        "run_prompt": run_prompt, "call_node": call_node, "record": record, "PromptRun": PromptRun,
+    }
+    source = Path(code_file).read_text(encoding="utf-8")
+    exec(compile(source, code_file, "exec"), namespace)
+    if not emitted:
+        raise RuntimeError("the code never called emit()")
+    Path(result_file).write_text(json.dumps(emitted), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    _child_main(*sys.argv[1:5])
