@@ -30,7 +30,7 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="a trained checkpoint instead of random weights")
     args = ap.parse_args()
     torch.manual_seed(0)
-    model = load_transformer(args.weights) if args.weights else UnityVideoTransformer(get_config("unityvideo-small")).eval()
+    model = load_transformer(args.weights) if args.weights else UnityVideoTransformer.from_config(get_config("unityvideo-small")).eval()
     cfg = model.config
     shape = (1, cfg.in_channels, 5, 8, 8)
     ctx = torch.randn(1, 32, cfg.text_dim)

