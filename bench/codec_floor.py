@@ -7,7 +7,7 @@ visualisation exactly would score this, so no model on this codec can do better.
 
 The same clips' RGB goes through the codec too (L1 on the [0, 1] scale, PSNR in dB), and
 ``--walks`` held-out exploration walks (8 random actions of 4 frames each, as ``bench/explore.py``
-walks them) are scored by the camera-motion scorer of ``unity_core.explore.scorer`` before and
+walks them) are scored by the camera-motion scorer of ``unity_core.metrics.camera_motion`` before and
 after the codec: the instruction following that any transformer on this codec can show at most.
 The walks' RGB L1 is given for frames 0-16 and 17-32 apart: a codec trained on 17-frame clips
 that drifts past that length shows it in the second figure.
@@ -41,7 +41,7 @@ from bench.eval_default import (  # noqa: E402
 from bench.explore import held_out_walk  # noqa: E402
 from unity_core.codec import LatentCodec  # noqa: E402
 from unity_core.data.synthworld import held_actions, modality_values, render_clip  # noqa: E402
-from unity_core.explore.scorer import merge_scores, score_video  # noqa: E402
+from unity_core.metrics.camera_motion import merge_scores, score_video  # noqa: E402
 from unity_core.modalities import decode, encode  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 

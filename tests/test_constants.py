@@ -18,6 +18,25 @@ def test_modality_aliases(name, expected):
     assert C.resolve_modality(name) == expected
 
 
+def test_ui_labels_resolve_back_like_the_old_option_values():
+    """Saved workflows hold a release name, an alias or a UI label; each loads as the release name."""
+    assert set(C.MODALITY_LABELS) == set(C.MODALITIES) and C.MODALITY_LABELS["raft"] == "optical flow (raft)"
+    for name, label in C.MODALITY_LABELS.items():
+        assert C.resolve_modality(label) == name and C.resolve_modality(f" {label.upper()} ") == name
+        assert C.modality_label(name) == label
+    assert C.modality_label("flow") == C.modality_label("optical_flow") == "optical flow (raft)"
+    with pytest.raises(ValueError, match="unknown modality 'optical flow'"):
+        C.modality_label("optical flow")
+
+
+def test_tables_load_from_their_own_package():
+    from importlib import resources
+
+    shipped = {p.name for p in resources.files("unity_core.tables").iterdir() if p.name.endswith(".json")}
+    assert shipped == {"unityvideo_prompts.json", "yume_qcm.json"}
+    assert C.load_table("yume_qcm.json") == C.YUME_QCM
+
+
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="unknown modality 'normals'.*depth"):
         C.resolve_modality("normals")

@@ -101,3 +101,54 @@ def test_fractional_fps_grey_folders_and_bad_selections(tmp_path):
         select_frames(10, 0)
     with pytest.raises(ValueError, match="start frame -2 is outside the video's 10 frames"):
         select_frames(10, 3, "stride", 1, -2)
+
+
+def test_values_files_round_trip_every_modality_and_never_overwrite(tmp_path):
+    """The one values format: dtype and layout kept bit for bit, the release's name stored."""
+    import numpy as np
+
+    from unity_core import modalities as M
+    from unity_core.constants import resolve_modality
+    from unity_core.io import load_values, save_values
+
+    g = torch.Generator().manual_seed(0)
+    decoded = {
+        "depth": M.decode("depth", M.encode("depth", torch.rand(2, 8, 8, generator=g))),
+        "optical flow (raft)": M.decode("raft", M.encode("raft", torch.randn(2, 8, 8, 2, generator=g))),
+        "segmentation": torch.randint(0, 2, (2, 8, 8), generator=g),
+        "skeleton": torch.rand(2, 1, 18, 3, generator=g).numpy(),
+        "densepose": torch.rand(2, 8, 8, 3, generator=g),
+    }
+    for name, values in decoded.items():
+        path = save_values(tmp_path / "sub" / "v.npz", name, values)
+        back = load_values(path)
+        want = np.asarray(values)
+        assert back.values.dtype == want.dtype and np.array_equal(back.values, want)
+        assert back.modality == resolve_modality(name) and str(np.load(path)["modality"]) == back.modality
+    assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["v.npz", "v_1.npz", "v_2.npz", "v_3.npz", "v_4.npz"]
+    assert load_values(tmp_path / "sub" / "v_1.npz").modality == "raft"  # the label was resolved
+
+
+def test_values_files_refuse_bad_input(tmp_path):
+    import numpy as np
+
+    from unity_core.io import load_values, save_values
+
+    with pytest.raises(ValueError, match="ends in .npz.*'d.npz'"):
+        save_values(tmp_path / "d.mp4", "depth", np.zeros((1, 4, 4)))
+    with pytest.raises(ValueError, match="unknown modality 'normals'"):
+        save_values(tmp_path / "d.npz", "normals", np.zeros((1, 4, 4)))
+    with pytest.raises(ValueError, match="at least"):
+        save_values(tmp_path / "d.npz", "depth", np.zeros((4, 4)))
+    assert not list(tmp_path.iterdir())  # nothing written before the checks passed
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_values(tmp_path / "missing.npz")
+    np.savez(tmp_path / "other.npz", frames=np.zeros(3))
+    with pytest.raises(ValueError, match=r"lacks the entries \['modality', 'values'\]"):
+        load_values(tmp_path / "other.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="single array"):
+        load_values(tmp_path / "single.npy")
+    (tmp_path / "text.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match="not a values file"):
+        load_values(tmp_path / "text.npz")

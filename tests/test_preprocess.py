@@ -48,7 +48,7 @@ def test_no_offline_depth_estimator():
 
 
 def test_frames_in_0_255_are_refused_not_tracked_as_white():
-    from unity_core.preprocess.flow import estimate_flow
+    from unity_core.preprocess.optical_flow import estimate_flow
 
     frames = torch.rand(2, 16, 16, 3)
     with pytest.raises(ValueError, match="divide uint8 / 0-255 video by 255"):

@@ -1,8 +1,23 @@
-"""Names and tables shared by the whole suite, loaded once from ``unity_core/data/*.json``.
+"""Names and tables shared by the whole suite, loaded once from ``unity_core/tables/*.json``.
 
 One home for each constant: the modality list, the fixed modality prompts (UnityVideo's
 in-context learner), the task table, the training weights, the inference defaults and Yume's
 quantized-camera-motion sentences. Every other module imports them from here.
+
+Optical flow's names (the one place that says which name goes where):
+
+- ``raft`` is the release's name of the modality and stays wherever the release fixes it: the
+  modality's key in the tables and checkpoints (``modality_embeddings.raft``), its entry in
+  :data:`MODALITY_PROMPTS` and the training weights, the modality value stored in workflows,
+  the CSV column and the ``.npz`` values files. Code keys on :data:`MODALITIES`, so ``raft``.
+- ``optical_flow`` is our name wherever we choose one: the modules
+  :mod:`unity_core.modalities.optical_flow` and :mod:`unity_core.preprocess.optical_flow`, prose
+  and docs. ``flow`` / ``optical_flow`` are accepted as aliases (:func:`resolve_modality`).
+- The UI shows :data:`MODALITY_LABELS` ("optical flow (raft)"); :func:`resolve_modality`
+  accepts those labels too, so a saved workflow loads whichever of them it holds.
+- The release calls the modality *stream* "flow": the checkpoint's ``flow_patch_embedding``,
+  ``flow_in`` and ``flow_head`` and the task names ``video2flow`` / ``flow2video`` keep it;
+  our own names for that stream say ``modality`` (``modality_latent``).
 
 Sources: UnityVideo public code (commit e79e9b6: ``data.py`` MODALITY_PROMPTS,
 ``flow_matching.py`` TASKS, ``train.py`` defaults) and Yume (arXiv 2507.17744, public code).
@@ -16,12 +31,12 @@ from typing import Any, Dict, Tuple
 
 
 def load_table(name: str) -> Dict[str, Any]:
-    """Read one JSON table shipped in ``unity_core/data``.
+    """Read one JSON table shipped in ``unity_core/tables`` (e.g. ``"yume_qcm.json"``).
 
     Raises:
         FileNotFoundError: the package was installed without its data files.
     """
-    with resources.files("unity_core.data").joinpath(name).open("r", encoding="utf-8") as fh:
+    with resources.files("unity_core.tables").joinpath(name).open("r", encoding="utf-8") as fh:
         return json.load(fh)
 
 
@@ -32,6 +47,12 @@ YUME_QCM: Dict[str, Any] = load_table("yume_qcm.json")
 MODALITIES: Tuple[str, ...] = tuple(_UNITY["modalities"])
 #: Friendlier names accepted everywhere a modality is named.
 MODALITY_ALIASES: Dict[str, str] = dict(_UNITY["modality_aliases"])
+#: What a user interface shows for each modality (release name -> label); resolvable back by
+#: :func:`resolve_modality`.
+MODALITY_LABELS: Dict[str, str] = {
+    "depth": "depth", "raft": "optical flow (raft)", "segmentation": "segmentation", "skeleton": "skeleton",
+    "densepose": "densepose",
+}
 #: The fixed prompt each modality stream cross-attends to (in-context learner).
 MODALITY_PROMPTS: Dict[str, str] = dict(_UNITY["modality_prompts"])
 #: Task name -> {"paper_name", "noised", "clean"}; release names text2all / video2flow / flow2video.
@@ -56,11 +77,25 @@ EXPLORE_START_CHOICES: Tuple[str, ...] = ("first", "last", "clip")
 EXPLORE_DEFAULT_PROMPT = "A first-person view of a room with a wooden floor."
 
 
+_LABEL_NAMES = {label.lower(): name for name, label in MODALITY_LABELS.items()}
+
+
+def modality_label(name: str) -> str:
+    """The UI label of a modality given by any name :func:`resolve_modality` accepts
+    (``"raft"`` -> ``"optical flow (raft)"``).
+
+    Raises:
+        ValueError: unknown name (from :func:`resolve_modality`).
+    """
+    return MODALITY_LABELS[resolve_modality(name)]
+
+
 def resolve_modality(name: str) -> str:
     """Map a user-facing modality name to the release's name.
 
-    Accepts the five release names and the aliases ``flow`` / ``optical_flow`` (-> ``raft``),
-    case-insensitively.
+    Accepts the five release names, the aliases ``flow`` / ``optical_flow`` (-> ``raft``) and
+    the UI labels of :data:`MODALITY_LABELS` (``"optical flow (raft)"`` -> ``raft``),
+    case-insensitively: whichever of them a saved workflow or command line holds.
 
     Raises:
         ValueError: unknown name; the message lists the valid names.
@@ -68,7 +103,7 @@ def resolve_modality(name: str) -> str:
     if not isinstance(name, str):
         raise ValueError(f"modality must be a string, got {type(name).__name__}")
     key = name.strip().lower()
-    key = MODALITY_ALIASES.get(key, key)
+    key = MODALITY_ALIASES.get(key, _LABEL_NAMES.get(key, key))
     if key not in MODALITIES:
         valid = ", ".join(list(MODALITIES) + sorted(MODALITY_ALIASES))
         raise ValueError(f"unknown modality {name!r}; use one of: {valid}")

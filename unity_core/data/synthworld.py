@@ -21,8 +21,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from unity_core.constants import YUME_QCM
 from unity_core.explore.actions import MOVEMENT_KEYS, ROTATION_KEYS, CameraAction
+from unity_core.explore.qcm import action_prompt, prefix_sentence
 
 FPS = 8.0
 FRAMES_PER_SEGMENT = 4
@@ -72,8 +72,7 @@ class SynthClip:
     def prompt(self) -> str:
         """The training prompt, laid out as an exploration segment's prompt: caption, Yume v1
         prefix sentence, then the action sentences (see :func:`action_sentence`)."""
-        prefix = YUME_QCM["v1"]["prefix"]
-        return f"{self.caption} {prefix} {self.action_caption}".strip()
+        return f"{self.caption} {prefix_sentence('v1')} {self.action_caption}".strip()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,11 +283,15 @@ def held_actions(seed: int, num_frames: int) -> List[CameraAction]:
 
 
 def action_sentence(actions: Sequence[CameraAction], version: str = "v1") -> str:
-    """Yume's action text (movement then rotation sentence), one pair per run of equal
-    consecutive actions, joined: a clip that holds one action reads like one exploration segment."""
-    table = YUME_QCM[version]
+    """Yume's action text (movement then rotation sentence, from
+    :func:`unity_core.explore.qcm.action_prompt` without its prefix), one pair per run of equal
+    consecutive actions, joined: a clip that holds one action reads like one exploration segment.
+
+    Raises:
+        ValueError: unknown sentence set ``version`` (``v1`` or ``v1_5``).
+    """
     runs = [a for i, a in enumerate(actions) if i == 0 or a != actions[i - 1]]
-    return " ".join(f"{table['movement'][a.movement]} {table['rotation'][a.rotation]}" for a in runs)
+    return " ".join(action_prompt(a, version, prefix=False) for a in runs)
 
 
 # ----------------------------------------------------------------------------------------------

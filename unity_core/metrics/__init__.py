@@ -4,6 +4,10 @@ Formulas follow the standard definitions used by the depth (Eigen et al. 2014; M
 Ranftl et al. 2020 for scale-and-shift alignment), flow (Baker et al. 2011, Middlebury EPE),
 segmentation (PASCAL VOC mIoU), pose (PCK, Yang & Ramanan 2013) and video consistency
 (temporal warping error, Lai et al. 2018) literature.
+
+Camera control is scored by :mod:`unity_core.metrics.camera_motion` (its own module: OpenCV and
+the geometry of the motion fits), which estimates each segment's action from the frames and
+counts the matches with :func:`action_accuracy`.
 """
 
 from __future__ import annotations
@@ -94,7 +98,7 @@ def pck(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.1) -> float:
 def warping_error(frames: torch.Tensor, flow: torch.Tensor, mask: Optional[torch.Tensor] = None) -> float:
     """Temporal warping error: mean |frame_t - warp(frame_{t+1}, flow_t)| over valid pixels,
     frames ``[F, H, W, C]``, flow ``[F, H, W, 2]`` (frame t -> t+1); the last frame is skipped."""
-    from unity_core.preprocess.flow import warp_backward
+    from unity_core.preprocess.optical_flow import warp_backward
 
     warped = warp_backward(frames[1:], flow[:-1])
     err = (warped - frames[:-1]).abs().mean(-1)

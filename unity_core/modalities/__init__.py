@@ -7,7 +7,7 @@ consumes; ``decode(modality, frames)`` turns the model's visualisations back int
 modality        values                                       visualisation
 ==============  ==========================================  =================================
 depth           ``[F, H, W]`` relative depth, 0 near, 1 far   Turbo, warm near / cool far
-raft (flow)     ``[F, H, W, 2]`` (u, v) pixels               Middlebury colour wheel
+raft            ``[F, H, W, 2]`` (u, v) pixels               Middlebury colour wheel
 segmentation    ``[F, H, W]`` int64 labels, 0 background     white on black (or a palette)
 skeleton        ``[F, P, 18, 3]`` (x, y, confidence)         OpenPose 18-keypoint rendering
 densepose       ``[F, H, W, 3]`` (part 0..24, U, V)          IUV image
@@ -21,9 +21,10 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 
 from unity_core.constants import resolve_modality
-from unity_core.modalities import densepose, depth, flow, segmentation, skeleton
+from unity_core.modalities import densepose, depth, optical_flow, segmentation, skeleton
 
-_CODECS = {"depth": depth, "raft": flow, "segmentation": segmentation, "skeleton": skeleton, "densepose": densepose}
+_CODECS = {"depth": depth, "raft": optical_flow, "segmentation": segmentation, "skeleton": skeleton,
+           "densepose": densepose}
 
 
 def encode(modality: str, values, size: Optional[Tuple[int, int]] = None, **opts) -> torch.Tensor:
@@ -58,7 +59,7 @@ def legend(modality: str) -> Dict[str, Any]:
         return {"title": "Depth", "units": "relative depth: 0 near (warm) to 1 far (cool)", "stops": stops}
     if name == "raft":
         dirs = {"right": (1, 0), "down": (0, 1), "left": (-1, 0), "up": (0, -1)}
-        stops = [(k, [int(c * 255) for c in flow.encode(torch.tensor([[[[u, v]]]]), max_flow=1.0)[0, 0, 0]])
+        stops = [(k, [int(c * 255) for c in optical_flow.encode(torch.tensor([[[[u, v]]]]), max_flow=1.0)[0, 0, 0]])
                  for k, (u, v) in dirs.items()]
         return {"title": "Optical flow", "units": "hue = direction, saturation = speed (full at 1/16 of the frame width per frame)", "stops": stops}
     if name == "segmentation":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from unity_core.constants import resolve_modality
-from unity_core.preprocess.flow import estimate_flow, warp_backward
+from unity_core.preprocess.optical_flow import estimate_flow, warp_backward
 from unity_core.preprocess.pose import estimate_person_mask, estimate_pose
 
 

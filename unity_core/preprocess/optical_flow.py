@@ -12,7 +12,7 @@ def estimate_flow(frames: torch.Tensor, preset: str = "medium") -> torch.Tensor:
     """Forward flow ``[F, H, W, 2]`` (u right, v down, pixels) of a clip ``[F, H, W, 3]`` in [0, 1].
 
     Frame i holds the flow from frame i to i + 1; the last frame repeats the previous flow (a
-    clip of one frame gets zero flow), matching :mod:`unity_core.modalities.flow`.
+    clip of one frame gets zero flow), matching :mod:`unity_core.modalities.optical_flow`.
 
     Args:
         preset: DIS preset, ``ultrafast``, ``fast`` or ``medium``.
