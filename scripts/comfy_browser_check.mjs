@@ -108,14 +108,26 @@ async function expectedActions(before, keys) {
   return queue.toScript();
 }
 
-/** Differences between the frontend's prompt for the loaded UI graph and the shipped API file. */
-function diffPrompt(got, want) {
+/** Input names each node class declares (required and optional), from the server's /object_info. */
+async function declaredInputs(server) {
+  const info = await (await fetch(`${server}/object_info`)).json();
+  return Object.fromEntries(Object.entries(info).map(([cls, d]) => [cls, new Set(Object.keys({ ...d.input?.required, ...d.input?.optional }))]));
+}
+
+/**
+ * Differences between the frontend's prompt for the loaded UI graph and the shipped API file.
+ * An input only the frontend sends that the class does not declare (the frontend's own preview
+ * widgets, e.g. "video-preview" on a video-upload combo, which graphToPrompt serialises as "") is
+ * dropped by the server: it goes to `ignored`, not to the differences.
+ */
+function diffPrompt(got, want, declared = {}, ignored = []) {
   const diffs = [];
   for (const id of new Set([...Object.keys(got), ...Object.keys(want)])) {
     const [g, w] = [got[id], want[id]];
     if (!g || !w) { diffs.push(`node ${id}: only in ${g ? "frontend" : "api file"}`); continue; }
     if (g.class_type !== w.class_type) diffs.push(`node ${id}: ${g.class_type} != ${w.class_type}`);
     for (const k of new Set([...Object.keys(g.inputs), ...Object.keys(w.inputs)])) {
+      if (!(k in w.inputs) && declared[g.class_type] && !declared[g.class_type].has(k)) { ignored.push(`node ${id}.${k}`); continue; }
       if (JSON.stringify(g.inputs[k]) !== JSON.stringify(w.inputs[k])) {
         diffs.push(`node ${id}.${k}: frontend ${JSON.stringify(g.inputs[k])} != api ${JSON.stringify(w.inputs[k])}`);
       }
@@ -165,6 +177,7 @@ async function main() {
 
     await page.goto(opts.server, { waitUntil: "networkidle2", timeout: 90000 });
     await page.waitForFunction(() => window.app?.graph && window.app?.canvas, { timeout: 90000 });
+    const declared = await declaredInputs(opts.server);
     summary.extensions = await page.evaluate(() => (window.app.extensions || []).map((e) => e.name).filter((n) => /unityvideo/i.test(n)));
     await page.keyboard.press("Escape"); // any first-run dialog
 
@@ -188,7 +201,9 @@ async function main() {
       const apiFile = file.replace(/\.json$/, "_api.json");
       if (fs.existsSync(apiFile)) {
         const prompt = await page.evaluate(async () => (await window.app.graphToPrompt()).output);
-        summary.workflows[name] = { api_diff: diffPrompt(prompt, JSON.parse(fs.readFileSync(apiFile, "utf8"))) };
+        const ignored = [];
+        const apiDiff = diffPrompt(prompt, JSON.parse(fs.readFileSync(apiFile, "utf8")), declared, ignored);
+        summary.workflows[name] = { api_diff: apiDiff, frontend_only_inputs: ignored };
       }
       await page.keyboard.press("Escape");
       await sleep(1000);

@@ -109,7 +109,7 @@ def to_ui(graph, specs):
                             and li[4] == sockets(cls_name).index(name))
             ui_inputs.append({"name": name, "type": typ, "link": link})
         nodes.append({
-            "id": ids[nid], "type": cls_name, "pos": [40 + 320 * (col % 5), 60 + 260 * (col // 5)], "size": [300, 200],
+            "id": ids[nid], "type": cls_name, "pos": [40 + 360 * (col % 5), 60 + 560 * (col // 5)], "size": [320, 200],
             "flags": {}, "order": col, "mode": 0, "inputs": ui_inputs,
             "outputs": [{"name": n, "type": t, "links": out_links.get((nid, i), []), "slot_index": i}
                         for i, (n, t) in enumerate(specs[cls_name]["outputs"])],
