@@ -30,6 +30,7 @@ Names the code sees:
 - ``emit(obj)``: return a JSON-serialisable dict to the test (several calls are merged).
 - ``record(name)``: decorator; runs a check function at once and emits its result (or its error and
   traceback) under ``name``, read in the test with :func:`check`, so one child serves many tests.
+- ``error_of(fn)``: ``"Type: message"`` of the exception ``fn()`` raises, or None.
 - ``call_node(node_id, hidden=None, **inputs)``: run one registered node class as the executor calls
   it (V3: a class clone carrying the hidden inputs, e.g. ``{"UNIQUE_ID": "7"}``); returns
   ``(outputs tuple, ui dict or None)``.
@@ -295,10 +296,19 @@ def _child_main(comfy_dir: str, base: str, code_file: str, result_file: str) -> 
             return tuple(out.get("result", ())), out.get("ui")
         return tuple(out), None
 
+    def error_of(fn, *args, **kwargs) -> Optional[str]:
+        """``"Type: message"`` of what ``fn(*args, **kwargs)`` raises, or None when it returns."""
+        try:
+            fn(*args, **kwargs)
+        except Exception as err:
+            return f"{type(err).__name__}: {err}"
+        return None
+
     namespace = {
         "__name__": "__comfy_test__", "pack": pack, "REPO": REPO, "FIXTURES": REPO / "tests" / "fixtures",
         "COMFY": Path(comfy_dir), "BASE": Path(base), "emit": emit, "load_extras": load_extras,
-        "run_prompt": run_prompt, "call_node": call_node, "record": record, "PromptRun": PromptRun,
+        "run_prompt": run_prompt, "call_node": call_node, "record": record, "error_of": error_of,
+        "PromptRun": PromptRun,
     }
     source = Path(code_file).read_text(encoding="utf-8")
     exec(compile(source, code_file, "exec"), namespace)

@@ -25,14 +25,6 @@ shutil.copy(carphone, INPUT / "clip.mp4")
 pipe = UnityVideoPipeline.from_pretrained("default")  # the library, for comparison
 
 
-def error_of(fn):
-    try:
-        fn()
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
 def load(**kw):
     inputs = dict(video="clip.mp4", num_frames=17, width=64, height=64, sampling="uniform", stride=1)
     inputs.update(kw)

@@ -18,14 +18,6 @@ M = importlib.import_module(pack.__name__ + ".nodes.model")
 res = {"contract": {}, "errors": {}}
 
 
-def error_of(fn, *a, **k):
-    try:
-        fn(*a, **k)
-    except Exception as e:  # the message the user sees
-        return f"{type(e).__name__}: {e}"
-    return None
-
-
 # the V3 contract, for every node the entry point lists
 for cls in P.NODES:
     schema = cls.define_schema()

@@ -128,6 +128,48 @@ def _make_scheduler(name: str, steps: int, shift: float, sigmas: torch.Tensor):
     return sched
 
 
+def _check_inputs(task, rgb_noised, mod_noised, scheduler, time_travel, control_cfg, rgb_latent, modality_latent,
+                  shape, rgb_noise, context):
+    """:func:`sample`'s argument checks; returns the latent shape, dtype and device of the streams."""
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")
+    if time_travel is not None and scheduler != "euler":
+        raise ValueError("time travel runs on the 'euler' scheduler only")
+    if float(control_cfg) != 1.0 and not (rgb_noised and not mod_noised):
+        raise ValueError(f"control_cfg guides controllable generation (flow2video) only, not {task}; set it to 1")
+    if not rgb_noised and rgb_latent is None:
+        raise ValueError(f"task {task} needs the clean rgb_latent (the video to estimate from)")
+    if not mod_noised and modality_latent is None:
+        raise ValueError(f"task {task} needs the clean modality_latent (the control video)")
+    ref = rgb_latent if rgb_latent is not None else modality_latent
+    if shape is None:
+        if ref is None and rgb_noise is None:
+            raise ValueError("pass shape=[B, C, F, H, W] (from the codec's latent_shape) for joint generation")
+        shape = tuple((ref if ref is not None else rgb_noise).shape)
+    shape = tuple(int(s) for s in shape)
+    if len(shape) != 5:
+        raise ValueError(f"shape must be [B, C, F, H, W], got {shape}")
+    dtype = ref.dtype if ref is not None else torch.float32
+    # joint generation has no clean latent: its noise goes where the prompt is (the model's device)
+    device = ref.device if ref is not None else (rgb_noise.device if rgb_noise is not None else context.device)
+    return shape, dtype, device
+
+
+def _initial_noise(shape, dtype, device, generator, rgb_noised, mod_noised, rgb_noise, modality_noise):
+    """The noised streams' starting noise: given tensors (checked against ``shape``), else one draw
+    over the packed latent, as ComfyUI draws it (:func:`~unity_core.sampling.tasks.packed_noise`)."""
+    def draw(given):
+        if given is not None:
+            if tuple(given.shape) != shape:
+                raise ValueError(f"noise shape {tuple(given.shape)} does not match latent shape {shape}")
+            return given
+        return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
+
+    if rgb_noise is None and modality_noise is None:
+        rgb_noise, modality_noise = (n.to(device=device, dtype=dtype) for n in packed_noise(shape, generator))
+    return (draw(rgb_noise) if rgb_noised else None), (draw(modality_noise) if mod_noised else None)
+
+
 def sample(
     model,
     task: str,
@@ -197,47 +239,17 @@ def sample(
         SamplingInterrupted: when ``should_interrupt()`` turns True.
     """
     task = resolve_task(task)
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")
-    if time_travel is not None and scheduler != "euler":
-        raise ValueError("time travel runs on the 'euler' scheduler only")
     rgb_noised, mod_noised = noised_streams(task)
-    if float(control_cfg) != 1.0 and not (rgb_noised and not mod_noised):
-        raise ValueError(f"control_cfg guides controllable generation (flow2video) only, not {task}; set it to 1")
-    if not rgb_noised and rgb_latent is None:
-        raise ValueError(f"task {task} needs the clean rgb_latent (the video to estimate from)")
-    if not mod_noised and modality_latent is None:
-        raise ValueError(f"task {task} needs the clean modality_latent (the control video)")
-    ref = rgb_latent if rgb_latent is not None else modality_latent
-    if shape is None:
-        if ref is None and rgb_noise is None:
-            raise ValueError("pass shape=[B, C, F, H, W] (from the codec's latent_shape) for joint generation")
-        shape = tuple((ref if ref is not None else rgb_noise).shape)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 5:
-        raise ValueError(f"shape must be [B, C, F, H, W], got {shape}")
-    dtype = ref.dtype if ref is not None else torch.float32
-    # joint generation has no clean latent: its noise goes where the prompt is (the model's device)
-    device = ref.device if ref is not None else (rgb_noise.device if rgb_noise is not None else context.device)
-
+    shape, dtype, device = _check_inputs(task, rgb_noised, mod_noised, scheduler, time_travel, control_cfg,
+                                         rgb_latent, modality_latent, shape, rgb_noise, context)
     if generator is None:  # a fresh CPU generator; seed=None draws a random seed, leaving torch's global RNG alone
         generator = torch.Generator()
         if seed is not None:
             generator.manual_seed(int(seed))
         else:
             generator.seed()
-
-    def draw(given):
-        if given is not None:
-            if tuple(given.shape) != shape:
-                raise ValueError(f"noise shape {tuple(given.shape)} does not match latent shape {shape}")
-            return given
-        return torch.randn(shape, generator=generator, dtype=torch.float32).to(device=device, dtype=dtype)
-
-    if rgb_noise is None and modality_noise is None:  # one draw over the packed latent, as ComfyUI draws it
-        rgb_noise, modality_noise = (n.to(device=device, dtype=dtype) for n in packed_noise(shape, generator))
-    noise_rgb = draw(rgb_noise) if rgb_noised else None
-    noise_mod = draw(modality_noise) if mod_noised else None
+    noise_rgb, noise_mod = _initial_noise(shape, dtype, device, generator, rgb_noised, mod_noised, rgb_noise,
+                                          modality_noise)
     start_rgb = noise_rgb if rgb_noised else rgb_latent
     start_mod = noise_mod if mod_noised else modality_latent
 
