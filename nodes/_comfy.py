@@ -127,6 +127,32 @@ def torch_device(name: str):
     return _mm.get_torch_device() if name == "auto" else torch.device(name)
 
 
+def unity_transformer(model, node: str = ""):
+    """The :class:`unity_core.model.UnityVideoTransformer` inside a core MODEL, without loading it
+    (for checks before any heavy work; :func:`transformer_of` loads it).
+
+    Raises:
+        ValueError: ``model`` is not a UnityVideo MODEL; for a plain Wan MODEL (core's Load Diffusion
+            Model / ``UNETLoader`` on a Yume or UnityVideo file, which drops Yume's history patch
+            embeddings and UnityVideo's modality stream) the message names UnityVideo Loader.
+    """
+    from unity_core.model import UnityVideoTransformer
+
+    inner = getattr(getattr(model, "model", None), "diffusion_model", None)
+    if isinstance(inner, UnityVideoTransformer):
+        return inner
+    message = (f"{node + ': ' if node else ''}expected the MODEL output of UnityVideo Loader, got "
+               f"{type(model).__name__}"
+               + (f" around {type(inner).__name__}" if inner is not None else ""))
+    if inner is not None and type(inner).__module__.startswith("comfy.ldm.wan"):
+        message += ("; this is core's plain Wan model (Load Diffusion Model / UNETLoader drops the extra layers of "
+                    "a Yume-5B or UnityVideo checkpoint, e.g. Yume's history patch embeddings patch_embedding_2x "
+                    "... _2x_f): load the checkpoint with UnityVideo Loader instead")
+    else:
+        message += "; other model families cannot run UnityVideo's tasks"
+    raise ValueError(message)
+
+
 def transformer_of(model):
     """The :class:`unity_core.model.UnityVideoTransformer` inside a core MODEL (a ``ModelPatcher``
     from UnityVideo Loader), after ComfyUI's memory manager has loaded it onto its device
@@ -134,34 +160,52 @@ def transformer_of(model):
     other weight patches are applied, and ComfyUI may offload it again after the node).
 
     Raises:
-        ValueError: ``model`` is not a UnityVideo MODEL.
+        ValueError: ``model`` is not a UnityVideo MODEL (:func:`unity_transformer`).
     """
-    from unity_core.model import UnityVideoTransformer
-
-    inner = getattr(getattr(model, "model", None), "diffusion_model", None)
-    if not isinstance(inner, UnityVideoTransformer):
-        raise ValueError(f"expected the MODEL output of UnityVideo Loader, got {type(model).__name__}"
-                         + (f" around {type(inner).__name__}" if inner is not None else "")
-                         + "; other model families cannot run UnityVideo's tasks")
+    inner = unity_transformer(model)
     _mm.load_models_gpu([model])
     return inner
 
 
-def pipeline(model, codec, text_encoder, node: str):
-    """A :class:`unity_core.pipeline.UnityVideoPipeline` over a core MODEL and the loader's built-in
-    codec and text encoder, for the nodes that run a whole UnityVideo task in one call (estimation,
-    exploration). The transformer is loaded by ComfyUI's memory manager (:func:`transformer_of`);
-    the codec follows it to its device.
+def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_decode: bool = False):
+    """A :class:`unity_core.pipeline.UnityVideoPipeline` over a core MODEL, for the nodes that run a
+    whole UnityVideo task in one call (estimation, exploration). Codec and text encoder: the
+    loader's built-in ones (the embedded default), or core's ``vae`` (Wan2.2 VAE) and ``clip``
+    (UMT5-XXL) through :mod:`nodes.adapters` (latents in the MODEL's ``latent_format``). The
+    transformer is loaded by ComfyUI's memory manager (:func:`transformer_of`); a built-in codec
+    follows it to its device, core's VAE and CLIP are placed by the memory manager.
+
+    Args:
+        tiled_decode: decode with core's tiled VAE decode (only with ``vae``).
 
     Raises:
-        ValueError: no codec or text encoder connected (a 5B checkpoint has neither), or ``model``
-            is not a UnityVideo MODEL.
+        ValueError: not exactly one of codec / vae, or of text_encoder / clip, connected;
+            ``tiled_decode`` without ``vae``; a VAE whose latent channels differ from the MODEL's;
+            ``model`` is not a UnityVideo MODEL. All checked before the model is loaded.
     """
     from unity_core.pipeline import UnityVideoPipeline
 
-    if codec is None or text_encoder is None:
-        raise ValueError(f"{node} needs the built-in codec and text encoder: connect the codec and text_encoder "
-                         "outputs of UnityVideo Loader with the '(embedded default)'; a bare 5B checkpoint has neither")
+    from .adapters import ComfyClipTextEncoder, ComfyVaeCodec
+
+    for ours, core, what in ((codec, vae, ("codec", "vae", "VAELoader with the Wan2.2 VAE")),
+                             (text_encoder, clip, ("text_encoder", "clip", "CLIPLoader type wan with UMT5-XXL"))):
+        if (ours is None) == (core is None):
+            state = "both are" if ours is not None else "neither is"
+            raise ValueError(f"{node} needs exactly one of '{what[0]}' and '{what[1]}' ({state} connected): connect "
+                             f"'{what[0]}' from UnityVideo Loader with the '(embedded default)', or '{what[1]}' from "
+                             f"{what[2]} for a 5B checkpoint (which has no built-in codec or text encoder)")
+    if tiled_decode and vae is None:
+        raise ValueError(f"{node}: tiled_decode is core's tiled VAE decode; connect 'vae' (VAELoader) or turn it off")
+    channels = unity_transformer(model, node).config["in_channels"]
+    if vae is not None and getattr(vae, "latent_channels", channels) != channels:
+        raise ValueError(f"{node}: the VAE makes {vae.latent_channels}-channel latents but this MODEL takes {channels}; "
+                         "connect the Wan2.2 VAE (wan2.2_vae.safetensors) for a 5B checkpoint, or 'codec' from "
+                         "UnityVideo Loader for the embedded default")
+    if vae is not None:
+        codec = ComfyVaeCodec(vae, model.model.latent_format, tiled=tiled_decode)
+    if clip is not None:
+        text_encoder = ComfyClipTextEncoder(clip)
     transformer = transformer_of(model)
-    codec.to(next(transformer.parameters()).device)
+    if vae is None:
+        codec.to(next(transformer.parameters()).device)
     return UnityVideoPipeline(transformer, codec, text_encoder, {"source": "ComfyUI MODEL"})

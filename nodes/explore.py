@@ -2,10 +2,13 @@
 over :func:`unity_core.explore.long_video.explore`, with the walk kept in memory so it can be continued.
 
 The model is core's MODEL from UnityVideo Loader, loaded onto its device by ComfyUI's memory manager
-(which unloads other models to make room and applies LoRA patches); the built-in codec and text
-encoder come from the same loader. The frontend widget (``web/explore_widget.js``) writes the queued
-keys into ``actions`` and sets ``continue_walk`` after the first run, so each press of "continue"
-extends the same walk.
+(which unloads other models to make room and applies LoRA patches). The codec and text encoder are
+either the embedded default's built-in ones (from the same loader) or, for a 5B checkpoint
+(UnityVideo-5B, Yume-5B), core's VAE (``VAELoader``, Wan2.2 VAE) and CLIP (``CLIPLoader`` type wan,
+UMT5-XXL) through the adapters of :mod:`nodes.adapters`. On a Yume-5B MODEL the walk runs the
+release's sampler (:func:`unity_core.explore.long_video.generate_yume_walk`). The frontend widget
+(``web/explore_widget.js``) writes the queued keys into ``actions`` and sets ``continue_walk`` after
+the first run, so each press of "continue" extends the same walk.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import torch
 from comfy_api.latest import io
 
 from unity_core.constants import EXPLORE_DEFAULT_PROMPT
-from unity_core.explore.long_video import ExploreResult, explore, start_frames
+from unity_core.explore.long_video import HISTORY_MODES, ExploreResult, explore, is_yume_model, start_frames
 from unity_core.explore.qcm import SENTENCE_SETS, format_script, parse_script
 
 from . import _comfy
-from .common import CODEC, TEXT_ENCODER, seed_input, size_inputs, steps_input
+from .common import CODEC, TEXT_ENCODER, seed_input, size_inputs
 from .schema import UnityNode, out
 
 log = logging.getLogger(__name__)
@@ -37,6 +40,10 @@ MAX_WALKS = 4
 #: The memory key of a node called outside ComfyUI's executor (no node id).
 DIRECT_CALL = "(direct call)"
 _WALKS: "OrderedDict[str, _Walk]" = OrderedDict()
+#: The ``sentence_set`` choice that takes the model's own set (Yume-5B: v1_5; the default: v1).
+MODEL_DEFAULT = "model default"
+#: ``steps`` = 0 takes the model's own step count (Yume-5B: 4; the default: 20).
+STEPS_MODEL_DEFAULT = 0
 
 
 @dataclass
@@ -57,24 +64,42 @@ def _fingerprint(frames: torch.Tensor) -> str:
 class UnityVideoExplore(UnityNode):
     """Walk through a generated world from a start image, one camera action per segment
     (Yume's keyboard control: W/A/S/D move, arrows turn; 4 new frames per action on the
-    default model). Outputs the frames of the whole walk so far and the actions walked.
+    default model, 32 on Yume-5B). Outputs the frames of the whole walk so far and the actions walked.
 
     continue_walk: when True and this node (same node id) already made a walk with the same
     MODEL, prompt, sentence set, size, start choice and start image, the new actions continue
     that walk from its last segment (Yume's compressed history); otherwise a new walk starts
     from the image. A continuation always runs (never served from ComfyUI's cache). The last
     few walks (``MAX_WALKS`` nodes) are kept in memory, never on disk, and are lost when ComfyUI
-    restarts. Needs the built-in codec and text encoder (the embedded default)."""
+    restarts.
+
+    Codec and text encoder: connect exactly one of ``codec`` (the embedded default's) or ``vae``
+    (core's Wan2.2 VAE, for a 5B checkpoint), and one of ``text_encoder`` or ``clip`` (core's
+    UMT5-XXL). ``steps`` 0 and ``sentence_set`` "model default" take the model's own settings
+    (Yume-5B: 4 steps, v1_5; otherwise 20 steps, v1)."""
 
     DISPLAY = "UnityVideo Explore (keyboard walk)"
     GROUP = "explore"
     HIDDEN = [io.Hidden.unique_id]
     INPUTS = [
-        io.Model.Input("model", tooltip="MODEL from UnityVideo Loader (the embedded default)."),
-        CODEC.Input("codec", tooltip="The built-in codec from UnityVideo Loader."),
-        TEXT_ENCODER.Input("text_encoder", tooltip="The built-in text encoder from UnityVideo Loader."),
-        io.Image.Input("image", tooltip="Start of the walk: an image, or frames of which the last (or the whole 4k+1 "
-                                        "clip, see 'start') is used; resized and centre-cropped to width x height."),
+        io.Model.Input("model", tooltip="MODEL from UnityVideo Loader: the embedded default, a UnityVideo-5B or a "
+                                        "Yume-5B checkpoint (core's Load Diffusion Model drops Yume's history "
+                                        "layers)."),
+        CODEC.Input("codec", optional=True,
+                    tooltip="The built-in codec from UnityVideo Loader (the embedded default); or connect 'vae'."),
+        TEXT_ENCODER.Input("text_encoder", optional=True,
+                           tooltip="The built-in text encoder from UnityVideo Loader (the embedded default); or "
+                                   "connect 'clip'."),
+        io.Image.Input("image", optional=True,
+                       tooltip="Start of the walk (needed): an image, or frames of which the last (or the whole 4k+1 "
+                               "clip, see 'start') is used; resized and centre-cropped to width x height. Optional "
+                               "only so that the sockets keep the slots that saved graphs link to."),
+        io.Vae.Input("vae", optional=True,
+                     tooltip="Core's VAE for a 5B checkpoint: VAELoader with the Wan2.2 VAE (wan2.2_vae.safetensors); "
+                             "or connect 'codec'."),
+        io.Clip.Input("clip", optional=True,
+                      tooltip="Core's CLIP for a 5B checkpoint: CLIPLoader type wan with UMT5-XXL; or connect "
+                              "'text_encoder'."),
         io.String.Input("actions", default="W W+A",
                         tooltip="One camera action per segment, separated by spaces: W/A/S/D move (pairs like W+A), "
                                 "arrows ← → ↑ ↓ (or < > ^ v) turn, W→ does both, · stands still, W*3 repeats. The "
@@ -86,13 +111,25 @@ class UnityVideoExplore(UnityNode):
                        tooltip="last frame / first frame: start from that frame of the image batch; whole clip: a "
                                "4k+1-frame clip is the walk's first history, as it is."),
         *size_inputs(64, "Walk"),
-        steps_input(),
+        io.Int.Input("steps", default=STEPS_MODEL_DEFAULT, min=0, max=200,
+                     tooltip="Sampling steps per segment; 0 = the model's default (Yume-5B: 4, as the release; "
+                             "otherwise 20)."),
         seed_input(),
-        io.Combo.Input("sentence_set", options=list(SENTENCE_SETS), default="v1",
-                       tooltip="Yume's action sentences: v1 (Yume 1.0, what the default model is trained on) or v1_5."),
+        io.Combo.Input("sentence_set", options=[MODEL_DEFAULT, *SENTENCE_SETS], default=MODEL_DEFAULT,
+                       tooltip="Yume's action sentences: v1 (Yume 1.0, what the default model is trained on), v1_5 "
+                               "(Yume 1.5, what Yume-5B is trained on), or model default (v1_5 on a Yume-5B MODEL, "
+                               "otherwise v1)."),
         io.Boolean.Input("continue_walk", default=False, optional=True,
                          tooltip="Continue this node's previous walk with the new actions (same model, prompt, size "
                                  "and start image); off, or nothing to continue, starts a new walk from the image."),
+        # no defaults: graphs saved before these inputs existed stay as they are (absent = off / all)
+        io.Boolean.Input("tiled_decode", optional=True,
+                         tooltip="Decode with core's tiled VAE decode (less memory for long or large walks); only "
+                                 "with 'vae' connected. Off when unset."),
+        io.Combo.Input("history_mode", options=list(HISTORY_MODES), optional=True,
+                       tooltip="Yume-5B only: the history each segment sees: all latents so far (packed by Yume's "
+                               "tiers), or start+last (the start image's latents and the last segment, as the "
+                               "release's web app). all when unset."),
     ]
     OUTPUTS = [
         out(io.Image, "frames", "The whole walk so far, [N, height, width, 3] in [0, 1], from the start frame."),
@@ -118,23 +155,30 @@ class UnityVideoExplore(UnityNode):
         return float("nan") if continue_walk else ""
 
     @classmethod
-    def execute(cls, model, codec, text_encoder, image, actions, prompt, start, width, height, steps, seed,
-                sentence_set, continue_walk=False) -> io.NodeOutput:
+    def execute(cls, model, actions, prompt, start, width, height, steps, seed, sentence_set, continue_walk=False,
+                codec=None, text_encoder=None, image=None, vae=None, clip=None, tiled_decode=False,
+                history_mode=None) -> io.NodeOutput:
         """Run the walk (or continue it).
 
         Args:
-            model: core MODEL from UnityVideo Loader; codec, text_encoder: its built-in codec and
-                text encoder.
-            image: IMAGE ``[F, H, W, 3]`` in [0, 1].
+            model: core MODEL from UnityVideo Loader.
+            codec, text_encoder: the embedded default's built-in codec and text encoder; or
+            vae, clip: core's VAE (Wan2.2) and CLIP (UMT5-XXL) for a 5B checkpoint (one of each pair).
+            image: IMAGE ``[F, H, W, 3]`` in [0, 1] (needed; an optional socket only to keep its slot).
             actions: the action script (grammar in :mod:`unity_core.explore.qcm`).
+            steps: per segment, 0 = the model's default; sentence_set: ``"model default"``, v1 or v1_5.
+            tiled_decode: core's tiled VAE decode (with ``vae``); history_mode: Yume-5B's history
+                (``all`` or ``start+last``; None = all).
 
         Returns:
             NodeOutput(frames ``[N, height, width, 3]`` in [0, 1]: the whole walk from the start frame,
             actions_done: the whole walk's actions in canonical spelling, e.g. ``"W W+A ←"``).
 
         Raises:
-            ValueError: a bad action script (``actions: entry N: ...``), start choice, image or size,
-                or no codec / text encoder connected, before any model work.
+            ValueError: a bad action script (``actions: entry N: ...``), start choice, image (or none) or size;
+                not exactly one of codec / vae or of text_encoder / clip; a MODEL that is not
+                UnityVideo Loader's (e.g. core's Load Diffusion Model on a Yume file); a Yume-only
+                option on a model without Yume's history layers. All before any model work.
         """
         from unity_core.sampling import SamplingInterrupted
 
@@ -144,19 +188,34 @@ class UnityVideoExplore(UnityNode):
             raise ValueError(f"actions: {err}") from None
         if start not in START_CHOICES:
             raise ValueError(f"unknown start {start!r}; use one of {list(START_CHOICES)}")
+        if image is None:
+            raise ValueError("UnityVideo Explore needs a start image: connect 'image' (Load Image, or UnityVideo Load "
+                             "Video for a clip)")
+        if history_mode is not None and history_mode not in HISTORY_MODES:
+            raise ValueError(f"unknown history_mode {history_mode!r}; use one of {list(HISTORY_MODES)}")
         frames = start_frames(image, START_CHOICES[start])
+        transformer = _comfy.unity_transformer(model, "UnityVideo Explore")
+        if history_mode not in (None, "all") and not is_yume_model(transformer):
+            raise ValueError(f"history_mode {history_mode!r} is Yume-5B's: this MODEL has no Yume history patch "
+                             "embeddings (patch_embedding_2x ... _2x_f); load a Yume-5B checkpoint with UnityVideo "
+                             "Loader, or set history_mode to 'all'")
         node = str(cls.hidden_value("unique_id") or DIRECT_CALL)
         key = (prompt, sentence_set, int(width), int(height), start, _fingerprint(frames))
         previous = _previous(node, model, key) if continue_walk else None
         if continue_walk and previous is None:
             log.warning("UnityVideo Explore: no earlier walk with this model, prompt, size and start image in memory; "
                         "starting a new walk from the image")
-        pipe = _comfy.pipeline(model, codec, text_encoder, "UnityVideo Explore")
+        pipe = _comfy.pipeline(model, codec, text_encoder, "UnityVideo Explore", vae=vae, clip=clip,
+                               tiled_decode=bool(tiled_decode))
         try:
             new_walk = previous is None  # a continuation keeps its own start and size
-            result = explore(pipe, frames if new_walk else None, parsed, prompt, steps=steps, seed=seed,
-                             sentence_set=sentence_set, size=(height, width) if new_walk else None, history=previous,
-                             callback=_comfy.progress(len(parsed) * steps), should_interrupt=_comfy.should_interrupt)
+            result = explore(pipe, frames if new_walk else None, parsed, prompt,
+                             steps=None if int(steps) == STEPS_MODEL_DEFAULT else int(steps), seed=seed,
+                             sentence_set=None if sentence_set == MODEL_DEFAULT else sentence_set,
+                             size=(height, width) if new_walk else None, history=previous,
+                             history_mode=history_mode or "all",
+                             callback=_comfy.progress(len(parsed) * max(int(steps), 1)),
+                             should_interrupt=_comfy.should_interrupt)
         except SamplingInterrupted as err:
             raise _comfy.interrupted_error(err) from None
         _remember(node, _Walk(weakref.ref(model), key, result))

@@ -1,6 +1,6 @@
 """Write the example workflows in both ComfyUI formats from one description per job.
 
-    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py   # rewrites workflows/*.json, workflows/5b/*.json
+    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py   # rewrites workflows/{,5b/,yume/}*.json
 
 API format (``*_api.json``) is what ``/prompt`` and ``unityvideo queue`` take; UI format
 (``*.json``) opens in the frontend. Sockets, widget order and widget defaults come from the node
@@ -197,9 +197,11 @@ def default_jobs():
     return jobs
 
 
-#: model files the 5B graphs name (the README's download list)
+#: model files the 5B graphs name (the README's download list); the Yume-5B graph's checkpoint is a
+#: placeholder name for the release's file (stdstu12/YUME), put in ComfyUI's diffusion_models folder
 FIVE_B_FILES = {"unityvideo": "unityvideo_wan22_ti2v_5b_step15000_ema.safetensors",
-                "text_encoders": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae": "wan2.2_vae.safetensors"}
+                "text_encoders": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "vae": "wan2.2_vae.safetensors",
+                "diffusion_models": "yume_5b.safetensors"}
 
 
 def five_b_jobs():
@@ -253,8 +255,29 @@ def five_b_jobs():
     return jobs
 
 
+def yume_jobs():
+    """Yume-5B (Yume 1.5) exploration: our loader (core's Load Diffusion Model drops Yume's history
+    layers), core's UMT5-XXL and Wan2.2 VAE, the clip's first frame as the start image at the
+    release's 544x960, and the model's own sampler settings (steps 0, sentence set "model default":
+    4 steps, v1_5); 32 new frames per action at Yume's 16 fps, decoded with core's tiled decode."""
+    return {"explore_yume": {
+        "1": ("UnityVideoLoader", {"checkpoint": FIVE_B_FILES["diffusion_models"], "weight_dtype": "default"}),
+        "2": ("CLIPLoader", {"clip_name": FIVE_B_FILES["text_encoders"], "type": "wan", "device": "default"}),
+        "3": ("VAELoader", {"vae_name": FIVE_B_FILES["vae"]}),
+        "4": ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 1, "width": 960, "height": 544, "sampling": "uniform",
+                                      "stride": 1}),
+        "5": ("UnityVideoExplore", {"model": ("1", 0), "clip": ("2", 0), "vae": ("3", 0), "image": ("4", 0),
+                                    "actions": "W W+A", "prompt": PROMPT_CAR, "start": "last frame", "width": 960,
+                                    "height": 544, "steps": 0, "seed": 42, "sentence_set": "model default",
+                                    "continue_walk": False, "tiled_decode": True, "history_mode": "all"}),
+        "6": ("UnityVideoSaveVideo", {"frames": ("5", 0), "filename_prefix": "unityvideo/explore_yume", "fps": 16.0,
+                                      "format": "mp4"}),
+    }}
+
+
 def main() -> None:
-    sets = ((ROOT / "workflows", default_jobs()), (ROOT / "workflows" / "5b", five_b_jobs()))
+    sets = ((ROOT / "workflows", default_jobs()), (ROOT / "workflows" / "5b", five_b_jobs()),
+            (ROOT / "workflows" / "yume", yume_jobs()))
     specs = fetch_specs({cls for _, jobs in sets for graph in jobs.values() for cls, _ in graph.values()})
     for folder, jobs in sets:
         folder.mkdir(parents=True, exist_ok=True)

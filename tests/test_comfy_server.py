@@ -116,7 +116,8 @@ def test_every_node_is_registered(object_info):
     assert set(served) <= set(NODE_CLASS_MAPPINGS)
 
 
-@pytest.mark.parametrize("path", cc.workflow_files(ROOT / "workflows", include_5b=True),
+@pytest.mark.parametrize("path", cc.workflow_files(ROOT / "workflows", include_5b=True)
+                         + sorted((ROOT / "workflows" / "yume").glob("*_api.json")),
                          ids=lambda p: str(p.relative_to(ROOT / "workflows")))
 def test_graph_names_only_known_nodes_and_inputs(path, object_info):
     """Every graph, the 5B ones included (they cannot run here: no 5B files), names node classes and

@@ -31,14 +31,6 @@ def walk(image, actions, size=64, prompt="a room", node=None, **kw):
     return frames, done
 
 
-def error_of(fn):
-    try:
-        fn()
-    except Exception as err:
-        return f"{type(err).__name__}: {err}"
-    return None
-
-
 @record("contract")
 def _():
     info = EXPLORE.GET_NODE_INFO_V1()
@@ -48,6 +40,10 @@ def _():
             "output_name": info["output_name"], "hidden": info["input"].get("hidden"),
             "types": {k: v[0] for k, v in {**req, **opt}.items() if isinstance(v[0], str)},
             "optional": sorted(opt), "sentence_sets": req["sentence_set"][1]["options"],
+            "sentence_default": req["sentence_set"][1]["default"], "steps": req["steps"][1],
+            "new_widget_defaults": [opt[k][1].get("default") for k in ("tiled_decode", "history_mode")],
+            "sockets": [k for k, v in {**req, **opt}.items() if v[0] not in ("STRING", "INT", "BOOLEAN", "COMBO")
+                        and not isinstance(v[0], list)],
             "loader_outputs": list(loader.RETURN_TYPES),
             "fingerprint_continue_is_nan": math.isnan(EXPLORE.fingerprint_inputs(continue_walk=True)),
             "fingerprint_new": [EXPLORE.fingerprint_inputs(continue_walk=False), EXPLORE.fingerprint_inputs()]}
@@ -106,6 +102,10 @@ def _():
                        EXPLORE.validate_inputs(actions=script)]
     out["valid"] = EXPLORE.validate_inputs(actions="W W+A ←")
     out["no_codec"] = error_of(lambda: walk(torch.rand(1, 16, 16, 3), "W", codec=None))
+    out["no_image"] = error_of(lambda: walk(None, "W"))
+    out["no_text"] = error_of(lambda: walk(torch.rand(1, 16, 16, 3), "W", text_encoder=None))
+    out["yume_only"] = error_of(lambda: walk(torch.rand(1, 32, 32, 3), "W", size=32, history_mode="start+last"))
+    out["tiled_without_vae"] = error_of(lambda: walk(torch.rand(1, 32, 32, 3), "W", size=32, tiled_decode=True))
     out["not_ours"] = error_of(lambda: walk(torch.rand(1, 16, 16, 3), "W", model=object()))
     out["middle"] = error_of(lambda: walk(torch.rand(5, 8, 8, 3), "W", start="middle"))
     first, _ = walk(torch.rand(5, 8, 8, 3), "W", size=32, start="first frame", steps=1)
@@ -150,11 +150,21 @@ def test_node_contract_and_widget_inputs(node_checks):
     assert info["output"] == ["IMAGE", "STRING"] and info["output_name"] == ["frames", "actions_done"]
     # the frontend widget writes `actions` (STRING) and flags `continue_walk` (BOOLEAN, optional)
     assert info["types"]["actions"] == "STRING" and info["types"]["continue_walk"] == "BOOLEAN"
-    assert info["optional"] == ["continue_walk"] and info["hidden"] == {"unique_id": ["UNIQUE_ID"]}
-    # the loader's three outputs plug into the explorer's first three inputs
+    assert info["optional"] == ["clip", "codec", "continue_walk", "history_mode", "image", "text_encoder",
+                                "tiled_decode", "vae"]
+    # saved UI graphs link by slot: the first four sockets keep theirs, core's VAE and CLIP come after
+    assert info["sockets"] == ["model", "codec", "text_encoder", "image", "vae", "clip"]
+    assert info["hidden"] == {"unique_id": ["UNIQUE_ID"]}
+    # the loader's three outputs plug into the explorer's first three inputs; core's VAE and CLIP beside them
     assert [info["types"][k] for k in ("model", "codec", "text_encoder")] == info["loader_outputs"]
     assert info["loader_outputs"] == ["MODEL", "UNITYVIDEO_CODEC", "UNITYVIDEO_TEXT_ENCODER"]
-    assert info["sentence_sets"] == ["v1", "v1_5"]
+    assert info["types"]["vae"] == "VAE" and info["types"]["clip"] == "CLIP"
+    # "model default" / steps 0 take the model's settings; saved graphs with v1 / 20 still validate
+    assert info["sentence_sets"] == ["model default", "v1", "v1_5"] and info["sentence_default"] == "model default"
+    assert info["steps"]["default"] == 0 and info["steps"]["min"] == 0 and "0 = the model's default" in \
+        info["steps"]["tooltip"]
+    # the inputs added later have no default, so graphs saved before them are filled with nothing
+    assert info["new_widget_defaults"] == [None, None]
     # NaN: a continuation always runs; a new walk is cached on its inputs
     assert info["fingerprint_continue_is_nan"] and info["fingerprint_new"][0] == info["fingerprint_new"][1]
 
@@ -198,7 +208,12 @@ def test_bad_actions_are_named_when_queued_and_when_run(node_checks, script, mes
 def test_missing_codec_wrong_model_and_start_choices(node_checks):
     info = check(node_checks, "bad_inputs")
     assert info["valid"] is True
-    assert "needs the built-in codec and text encoder" in info["no_codec"]
+    assert "needs exactly one of 'codec' and 'vae' (neither is connected)" in info["no_codec"]
+    assert "'vae' from VAELoader" in info["no_codec"]
+    assert "needs exactly one of 'text_encoder' and 'clip' (neither is connected)" in info["no_text"]
+    assert "needs a start image: connect 'image'" in info["no_image"]
+    assert "history_mode 'start+last' is Yume-5B's" in info["yume_only"] and "UnityVideo Loader" in info["yume_only"]
+    assert "tiled_decode is core's tiled VAE decode; connect 'vae'" in info["tiled_without_vae"]
     assert "expected the MODEL output of UnityVideo Loader, got object" in info["not_ours"]
     assert "unknown start 'middle'" in info["middle"]
     assert info["first_frame"] == [5, 32, 32, 3]
@@ -213,6 +228,224 @@ def test_graph_through_comfyuis_executor_caches_walks_and_reruns_continuations(n
     assert cont["explore_ran"] and not cont["loader_ran"] and cont["frames"] == 9 and cont["done"] == "W W"
     assert cont2["explore_ran"] and cont2["frames"] == 13 and cont2["done"] == "W W W"
     assert "prompt failed validation" in info["bad"] and "actions: entry 2: bad action 'Q'" in info["bad"]
+
+
+# -- a Yume-5B MODEL from UnityVideo Loader with core's VAE and CLIP ------------------------------
+
+# TINY (a folder written by scripts/make_random_5b.py --tiny --yume) is prepended by the fixture.
+YUME_CHECKS = r"""
+import json
+import os
+from pathlib import Path
+
+import torch
+import comfy.ldm.wan.vae2_2
+import comfy.sd
+import nodes
+
+explore_node = pack.nodes.explore
+tiny = Path(TINY)
+for sub in ("diffusion_models", "vae", "text_encoders"):  # where core's loaders and ours look
+    (BASE / "models" / sub).mkdir(parents=True, exist_ok=True)
+    for f in (tiny / "comfyui" / "models" / sub).iterdir():
+        os.symlink(f.resolve(), BASE / "models" / sub / f.name)
+# Core's VAELoader and CLIPLoader detect the Wan2.2 VAE and UMT5-XXL by key names and build them at full
+# width; the tiny files keep the names but not the widths, so only the widths are set to the tiny ones.
+manifest = json.loads((tiny / "MANIFEST.json").read_text())
+_full_vae, _vc = comfy.ldm.wan.vae2_2.WanVAE, manifest["vae_config"]
+comfy.ldm.wan.vae2_2.WanVAE = lambda **kw: _full_vae(**{**kw, "dim": _vc["base_dim"],
+                                                         "dec_dim": _vc["decoder_base_dim"]})
+_load_clip, _uc = comfy.sd.load_clip, manifest["umt5_config"]
+
+
+def _tiny_clip(*args, model_options={}, **kw):
+    sizes = {k: _uc[k] for k in ("vocab_size", "d_kv", "num_heads", "d_ff")}
+    return _load_clip(*args, model_options={**model_options, "umt5xxl_model_config": sizes}, **kw)
+
+
+comfy.sd.load_clip = _tiny_clip
+YUME_FILE = "yume_5b_random.safetensors"
+(model, none_codec, none_text), _ = call_node("UnityVideoLoader", checkpoint=YUME_FILE, weight_dtype="default")
+(vae,), _ = call_node("VAELoader", vae_name="wan2.2_vae.safetensors")
+(clip,), _ = call_node("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan", device="default")
+image = torch.rand(1, 40, 48, 3, generator=torch.Generator().manual_seed(0))
+
+
+def walk(actions, node=None, **kw):
+    inputs = dict(model=model, vae=vae, clip=clip, image=image, actions=actions, prompt="a room", start="last frame",
+                  width=32, height=32, steps=0, seed=1, sentence_set="model default")
+    inputs.update(kw)
+    (frames, done), _ = call_node("UnityVideoExplore", hidden={"UNIQUE_ID": node} if node else None, **inputs)
+    return frames, done
+
+
+def info_of(node):
+    r = explore_node._WALKS[node].result
+    return {"steps": r.info["steps"], "sentence_set": r.info["sentence_set"], "sampler": r.info["sampler"],
+            "history_mode": r.info["history_mode"], "prompts": r.prompts}
+
+
+@record("yume_loader")
+def _():
+    return {"codec": none_codec is None, "text": none_text is None,
+            "history": pack.nodes._comfy.unity_transformer(model).config.get("history_embeddings")}
+
+
+@record("yume_walk")
+def _():
+    explore_node._WALKS.clear()
+    frames, done = walk("W D", node="1")
+    first = info_of("1")
+    more, done2 = walk("A", node="1", continue_walk=True)
+    walk("W", node="2", steps=1, sentence_set="v1")
+    return {"shape": list(frames.shape), "done": done, "finite": bool(torch.isfinite(frames).all()),
+            "range": [float(frames.min()), float(frames.max())], "default": first, "more": list(more.shape),
+            "done2": done2, "kept": float((more[:frames.shape[0]] - frames).abs().max()), "set": info_of("2")}
+
+
+@record("yume_tiled_and_history_mode")
+def _():
+    explore_node._WALKS.clear()
+    plain, _ = walk("W", steps=1)
+    tiled, _ = walk("W", steps=1, tiled_decode=True)
+    last, _ = walk("W S", node="3", steps=1, history_mode="start+last")
+    return {"plain": list(plain.shape), "tiled": list(tiled.shape), "diff": float((plain - tiled).abs().max()),
+            "start_last": list(last.shape), "mode": info_of("3")["history_mode"]}
+
+
+@record("adapters")
+def _():
+    ComfyClipTextEncoder, ComfyVaeCodec = pack.nodes.adapters.ComfyClipTextEncoder, pack.nodes.adapters.ComfyVaeCodec
+    fmt = model.model.latent_format
+    codec = ComfyVaeCodec(vae, fmt)
+    frames = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(1))
+    video = (frames * 2 - 1).permute(3, 0, 1, 2)[None]  # [1, 3, 5, 32, 32] in [-1, 1]
+    z = codec.encode(video)
+    (core_latent,), _ = call_node("VAEEncode", pixels=frames, vae=vae)
+    back = codec.decode(z)
+    (core_frames,), _ = call_node("VAEDecode", samples={"samples": fmt.process_out(z)}, vae=vae)
+    text = ComfyClipTextEncoder(clip).encode(["a room", "a long corridor with doors"])
+    (cond,), _ = call_node("CLIPTextEncode", clip=clip, text="a room")
+    return {"ratios": [codec.spatial_ratio, codec.temporal_ratio], "latent": list(z.shape),
+            "vs_core_encode": float((z - fmt.process_in(core_latent["samples"])).abs().max()),
+            "decoded": list(back.shape), "range": [float(back.min()), float(back.max())],
+            "vs_core_decode": float(((back[0].permute(1, 2, 3, 0) + 1) / 2 - core_frames).abs().max()),
+            "text": list(text.shape), "vs_core_text": float((text[:1, :cond[0][0].shape[1]] - cond[0][0]).abs().max())}
+
+
+@record("yume_errors")
+def _():
+    (default, codec, text_encoder), _ = call_node("UnityVideoLoader", checkpoint="(embedded default)",
+                                                  weight_dtype="default")
+    (unet,), _ = call_node("UNETLoader", unet_name=YUME_FILE, weight_dtype="default")
+    return {"both_codecs": error_of(lambda: walk("W", codec=codec)),
+            "both_texts": error_of(lambda: walk("W", text_encoder=text_encoder)),
+            "no_vae": error_of(lambda: walk("W", vae=None)),
+            "core_unet": error_of(lambda: walk("W", model=unet)),
+            "core_unet_class": type(unet.model.diffusion_model).__name__,
+            "bad_mode": error_of(lambda: walk("W", history_mode="recent")),
+            "default_with_vae": error_of(lambda: walk("W", model=default, clip=None, text_encoder=text_encoder)),
+            "default_yume_mode": error_of(lambda: walk("W", model=default, vae=None, clip=None, codec=codec,
+                                                       text_encoder=text_encoder, history_mode="start+last"))}
+
+
+@record("yume_graph")
+def _():
+    explore_node._WALKS.clear()
+    prompt = {
+        "1": {"class_type": "UnityVideoLoader", "inputs": {"checkpoint": YUME_FILE, "weight_dtype": "default"}},
+        "2": {"class_type": "CLIPLoader", "inputs": {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                                                     "type": "wan", "device": "default"}},
+        "3": {"class_type": "VAELoader", "inputs": {"vae_name": "wan2.2_vae.safetensors"}},
+        "4": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 32, "batch_size": 1, "color": 0x808080}},
+        "5": {"class_type": "UnityVideoExplore", "inputs": {
+            "model": ["1", 0], "clip": ["2", 0], "vae": ["3", 0], "image": ["4", 0], "actions": "W D",
+            "prompt": "a room", "start": "last frame", "width": 32, "height": 32, "steps": 1, "seed": 0,
+            "sentence_set": "model default", "continue_walk": False, "tiled_decode": True}},
+        "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}},
+    }
+    run = run_prompt(prompt)
+    bad = dict(prompt, **{"5": {**prompt["5"], "inputs": {**prompt["5"]["inputs"], "codec": ["7", 1]}}},
+               **{"7": {"class_type": "UnityVideoLoader",
+                        "inputs": {"checkpoint": "(embedded default)", "weight_dtype": "default"}}})
+    bad_run = run_prompt(bad)
+    return {"success": run.success, "error": run.error, "frames": run.outputs("5")[0].shape[0],
+            "done": run.outputs("5")[1], "previews": len(run.ui.get("6", {}).get("images", [])),
+            "both_codecs": [bad_run.success, str(bad_run.error)]}
+"""
+
+
+@pytest.fixture(scope="module")
+def yume_checks(tmp_path_factory):
+    import sys
+
+    from tests.comfy_env import REPO, comfy_path
+
+    comfy_path()  # skip before writing anything when there is no ComfyUI
+    if str(REPO / "scripts") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts"))
+    from make_random_5b import make_random_5b
+
+    folder = tmp_path_factory.mktemp("tiny_yume")
+    make_random_5b(folder, tiny=True, yume=True, log=lambda *_: None)
+    return run_in_comfy(f"TINY = {str(folder)!r}\n" + YUME_CHECKS, timeout=900)
+
+
+def test_yume_model_from_our_loader_has_history_layers_and_no_builtin_codec(yume_checks):
+    assert check(yume_checks, "yume_loader") == {"codec": True, "text": True, "history": True}
+
+
+def test_yume_walk_with_core_vae_and_clip_takes_the_yume_defaults(yume_checks):
+    from unity_core.explore.long_video import YUME5B_DEFAULTS, walk_frame_count
+
+    info = check(yume_checks, "yume_walk")
+    assert info["shape"] == [walk_frame_count(2), 32, 32, 3] == [1 + 32 * 2, 32, 32, 3] and info["done"] == "W D"
+    assert info["finite"] and 0 <= info["range"][0] and info["range"][1] <= 1
+    # steps 0 and "model default": the Yume-5B sampler's 4 steps and Yume 1.5's sentences
+    default = info["default"]
+    assert default["sampler"] == "yume-5b" and default["history_mode"] == "all"
+    assert default["steps"] == YUME5B_DEFAULTS["steps"] == 4 and default["sentence_set"] == "v1_5"
+    assert "The camera pushes forward (W)." in default["prompts"][0] and "(D)" in default["prompts"][1]
+    # a continuation appends 32 frames per action and keeps the walk so far
+    assert info["more"] == [walk_frame_count(3), 32, 32, 3] and info["done2"] == "W D A" and info["kept"] < 1e-5
+    # values the user set win over the model's
+    assert info["set"]["steps"] == 1 and info["set"]["sentence_set"] == "v1"
+
+
+def test_yume_tiled_decode_and_start_last_history(yume_checks):
+    info = check(yume_checks, "yume_tiled_and_history_mode")
+    assert info["plain"] == info["tiled"] == [33, 32, 32, 3]
+    assert info["diff"] < 1e-3  # one tile covers 32x32: core's tiled decode gives the same frames
+    assert info["start_last"] == [65, 32, 32, 3] and info["mode"] == "start+last"
+
+
+def test_vae_and_clip_adapters_agree_with_cores_nodes(yume_checks):
+    info = check(yume_checks, "adapters")
+    assert info["ratios"] == [16, 4] and info["latent"] == [1, 48, 2, 2, 2] and info["decoded"] == [1, 3, 5, 32, 32]
+    assert info["vs_core_encode"] < 1e-5 and info["vs_core_decode"] < 1e-5  # VAEEncode + process_in / VAEDecode
+    assert -1 <= info["range"][0] and info["range"][1] <= 1
+    assert info["text"][0] == 2 and info["text"][2] == 4096 and info["vs_core_text"] < 1e-5
+
+
+def test_yume_explore_refuses_wrong_connections_and_cores_unet_loader(yume_checks):
+    info = check(yume_checks, "yume_errors")
+    assert "needs exactly one of 'codec' and 'vae' (both are connected)" in info["both_codecs"]
+    assert "needs exactly one of 'text_encoder' and 'clip' (both are connected)" in info["both_texts"]
+    assert "needs exactly one of 'codec' and 'vae' (neither is connected)" in info["no_vae"]
+    # core's Load Diffusion Model reads the Yume file as a plain Wan2.2 and drops the history layers
+    assert info["core_unet_class"] == "WanModel"
+    assert "got ModelPatcher around WanModel" in info["core_unet"] and "UNETLoader" in info["core_unet"]
+    assert "load the checkpoint with UnityVideo Loader" in info["core_unet"]
+    assert "unknown history_mode 'recent'" in info["bad_mode"]
+    assert "history_mode 'start+last' is Yume-5B's" in info["default_yume_mode"]
+    assert "the VAE makes 48-channel latents but this MODEL takes 16" in info["default_with_vae"]
+
+
+def test_yume_explore_graph_through_comfyuis_executor(yume_checks):
+    info = check(yume_checks, "yume_graph")
+    assert info["success"], info["error"]
+    assert info["frames"] == 65 and info["done"] == "W D" and info["previews"] == 65
+    assert info["both_codecs"][0] is False and "needs exactly one of 'codec' and 'vae'" in info["both_codecs"][1]
 
 
 @pytest.fixture(scope="module")

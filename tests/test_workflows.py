@@ -12,6 +12,7 @@ import pytest
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 DEFAULT_API = sorted(WORKFLOWS.glob("*_api.json"))
 FIVE_B_API = sorted((WORKFLOWS / "5b").glob("*_api.json"))
+YUME_API = sorted((WORKFLOWS / "yume").glob("*_api.json"))
 STEPS = 4  # a divisor of 1000: core's simple schedule is then our linspace, as at 20 steps
 # core nodes the graphs use where core has one; the pack supplies the rest
 CORE = {"KSampler", "SamplerCustomAdvanced", "RandomNoise", "KSamplerSelect", "BasicScheduler", "CLIPLoader",
@@ -19,8 +20,8 @@ CORE = {"KSampler", "SamplerCustomAdvanced", "RandomNoise", "KSamplerSelect", "B
 
 
 def test_every_job_has_both_formats():
-    assert len(DEFAULT_API) == 8 and len(FIVE_B_API) == 7
-    for api in DEFAULT_API + FIVE_B_API:
+    assert len(DEFAULT_API) == 8 and len(FIVE_B_API) == 7 and len(YUME_API) == 1
+    for api in DEFAULT_API + FIVE_B_API + YUME_API:
         ui = json.loads(api.with_name(api.name.replace("_api", "")).read_text())
         assert {"nodes", "links", "version"} <= set(ui)
         prompt = json.loads(api.read_text())
@@ -29,7 +30,7 @@ def test_every_job_has_both_formats():
 
 
 def test_sampling_graphs_use_core_samplers_and_no_pack_sampler():
-    for api in DEFAULT_API + FIVE_B_API:
+    for api in DEFAULT_API + FIVE_B_API + YUME_API:
         classes = {n["class_type"] for n in json.loads(api.read_text()).values()}
         assert all(c in CORE or c.startswith("UnityVideo") for c in classes), (api.name, classes)
         if "explore" not in api.name:
@@ -43,10 +44,10 @@ def test_sampling_graphs_use_core_samplers_and_no_pack_sampler():
 def figures(carphone_path):
     from tests.workflow_runner import run_workflows
 
-    return run_workflows(DEFAULT_API, FIVE_B_API, carphone_path, steps=STEPS)
+    return run_workflows(DEFAULT_API, FIVE_B_API + YUME_API, carphone_path, steps=STEPS)  # the 5B ones: validated
 
 
-@pytest.mark.parametrize("path", FIVE_B_API, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", FIVE_B_API + YUME_API, ids=lambda p: p.stem)
 def test_5b_workflows_validate_in_comfyui(figures, path):
     f = figures["validate_5b"][path.name]
     assert f["valid"], f
