@@ -259,7 +259,8 @@ def run_comfy_layouts(weights: Path, comfy: Path, log) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_comfy_url(url: str, weights: Path, frames: int, steps: int, log, weight_dtype: str = "fp8_e4m3fn") -> dict:
+def run_comfy_url(url: str, weights: Path, frames: int, steps: int, log, weight_dtype: str = "fp8_e4m3fn",
+                  sets=("5b",)) -> dict:
     """Queue each ``workflows/5b/*_api.json`` with the random files, ``steps`` steps and 32x32
     pixels; the server's base directory must be ``DIR/comfyui`` (its ``models/`` holds the
     files) and its input folder the graph's video. Exits 2 when the server lacks a node class."""
@@ -272,7 +273,8 @@ def run_comfy_url(url: str, weights: Path, frames: int, steps: int, log, weight_
             return json.loads(r.read())
 
     known = set(call("/object_info"))
-    graphs = sorted((REPO / "workflows" / "5b").glob("*_api.json"))
+    # workflows/5b: the UnityVideo-5B graphs; workflows/yume: Yume-5B's explore graph (one segment, "W")
+    graphs = [g for name in sets for g in sorted((REPO / "workflows" / name).glob("*_api.json"))]
     if not graphs:
         log("no workflows/5b/*_api.json graphs yet")
         raise SystemExit(2)
@@ -282,14 +284,17 @@ def run_comfy_url(url: str, weights: Path, frames: int, steps: int, log, weight_
              "steps": steps, "num_frames": frames, "length": frames, "width": 32, "height": 32,
              "weight_dtype": weight_dtype}
     results = []
+    yume = {"checkpoint": "yume_5b_random.safetensors", "unet_name": "yume_5b_random.safetensors", "actions": "W",
+            "steps": 0, "num_frames": 1}  # Yume: the model's own 4 steps; a one-frame start
     for g in graphs:
         graph = json.loads(g.read_text())
+        graph_names = {**names, **(yume if g.parent.name == "yume" else {})}
         absent = sorted({n["class_type"] for n in graph.values()} - known)
         if absent:
             results.append({"graph": g.name, "error": f"server lacks node classes {absent}"})
             continue
         for node in graph.values():
-            for k, v in names.items():
+            for k, v in graph_names.items():
                 if k in node["inputs"] and not isinstance(node["inputs"][k], list):
                     node["inputs"][k] = v
         t = time.perf_counter()
@@ -321,6 +326,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--comfy-layouts", type=Path, metavar="COMFY", help="load the files with ComfyUI's core loaders")
     ap.add_argument("--comfy-url", metavar="URL", help="queue workflows/5b graphs on a running ComfyUI server")
+    ap.add_argument("--graphs", default="5b,yume",
+                    help="with --comfy-url: the workflow folders to queue (5b, yume; Yume needs --yume weights)")
     ap.add_argument("--weight-dtype", default="fp8_e4m3fn", choices=["default", "fp8_e4m3fn", "fp8_e5m2"],
                     help="the UnityVideo Loader's weight_dtype in the graphs (--cpu's default is fp32: 20 GB)")
     ap.add_argument("--min-free-gb", type=float, default=15.0, help="wait until this much RAM is available")
@@ -347,7 +354,8 @@ def main(argv=None) -> int:
     if args.comfy_layouts:
         record = run_comfy_layouts(weights, args.comfy_layouts, log)
     elif args.comfy_url:
-        record = run_comfy_url(args.comfy_url, weights, args.frames, args.steps, log, args.weight_dtype)
+        record = run_comfy_url(args.comfy_url, weights, args.frames, args.steps, log, args.weight_dtype,
+                               sets=tuple(args.graphs.split(",")))
     else:
         record = run_library(weights, args.frames, args.steps, log)
     record["tiny"] = tiny
