@@ -12,7 +12,9 @@
 #   3. Peak memory at 480x832x81 joint: all-resident vs fp8 storage (layerwise casting) vs block-level
 #      group offloading with a CUDA stream.
 #   4. If COMFYUI_PATH names a ComfyUI folder: the native ComfyUI model partially loaded (low VRAM)
-#      once, output against a full load (bench/comfy_lowvram.py).
+#      once, output against a full load (bench/comfy_lowvram.py). A GPU machine has no ComfyUI: carry
+#      the snapshot's tarball (../shared/comfyui) and the wheels its in-process imports need that the
+#      machine lacks (torchsde, trampoline, av, ...) and unpack it first.
 # A GPU machine may lack diffusers (and carry another torch/Python): missing packages are installed
 # with --no-deps from wheels carried in .whl/ (see the README's "GPU figures"), into /tmp/site.
 set -uo pipefail

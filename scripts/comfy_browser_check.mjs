@@ -17,8 +17,8 @@
 // web/explore/explore_logic.js gives for those keys. Then it clicks the widget's "continue ▶"
 // (the queued script runs as a new walk), presses A and clicks "continue ▶" again (the walk goes
 // on with continue_walk on), waits for both prompts in /history and checks that both succeeded
-// and that the second saved video is the first plus one 4-frame segment (frames counted as the
-// animated WebP's ANMF chunks). Prints one JSON object on the last line;
+// and that the second saved video is the first plus one segment (--segment-frames, 4 on the default,
+// 32 on Yume-5B; frames counted as the animated WebP's ANMF chunks; --prompt-timeout seconds each). Prints one JSON object on the last line;
 // exits 1 on a console error from our extension (web/unityvideo.js, web/explore_widget.js, ...),
 // a node that failed to load, or a failed explore check.
 import fs from "node:fs";
@@ -34,6 +34,7 @@ function parseArgs(argv) {
     server: "http://127.0.0.1:8188", workflows: [], out: path.join(ROOT, "docs", "images"),
     chromium: process.env.CHROMIUM || "/usr/bin/chromium", size: "1600x1000",
     puppeteer: process.env.PUPPETEER_DIR || "/tmp/pptr/node_modules",
+    "segment-frames": "4", "prompt-timeout": "180",
   };
   for (let i = 0; i < argv.length; i += 1) {
     const [key, value] = [argv[i], argv[i + 1]];
@@ -56,7 +57,7 @@ async function historyIds(server) {
 }
 
 /** Wait for a prompt that is not in `known` to finish; returns { id, entry } from /history. */
-async function waitForNewPrompt(server, known, timeoutMs = 180000) {
+async function waitForNewPrompt(server, known, timeoutMs) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const history = await (await fetch(`${server}/history`)).json();
@@ -247,18 +248,19 @@ async function main() {
             const root = window.app.graph.getNodeById(id).exploreWidget.root;
             [...root.querySelectorAll("button")].find((b) => b.textContent.startsWith("continue")).click();
           }, explore.id);
-          const { id, entry } = await waitForNewPrompt(opts.server, known);
+          const { id, entry } = await waitForNewPrompt(opts.server, known, Number(opts["prompt-timeout"]) * 1000);
           const inputs = entry.prompt?.[2]?.[String(explore.id)]?.inputs || {};
           runs.push({ prompt_id: id, status: entry.status?.status_str, actions: inputs.actions,
             continue_walk: inputs.continue_walk, frames: await savedFrames(opts.server, entry),
             widget_text: await page.evaluate((nid) => window.app.graph.getNodeById(nid).exploreWidget.root.innerText, explore.id) });
         }
         const [first, second] = runs;
+        const step = Number(opts["segment-frames"]);  // frames one segment adds: 4 on the default, 32 on Yume-5B
         const segments = first.actions ? first.actions.trim().split(/\s+/).length : 0;
         summary.explore.continue_runs = runs;
         summary.explore.continue_ok = runs.every((r) => r.status === "success") && first.actions === want &&
           first.continue_walk === false && second.actions === "A" && second.continue_walk === true &&
-          first.frames === 1 + 4 * segments && second.frames === first.frames + 4;
+          first.frames === 1 + step * segments && second.frames === first.frames + step;
         summary.explore.ok = summary.explore.ok && summary.explore.continue_ok;
       }
     }
