@@ -191,7 +191,8 @@ def default_jobs():
         "3": ("UnityVideoExplore", {"model": model, "codec": codec, "text_encoder": text, "image": ("2", 0),
                                     "actions": "W W+A", "prompt": "A first-person view of a room with a wooden floor.",
                                     "start": "last frame", "width": 64, "height": 64, "steps": 20, "seed": 42,
-                                    "sentence_set": "v1", "continue_walk": False}),
+                                    "sentence_set": "v1", "continue_walk": False, "tiled_decode": False,
+                                    "history_mode": "all"}),
         "4": ("UnityVideoSaveVideo", {"frames": ("3", 0), "filename_prefix": "unityvideo/explore_walk", "fps": 8.0, "format": "webp"}),
     }
     return jobs
