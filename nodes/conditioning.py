@@ -18,7 +18,7 @@ from unity_core.constants import MODALITY_PROMPTS, resolve_modality, resolve_tas
 from unity_core.sampling import noised_streams
 
 from .common import CODEC, TASK_CHOICES, TEXT_ENCODER, conditioning_tensor, make_conditioning, modality_input
-from .model import COND_MODALITY, COND_MODALITY_CONTEXT, COND_PACKED
+from .model import COND_MODALITY, COND_MODALITY_CONTEXT, COND_PACKED, COND_TASK
 from .schema import UnityNode, out
 
 #: The Wan2.2 VAE's latent geometry (the 5B's codec): channels, time and space compression.
@@ -174,7 +174,7 @@ class UnityVideoTask(UnityNode):
             mask[..., w:] = float(mod_noised)
             latent["noise_mask"] = mask
             latent[CLEAN_KEY] = {"rgb": None if rgb_noised else rgb, "modality": None if mod_noised else mod}
-        values = {COND_PACKED: True, COND_MODALITY: name, COND_MODALITY_CONTEXT: mctx}
+        values = {COND_PACKED: True, COND_MODALITY: name, COND_MODALITY_CONTEXT: mctx, COND_TASK: task}
         return io.NodeOutput(_with(positive, values), _with(negative, values), latent)
 
 

@@ -65,6 +65,8 @@ from unity_core.model import UnityVideoTransformer
 COND_MODALITY = "unityvideo_modality"
 COND_MODALITY_CONTEXT = "unityvideo_modality_context"
 COND_PACKED = "unityvideo_packed"
+#: the task the task node built the latent for (the control guider checks it)
+COND_TASK = "unityvideo_task"
 #: a conditioning key the control guider sets on its free branch: run the RGB half alone
 COND_RGB_ONLY = "unityvideo_rgb_only"
 #: ``transformer_options`` key of the block-cache patch (nodes/sampling.py's BlockCachePatch)

@@ -15,11 +15,11 @@ from comfy_api.latest import io
 import comfy.samplers
 from comfy.k_diffusion.sampling import to_d
 
-from unity_core.sampling.sampler import cfg_mix, control_guidance
+from unity_core.sampling.sampler import cfg_mix, check_control_cfg, control_guidance
 from unity_core.sampling.tasks import add_noise
 from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, rank_blocks_by_removal, sde_step
 
-from .model import BLOCK_CACHE_KEY, COND_RGB_ONLY, transformer_call
+from .model import BLOCK_CACHE_KEY, COND_RGB_ONLY, COND_TASK, transformer_call
 from .schema import UnityNode, out
 
 
@@ -34,12 +34,15 @@ class ControlGuider(comfy.samplers.CFGGuider):
     """
 
     def set_conds(self, positive, negative):
+        self.task = positive[0][1].get(COND_TASK) if positive else None
         free = [[c[0], {**c[1], COND_RGB_ONLY: True}] for c in positive]
         self.inner_set_conds({"positive": positive, "negative": negative, "free": free})
 
     def set_control(self, cfg: float, control_cfg: float):
         self.set_cfg(cfg)
         self.control_cfg = float(control_cfg)
+        if getattr(self, "task", None) is not None:  # conditioning from UnityVideo Task says which task
+            check_control_cfg(self.task, self.control_cfg)
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         if self.control_cfg == 1.0:

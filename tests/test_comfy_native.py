@@ -241,6 +241,9 @@ euler = comfy.samplers.sampler_object("euler")
 plain = custom(plain_guider, euler)
 (ctrl_off,), _ = call_node("UnityVideoControlGuider", model=MODEL, positive=pos, negative=neg, cfg=1.0, control_cfg=1.0)
 (ctrl_on,), _ = call_node("UnityVideoControlGuider", model=MODEL, positive=pos, negative=neg, cfg=1.0, control_cfg=4.0)
+est_pos, est_neg, _ = task("video2flow")
+res["control_on_estimation"] = error_of(call_node, "UnityVideoControlGuider", model=MODEL, positive=est_pos,
+                                        negative=est_neg, cfg=1.0, control_cfg=4.0)
 (tts_off,), _ = call_node("UnityVideoTimeTravelSampler", lookahead=0, interval=2, sde=False, eta=0.3, noise_seed=0)
 (tts_on,), _ = call_node("UnityVideoTimeTravelSampler", lookahead=2, interval=2, sde=True, eta=0.3, noise_seed=0)
 ref_ctrl = sample(REF, "flow2video", context=CTX, modality="depth", modality_context=MCTX,
@@ -366,6 +369,8 @@ def test_guider_and_sampler_switched_off_are_plain_core(figures):
 
 def test_control_guider_matches_our_control_cfg(figures):
     assert figures["off"]["control_on_vs_ours"] < 1e-5, figures["off"]
+    # the rule of when control guidance applies has one home (sampling.check_control_cfg)
+    assert "flow2video" in figures["control_on_estimation"] and "video2flow" in figures["control_on_estimation"]
 
 
 def test_block_cache_patch_off_is_plain_and_on_matches_ours(figures):

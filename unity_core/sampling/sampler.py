@@ -128,6 +128,19 @@ def _make_scheduler(name: str, steps: int, shift: float, sigmas: torch.Tensor):
     return sched
 
 
+def check_control_cfg(task: str, control_cfg: float) -> None:
+    """Control guidance applies to controllable generation (``flow2video``) only: the one home of
+    that rule, for :func:`sample` and the ComfyUI guider.
+
+    Raises:
+        ValueError: ``control_cfg != 1`` with another task.
+    """
+    rgb_noised, mod_noised = noised_streams(task)
+    if float(control_cfg) != 1.0 and not (rgb_noised and not mod_noised):
+        raise ValueError(f"control_cfg guides controllable generation (flow2video) only, not {resolve_task(task)}; "
+                         "set it to 1")
+
+
 def _check_inputs(task, rgb_noised, mod_noised, scheduler, time_travel, control_cfg, rgb_latent, modality_latent,
                   shape, rgb_noise, context):
     """:func:`sample`'s argument checks; returns the latent shape, dtype and device of the streams."""
@@ -135,8 +148,7 @@ def _check_inputs(task, rgb_noised, mod_noised, scheduler, time_travel, control_
         raise ValueError(f"unknown scheduler {scheduler!r}; use one of {', '.join(SCHEDULERS)}")
     if time_travel is not None and scheduler != "euler":
         raise ValueError("time travel runs on the 'euler' scheduler only")
-    if float(control_cfg) != 1.0 and not (rgb_noised and not mod_noised):
-        raise ValueError(f"control_cfg guides controllable generation (flow2video) only, not {task}; set it to 1")
+    check_control_cfg(task, control_cfg)
     if not rgb_noised and rgb_latent is None:
         raise ValueError(f"task {task} needs the clean rgb_latent (the video to estimate from)")
     if not mod_noised and modality_latent is None:
