@@ -4,7 +4,6 @@ and the saver for decoded values."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 from comfy_api.latest import io
 
 from unity_core import modalities as M
@@ -54,11 +53,10 @@ class UnityVideoEstimate(UnityNode):
         import comfy.sample
         import latent_preview
 
-        from unity_core.codec import frames_to_video, video_to_frames
         from unity_core.io.video import select_frames
 
-        from .common import make_conditioning
-        from .conditioning import UnityVideoSplit, UnityVideoTask
+        from .codec import UnityVideoDecode, UnityVideoEncode
+        from .conditioning import UnityVideoSplit, UnityVideoTask, UnityVideoTextEncode
 
         if codec is None or text_encoder is None:
             raise ValueError("UnityVideo Estimate needs the built-in codec and text encoder (the embedded default); "
@@ -71,19 +69,17 @@ class UnityVideoEstimate(UnityNode):
                              "set width/height on UnityVideo Load Video")
         num_frames = (frames.shape[0] - 1) // 4 * 4 + 1
         frames = frames[select_frames(frames.shape[0], num_frames)] if frames.shape[0] != num_frames else frames
-        device = next(codec.parameters()).device
-        with torch.no_grad():
-            rgb_latent = codec.encode(frames_to_video(frames.to(device))).cpu()
-        empty = make_conditioning(text_encoder.encode([""]).cpu())
+        # the graph Text Encode -> Encode -> Task -> core sampling -> Split -> Decode, node by node
+        (empty,) = UnityVideoTextEncode.execute(text_encoder, "").args
+        (rgb_latent,) = UnityVideoEncode.execute(codec, frames).args
         positive, negative, latent = UnityVideoTask.execute(
-            empty, empty, "video2flow", modality, text_encoder=text_encoder, rgb_latent={"samples": rgb_latent}).args
+            empty, empty, "video2flow", modality, text_encoder=text_encoder, rgb_latent=rgb_latent).args
         noise = comfy.sample.prepare_noise(latent["samples"], seed)
         samples = comfy.sample.sample(model, noise, steps, 1.0, "euler", "simple", positive, negative,
                                       latent["samples"], noise_mask=latent["noise_mask"], seed=seed,
                                       callback=latent_preview.prepare_callback(model, steps))
         _, modality_latent = UnityVideoSplit.execute({**latent, "samples": samples}).args
-        with torch.no_grad():
-            vis = video_to_frames(codec.decode(modality_latent["samples"].to(device)))[0].cpu()
+        (vis,) = UnityVideoDecode.execute(codec, modality_latent).args
         return io.NodeOutput(vis, _values_out(modality, M.decode(resolve_modality(modality), vis)))
 
 
