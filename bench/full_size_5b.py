@@ -9,10 +9,12 @@ Library run (the default): depth estimation (``video2flow``) through ``unity_cor
 smallest legal size for the Wan2.2 VAE and patch 2 (32x32 pixels, ``--frames`` 1 or 4k+1), 2 Euler
 steps, DiT in bf16, in this order so that no two big parts are in RAM together:
 
-1. load UMT5-XXL from ComfyUI's fp8 file (dequantised to bf16: 11.4 GB), encode the prompt and
-   the modality prompt, free it (``unity_core.text.encode_and_free``);
-2. load the DiT (bf16, 10 GB, streamed tensor by tensor) and the Wan2.2 VAE (diffusers folder);
-3. ``UnityVideoPipeline.estimate`` with the encoded prompts (VAE encode, sampling, VAE decode).
+1. load the DiT (bf16, 10 GB; it stays backed by its memory-mapped file until sampling touches
+   it) and the Wan2.2 VAE (diffusers folder);
+2. load UMT5-XXL from ComfyUI's fp8 file (dequantised to bf16: 11.4 GB), encode the prompt and
+   the modality prompt into the pipeline's prompt cache and free it
+   (``UnityVideoPipeline.free_text_encoder``);
+3. ``UnityVideoPipeline.estimate`` with the cached prompts (VAE encode, sampling, VAE decode).
 
 The last stdout line is one JSON object: seconds per stage, peak RSS (whole run and per stage,
 sampled every 50 ms from ``/proc/self/status``; ``ru_maxrss`` too), latent and output shapes.
@@ -102,10 +104,9 @@ def run_library(weights: Path, frames: int, steps: int, log) -> dict:
     import torch
 
     from unity_core.codec import LatentCodec
-    from unity_core.constants import MODALITY_PROMPTS
     from unity_core.model import load_transformer
     from unity_core.pipeline import UnityVideoPipeline
-    from unity_core.text import encode_and_free
+    from unity_core.text import load_text_encoder
 
     folder = weights / "pipeline"
     config = json.loads((folder / "pipeline.json").read_text())
@@ -117,21 +118,21 @@ def run_library(weights: Path, frames: int, steps: int, log) -> dict:
         log(f"{name}: {stages[name]} s, peak RSS {rss[name]} GB")
 
     t = time.perf_counter()
-    tt = {}
-    prompts = encode_and_free(str(folder / config["text_encoder"]), [PROMPT, MODALITY_PROMPTS["depth"]], timings=tt)
-    for k in ("load", "encode", "free"):
-        stages[f"text_encoder_{k}"] = round(tt[f"{k}_s"], 2)
-    rss["text_encoder"] = mon.stage()
-    log(f"text encoder load/encode/free: {tt}, peak RSS {rss['text_encoder']} GB")
-
-    t = time.perf_counter()
     transformer = load_transformer(folder / config["transformer"], dtype=torch.bfloat16)
     mark("dit_load", t)
     t = time.perf_counter()
     codec = LatentCodec.from_pretrained(folder / config["codec"])
     mark("vae_load", t)
-
-    pipe = UnityVideoPipeline(transformer, codec, prompts, config)
+    t = time.perf_counter()
+    pipe = UnityVideoPipeline(transformer, codec, load_text_encoder(str(folder / config["text_encoder"])), config)
+    mark("text_encoder_load", t)
+    t = time.perf_counter()
+    context = pipe.encode_prompt(PROMPT)
+    pipe.modality_context("depth")
+    mark("text_encoder_encode", t)
+    t = time.perf_counter()
+    pipe.free_text_encoder()  # the prompts stay cached for estimate()
+    mark("text_encoder_free", t)
     shapes = {}
 
     def timed(fn, key):
@@ -160,7 +161,7 @@ def run_library(weights: Path, frames: int, steps: int, log) -> dict:
         "seconds": stages, "peak_rss_gb": round(mon.peak, 2), "peak_rss_anon_gb": round(mon.peak_anon, 2),
         "ru_maxrss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
         "peak_rss_by_stage_gb": rss,
-        "context_shape": list(prompts.encode(PROMPT).shape), "latent_shape": shapes["vae_decode_in"],
+        "context_shape": list(context.shape), "latent_shape": shapes["vae_decode_in"],
         "output_shape": list(out.modality_frames.shape), "output_finite": finite,
         "dit_parameters": sum(p.numel() for p in transformer.parameters()),
     }

@@ -115,26 +115,25 @@ def test_vae_single_file_equals_diffusers_folder(tiny_set):
 
 
 def test_pipeline_folder_runs_estimation(tiny_set):
-    from unity_core.constants import MODALITY_PROMPTS
     from unity_core.model import load_transformer
     from unity_core.codec import LatentCodec
     from unity_core.pipeline import UnityVideoPipeline
-    from unity_core.text import EncodedPrompts, encode_and_free
-
     pipe = UnityVideoPipeline.from_pretrained(tiny_set / "pipeline", dtype=torch.bfloat16)
     video = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(1))
     ref = pipe.estimate(video, "depth", steps=2, seed=0, num_frames=5, size=(32, 32))
     assert ref.modality_frames.shape == (5, 32, 32, 3) and torch.isfinite(ref.modality_frames).all()
 
-    timings = {}
-    prompts = encode_and_free(pipe.text_encoder, ["", MODALITY_PROMPTS["depth"]], timings=timings)
-    assert isinstance(prompts, EncodedPrompts) and set(timings) == {"load_s", "encode_s", "free_s"}
+    # the full-size bench's order: DiT and VAE first, then the text encoder, encoded and freed
     freed = UnityVideoPipeline(load_transformer(tiny_set / "pipeline/transformer.safetensors", dtype=torch.bfloat16),
-                               LatentCodec.from_pretrained(tiny_set / "pipeline/vae"), prompts, pipe.config)
+                               LatentCodec.from_pretrained(tiny_set / "pipeline/vae"), pipe.text_encoder, pipe.config)
+    freed.encode_prompt("")
+    freed.modality_context("depth")
+    freed.free_text_encoder()
+    assert freed.text_encoder is None
     out = freed.estimate(video, "depth", steps=2, seed=0, num_frames=5, size=(32, 32))
     assert torch.allclose(out.modality_frames, ref.modality_frames, atol=1e-5)
-    with pytest.raises(KeyError, match="not encoded before"):
-        prompts.encode("another prompt")
+    with pytest.raises(ValueError, match="text encoder was freed"):
+        freed.encode_prompt("another prompt")
 
 
 def test_script_refuses_unsafe_targets(tmp_path, tiny_set):

@@ -10,14 +10,10 @@ set to zero (no attention mask is used downstream).
   ``umt5_xxl_fp8_e4m3fn_scaled.safetensors`` style (fp8 e4m3fn linear weights, each with a float32
   ``scale_weight``, a ``scaled_fp8`` marker tensor, the rest bf16) or plain bf16/fp32, with the
   sentencepiece tokenizer embedded as a uint8 ``spiece_model`` tensor.
-- :class:`EncodedPrompts`: embeddings computed once by an encoder that has then been freed
-  (:func:`encode_and_free`), standing in for it in a pipeline so the text encoder and the DiT are
-  never in RAM together.
 """
 
 from __future__ import annotations
 
-import gc
 import json
 import struct
 from pathlib import Path
@@ -280,52 +276,5 @@ def load_text_encoder(name: str, device="cpu") -> TextEncoder:
                      "ComfyUI umt5_xxl_*.safetensors file")
 
 
-class EncodedPrompts:
-    """Stands in for a text encoder that has been freed: ``encode(prompts)`` returns the
-    embeddings ``[B, L, D]`` computed before (:func:`encode_and_free`).
-
-    Raises (``encode``): KeyError naming the prompt when it was not encoded beforehand.
-    """
-
-    def __init__(self, embeddings: Dict[str, torch.Tensor], name: str = "encoded", path: Optional[str] = None):
-        self.embeddings, self.name, self.path = dict(embeddings), name, path
-        first = next(iter(self.embeddings.values()))
-        self.dim, self.max_length = int(first.shape[-1]), int(first.shape[-2])
-
-    def encode(self, prompts: Union[str, Sequence[str]]) -> torch.Tensor:
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        absent = [p for p in prompts if p not in self.embeddings]
-        if absent:
-            raise KeyError(f"prompts {absent} were not encoded before the text encoder was freed; "
-                           f"pass them to encode_and_free (have: {sorted(self.embeddings)})")
-        return torch.cat([self.embeddings[p] for p in prompts], 0)
-
-
-def encode_and_free(encoder: Union[str, TextEncoder], prompts: Sequence[str], device="cpu",
-                    timings: Optional[Dict[str, float]] = None) -> EncodedPrompts:
-    """Encode ``prompts`` (each to ``[1, L, D]``) with ``encoder`` (an encoder or a name for
-    :func:`load_text_encoder`, loaded on ``device``), then drop the encoder's model and collect
-    garbage, so its weights (11.4 GB for UMT5-XXL in bf16) are gone before the DiT loads. The
-    caller must hold no other reference to the model. ``timings``, when given, receives
-    ``load_s`` / ``encode_s`` / ``free_s`` (seconds).
-    """
-    import time
-
-    clock = time.perf_counter()
-    if isinstance(encoder, str):
-        encoder = load_text_encoder(encoder, device=device)
-    loaded = time.perf_counter()
-    out = {p: encoder.encode([p]).cpu() for p in dict.fromkeys(prompts)}
-    encoded = time.perf_counter()
-    name, path = getattr(encoder, "name", "encoded"), getattr(encoder, "path", None)
-    encoder.model = None
-    del encoder
-    gc.collect()
-    if timings is not None:
-        timings.update(load_s=loaded - clock, encode_s=encoded - loaded, free_s=time.perf_counter() - encoded)
-    return EncodedPrompts(out, name, path)
-
-
-__all__ = ["EncodedPrompts", "MiniLMTextEncoder", "SentencePieceTokenizer", "TextEncoder", "UMT5TextEncoder",
-           "encode_and_free", "iter_safetensors", "load_text_encoder", "read_safetensors_header",
-           "umt5_config_from_shapes"]
+__all__ = ["MiniLMTextEncoder", "SentencePieceTokenizer", "TextEncoder", "UMT5TextEncoder", "iter_safetensors",
+           "load_text_encoder", "read_safetensors_header", "umt5_config_from_shapes"]
