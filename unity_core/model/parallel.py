@@ -37,7 +37,7 @@ def context_parallel_plan(num_layers: int) -> Dict[str, object]:
     return {
         "rope": {0: ContextParallelInput(split_dim=0, expected_dims=2, split_output=True)},
         "stream_index": {0: ContextParallelInput(split_dim=0, expected_dims=1, split_output=True)},
-        "blocks.0": {"x": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)},
+        "blocks.0": {"hidden_states": ContextParallelInput(split_dim=1, expected_dims=3, split_output=False)},
         f"blocks.{num_layers - 1}": ContextParallelOutput(gather_dim=1, expected_dims=3),
     }
 

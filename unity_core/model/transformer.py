@@ -157,6 +157,15 @@ class UnityVideoAttnProcessor:
     """Attention for ``WanAttention`` with float64 RoPE (``rotary_emb``: a :func:`rope_table` or None),
     computed by diffusers' attention dispatcher, so ``set_attention_backend`` picks the kernel.
 
+    Dual-branch cross-attention in one call: with ``stream`` (``[N]`` bool, True for modality
+    tokens) and ``modality_context`` (``[B, L', D]``), every query attends to both prompts and
+    ``torch.where`` keeps, per token, the result against its own stream's prompt (RGB tokens:
+    ``encoder_hidden_states``; modality tokens: ``modality_context``). Each query row's softmax
+    runs over its own prompt's keys only, so this equals attending each stream's tokens apart; it
+    has static shapes (no data-dependent indexing, so the forward compiles whole) and the
+    cross-attention module runs once per block, which step caches that hook attention modules
+    (Pyramid Attention Broadcast, TaylorSeer, FasterCache) need.
+
     ``_attention_backend`` / ``_parallel_config`` are the attributes diffusers sets on processors;
     cross-attention is never split for context parallelism (the text is not sharded).
     """
@@ -164,18 +173,25 @@ class UnityVideoAttnProcessor:
     _attention_backend = None
     _parallel_config = None
 
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None, **kwargs):
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
+    def _attend(self, attn, q, context, rotary_emb, parallel_config):
         k = attn.norm_k(attn.to_k(context)).unflatten(2, (attn.heads, -1))
         v = attn.to_v(context).unflatten(2, (attn.heads, -1))
         if rotary_emb is not None:
-            q = apply_rope(q, rotary_emb)
             k = apply_rope(k, rotary_emb)
-        out = dispatch_attention_fn(  # [B, N, heads, head_dim] in and out
-            q, k, v, backend=self._attention_backend,
-            parallel_config=self._parallel_config if encoder_hidden_states is None else None,
-        )
+        # [B, N, heads, head_dim] in and out
+        return dispatch_attention_fn(q, k, v, backend=self._attention_backend, parallel_config=parallel_config)
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None,
+                 stream=None, modality_context=None, **kwargs):
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
+        if rotary_emb is not None:
+            q = apply_rope(q, rotary_emb)
+        parallel = self._parallel_config if encoder_hidden_states is None else None
+        out = self._attend(attn, q, context, rotary_emb, parallel)
+        if stream is not None:
+            out_modality = self._attend(attn, q, modality_context, None, None)
+            out = torch.where(stream[None, :, None, None], out_modality, out)
         return attn.to_out[0](out.flatten(2).type_as(hidden_states))
 
 
@@ -242,12 +258,9 @@ class UnityVideoBlock(WanTransformerBlock):
         self.attn2.set_processor(UnityVideoAttnProcessor())
         self.cast_parameter = cast_parameter
 
-    def _cross(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return x + self.attn2(self.norm2(x.float()).type_as(x), context)
-
     def forward(  # type: ignore[override]
         self,
-        x: torch.Tensor,
+        hidden_states: torch.Tensor,
         tmod: torch.Tensor,
         rope: torch.Tensor,
         context: torch.Tensor,
@@ -257,16 +270,21 @@ class UnityVideoBlock(WanTransformerBlock):
         """One block.
 
         Args:
-            x: tokens ``[B, N, D]``.
+            hidden_states: tokens ``[B, N, D]`` (diffusers' name, which its block hooks and step
+                caches look the tokens up by).
             tmod: timestep modulation ``[B, 6, D]`` (shared by all tokens) or ``[B, N, 6, D]``
                 (per token).
             rope: :func:`rope_table` for the N tokens.
             context: embedded content prompt ``[B, L, D]``.
-            stream: ``[N]`` bool, True for modality tokens, when x is a joint sequence; None for
-                a single stream. It travels with the tokens, so any subset of the sequence (a
-                context-parallel shard) is handled.
+            stream: ``[N]`` bool, True for modality tokens, when the tokens are a joint sequence;
+                None for a single stream. It travels with the tokens, so any subset of the
+                sequence (a context-parallel shard) is handled.
             modality_context: embedded modality prompt ``[B, L', D]`` for the modality tokens.
+
+        Returns:
+            tokens ``[B, N, D]``.
         """
+        x = hidden_states
         if tmod.ndim == 3:
             tmod = tmod[:, None]
         table = self.cast_parameter(self.scale_shift_table, dtype=torch.float32, device=tmod.device)
@@ -274,14 +292,11 @@ class UnityVideoBlock(WanTransformerBlock):
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = e
         y = (self.norm1(x.float()) * (1 + scale_msa) + shift_msa).type_as(x)
         x = (x.float() + self.attn1(y, None, None, rope) * gate_msa).type_as(x)
+        y = self.norm2(x.float()).type_as(x)
         if stream is None:
-            x = self._cross(x, context)
-        else:  # dual-branch cross-attention: each token against its own stream's prompt
-            rgb_idx, mod_idx = (~stream).nonzero().squeeze(1), stream.nonzero().squeeze(1)
-            out = torch.empty_like(x)
-            out[:, rgb_idx] = self._cross(x[:, rgb_idx], context)
-            out[:, mod_idx] = self._cross(x[:, mod_idx], modality_context)
-            x = out
+            x = x + self.attn2(y, context)
+        else:  # dual-branch cross-attention: each token against its own stream's prompt, one call
+            x = x + self.attn2(y, context, stream=stream, modality_context=modality_context)
         y = (self.norm3(x.float()) * (1 + scale_mlp) + shift_mlp).type_as(x)
         return (x.float() + self.ffn(y).float() * gate_mlp).type_as(x)
 
