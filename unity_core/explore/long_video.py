@@ -54,6 +54,7 @@ from unity_core.model.yume import (
     yume_velocity,
 )
 from unity_core.sampling.progress import check_interrupt
+from unity_core.sampling.caches import reset_step_caches, step_cache_context
 from unity_core.sampling.sampler import guidance_context, guidance_mix, integrate
 from unity_core.sampling.schedule import TIMESTEP_SCALE, flow_sigmas, to_timestep
 
@@ -291,8 +292,9 @@ class _YumeVelocity:
             hist = None if hist is None else torch.cat([hist, hist])
         # sigma x 1000 in float64: the release builds t from its numpy float64 grid
         t = (torch.as_tensor(sigma, dtype=torch.float64) * TIMESTEP_SCALE).reshape(1).expand(x.shape[0])
-        v = yume_velocity(self.model, hist, x, t.to(x.device), self.context, text_len=self.text_len,
-                          block_runner=self.cache)
+        with step_cache_context(self.model, t):  # diffusers' step caches, if enabled on the model
+            v = yume_velocity(self.model, hist, x, t.to(x.device), self.context, text_len=self.text_len,
+                              block_runner=self.cache)
         return guidance_mix(v, batch, self.cfg) if guided else v
 
 
@@ -383,6 +385,7 @@ def generate_yume_walk(
         hist_tokens.append(0 if hist is None else history_token_count(hist.shape[2], h, w))
         if cache is not None:  # every segment starts afresh (its sequence differs)
             cache.clear()
+        reset_step_caches(model)
         velocity = _YumeVelocity(model, hist, _batch_context(context, b, device), cfg, negative_context, cache,
                                  text_len)
 
@@ -396,6 +399,7 @@ def generate_yume_walk(
         finally:
             if cache is not None:
                 cache.clear()
+            reset_step_caches(model)
         done += int(steps)
         latent = x if latent is None else torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)

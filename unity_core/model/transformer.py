@@ -34,11 +34,12 @@ Low-level pieces (``embed_time``, ``embed_text``, ``patchify``, ``forward_tokens
 ``rgb_head`` / ``modality_head``, ``unpatchify``, :func:`rope_table`) serve Yume's compressed
 history, which builds its own token sequences with explicit RoPE positions.
 
-It is a diffusers model (``ModelMixin`` + ``ConfigMixin`` + ``PeftAdapterMixin`` +
-``AttentionMixin``), so diffusers' tools reach it from outside: ``save_pretrained`` /
+It is a diffusers model (``ModelMixin`` + ``ConfigMixin`` + ``PeftAdapterMixin`` + ``CacheMixin``
++ ``AttentionMixin``), so diffusers' tools reach it from outside: ``save_pretrained`` /
 ``from_pretrained``, ``enable_group_offload``, ``enable_layerwise_casting`` (fp8 storage),
 ``set_attention_backend`` (attention runs through ``dispatch_attention_fn``), PEFT LoRA adapters,
-``compile_repeated_blocks`` and gradient checkpointing.
+``compile_repeated_blocks`` and gradient checkpointing, and the step caches of ``enable_cache``
+(:mod:`unity_core.sampling.caches`).
 
 Seams for hosts that adapt the model (ComfyUI's adapter in ``nodes/`` uses them):
 
@@ -58,6 +59,7 @@ Seams for hosts that adapt the model (ComfyUI's adapter in ``nodes/`` uses them)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Callable, Optional, Tuple
@@ -68,6 +70,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.loaders import PeftAdapterMixin
 from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_dispatch import dispatch_attention_fn
+from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.modeling_utils import ModelMixin
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformerBlock
@@ -301,6 +304,19 @@ class UnityVideoBlock(WanTransformerBlock):
         return (x.float() + self.ffn(y).float() * gate_mlp).type_as(x)
 
 
+def register_block_metadata() -> None:
+    """Tell diffusers' ``TransformerBlockRegistry`` what :class:`UnityVideoBlock` takes and returns
+    (the tokens ``hidden_states`` in, the tokens out, no separate text stream), as diffusers does
+    for ``WanTransformerBlock``; the block caches (first block, MagCache) read it. Idempotent;
+    called by :meth:`UnityVideoTransformer.enable_cache`."""
+    from diffusers.hooks._helpers import TransformerBlockMetadata, TransformerBlockRegistry
+
+    if UnityVideoBlock not in TransformerBlockRegistry._registry:
+        TransformerBlockRegistry.register(
+            UnityVideoBlock, TransformerBlockMetadata(return_hidden_states_index=0, return_encoder_hidden_states_index=None)
+        )
+
+
 class OutputHead(nn.Module):
     """Wan's output head under the release's names: ``modulation`` ``[1, 2, D]`` and ``head``."""
 
@@ -336,7 +352,7 @@ HISTORY_EMBEDDINGS = {
 }
 
 
-class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, AttentionMixin):
+class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
     """UnityVideo's DiT (see the module docstring), a diffusers model.
 
     Build with ``UnityVideoTransformer.from_config(spec)`` (``spec``: a :class:`UnityVideoConfig`,
@@ -478,6 +494,45 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, Attention
     @compute_dtype.setter
     def compute_dtype(self, dtype: Optional[torch.dtype]) -> None:
         self._compute_dtype = dtype
+
+    # -- step caches (diffusers' CacheMixin) ---------------------------------------------------
+
+    def enable_cache(self, config) -> None:
+        """Diffusers' step caches on this model: ``FirstBlockCacheConfig``, ``MagCacheConfig``,
+        ``TaylorSeerCacheConfig``, ``FasterCacheConfig``, ``PyramidAttentionBroadcastConfig`` (and
+        the others ``CacheMixin`` takes). Build configs wired to this model with
+        :func:`unity_core.sampling.caches.cache_config` (``"first-block:0.05"``, ``"mag"``, ...).
+
+        The block cache decisions (first block, MagCache) cover both streams of the joint forward:
+        RGB and modality tokens pass the same blocks as one sequence, so one residual decides for
+        both. Our sampler wraps every evaluation in :meth:`cache_context` and resets the caches
+        before and after each run; a caller of the bare forward must do the same.
+
+        Raises:
+            ValueError: a cache is already enabled, or the config is not a cache config.
+        """
+        register_block_metadata()
+        super().enable_cache(config)
+
+    @contextlib.contextmanager
+    def cache_context(self, name: str, **kwargs):
+        """``CacheMixin.cache_context`` that also records ``timestep`` (flow time x 1000), read
+        by :attr:`current_timestep` (the callback of Pyramid Attention Broadcast / FasterCache)."""
+        self._cache_timestep = kwargs.get("timestep")
+        try:
+            with super().cache_context(name, **kwargs):
+                yield
+        finally:
+            self._cache_timestep = None
+
+    @property
+    def current_timestep(self) -> Optional[float]:
+        """The timestep (flow time x 1000, a float) of the evaluation in the open
+        :meth:`cache_context`, or None outside one."""
+        t = getattr(self, "_cache_timestep", None)
+        if t is None:
+            return None
+        return float(t.reshape(-1)[0]) if torch.is_tensor(t) else float(t)
 
     # -- low-level pieces -------------------------------------------------------------------
 

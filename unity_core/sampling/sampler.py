@@ -13,6 +13,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 
 from unity_core.constants import resolve_task
+from unity_core.sampling.caches import reset_step_caches, step_cache_context
 from unity_core.sampling.progress import StepCallback, check_interrupt
 from unity_core.sampling.schedule import flow_sigmas, to_timestep
 from unity_core.sampling.tasks import add_noise, noised_streams, packed_noise
@@ -99,15 +100,17 @@ class _Velocity:
         if guided:
             rgb, mod = torch.cat([rgb, rgb]), (None if mod is None else torch.cat([mod, mod]))
         t = to_timestep(sigma, rgb.shape[0], rgb.device)
-        v_rgb, v_mod = self.model(rgb, t, self.context, mod, self.modality, self.modality_context,
-                                  block_runner=self.cache)
+        with step_cache_context(self.model, t):  # diffusers' step caches (caches.py), if enabled
+            v_rgb, v_mod = self.model(rgb, t, self.context, mod, self.modality, self.modality_context,
+                                      block_runner=self.cache)
         v_rgb_control = v_rgb[:batch]  # with the control and the content prompt
         if guided:
             v_rgb, v_mod = guidance_mix(v_rgb, batch, self.cfg), guidance_mix(v_mod, batch, self.cfg)
         if self.control_cfg != 1.0:
             # control guidance: away from the RGB stream alone (a plain Wan / text2video forward)
             self.evaluations += 1
-            v_free, _ = self.model(rgb[:batch], t[:batch], self.positive)
+            with step_cache_context(self.model, t[:batch], "control"):
+                v_free, _ = self.model(rgb[:batch], t[:batch], self.positive)
             v_rgb = control_guidance(v_rgb, v_rgb_control, v_free, self.control_cfg)
         return v_rgb, v_mod
 
@@ -240,6 +243,9 @@ def sample(
         callback: ``callback(step, total, rgb, modality)`` after each step.
         should_interrupt: checked before each step; True raises ``SamplingInterrupted``.
         time_travel / aam / cache: Yume's add-ons (see :mod:`unity_core.sampling.yume`).
+            Diffusers' step caches are enabled on the model instead (``model.enable_cache``, see
+            :mod:`unity_core.sampling.caches`); every evaluation then runs in the model's cache
+            context and their state is reset before and after the run (and between AAM's passes).
 
     Returns:
         :class:`SampleResult`. The clean stream is returned as the same, untouched tensor.
@@ -267,6 +273,7 @@ def sample(
 
     if cache is not None:
         cache.reset()
+    reset_step_caches(model)
     try:
         velocity = _Velocity(model, context, modality, modality_context, 1.0 if aam else cfg, negative_context, cache,
                              control_cfg)
@@ -278,6 +285,7 @@ def sample(
             runs.append(velocity.evaluations)
             if cache is not None:  # pass 2 starts afresh: no residuals of pass 1's last steps
                 cache.clear()
+            reset_step_caches(model)
             velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache, control_cfg)
             anchor = (pass1, (noise_rgb, noise_mod))
         else:
@@ -290,6 +298,7 @@ def sample(
     finally:
         if cache is not None:
             cache.clear()
+        reset_step_caches(model)
     return SampleResult(x_rgb, x_mod, sum(runs))
 
 
