@@ -393,12 +393,13 @@ def _packed(model, history, latent, timestep, context, text_len, block_runner):
     if t.ndim != 1:
         raise ValueError(f"packed_forward takes one timestep per sample ([B]), got {tuple(t.shape)}")
     n_hist, n = packed.num_history_tokens, packed.tokens.shape[1]
-    # the timestep of each token: 0 for the history, t for the new frames
-    t_tok = torch.cat([t.new_zeros(b, n_hist), t[:, None].expand(b, n - n_hist)], 1)
-    _, index, temb, tmod = _token_modulation(model, t_tok)
+    # the timestep of each token: 0 for the history, t for the new frames; embedded once per value
+    # ([0, t_1 .. t_B]) and spread by layout, with static shapes (no unique: the forward compiles whole)
+    temb, tmod_v = model.embed_time(torch.cat([t.new_zeros(1), t]))
+    tmod = torch.cat([tmod_v[:1, None].expand(b, n_hist, -1, -1), tmod_v[1:, None].expand(b, n - n_hist, -1, -1)], 1)
     ctx = model.embed_text(pad_context(context, text_len).expand(b, -1, -1))
     x = model.run_blocks(packed.tokens, tmod, _rope(model, packed.positions), ctx, block_runner=block_runner)
-    features = _head(model, x[:, n_hist:], index[:, n_hist:], temb)
+    features = model.rgb_head(x[:, n_hist:], temb[1:])  # only new tokens reach the head, all at t
     return model.unpatchify(features, packed.new_grid).float()
 
 
