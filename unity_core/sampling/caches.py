@@ -166,6 +166,26 @@ def step_cache_context(model, timestep, name: str = CONTEXT):
     return model.cache_context(name, timestep=timestep)
 
 
+def check_step_cache(model, control_cfg: float = 1.0) -> None:
+    """Refuse, before any work, a run the enabled step cache cannot serve: Pyramid Attention
+    Broadcast and FasterCache keep one state per attention module (not per cache context), so
+    control guidance's second forward per step (RGB tokens only, half the sequence) would be
+    served the joint forward's attention.
+
+    Raises:
+        ValueError: PAB or FasterCache enabled with ``control_cfg != 1``.
+    """
+    config = getattr(model, "_cache_config", None)
+    if config is None or float(control_cfg) == 1.0:
+        return
+    from diffusers.hooks import FasterCacheConfig, PyramidAttentionBroadcastConfig
+
+    if isinstance(config, (FasterCacheConfig, PyramidAttentionBroadcastConfig)):
+        raise ValueError(f"{type(config).__name__} keeps one state per attention module and cannot serve control "
+                         "guidance's two forwards per step; use control_cfg=1, or the first-block, mag or taylorseer "
+                         "cache")
+
+
 def reset_step_caches(model) -> None:
     """Forget every step cache's state (before and after a run, between a walk's segments)."""
     if cache_enabled(model):

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence, Tuple
 import torch
 
 from unity_core.constants import resolve_task
-from unity_core.sampling.caches import reset_step_caches, step_cache_context
+from unity_core.sampling.caches import check_step_cache, reset_step_caches, step_cache_context
 from unity_core.sampling.progress import StepCallback, check_interrupt
 from unity_core.sampling.schedule import flow_sigmas, to_timestep
 from unity_core.sampling.tasks import add_noise, noised_streams, packed_noise
@@ -271,6 +271,7 @@ def sample(
     start_rgb = noise_rgb if rgb_noised else rgb_latent
     start_mod = noise_mod if mod_noised else modality_latent
 
+    check_step_cache(model, control_cfg)
     if cache is not None:
         cache.reset()
     reset_step_caches(model)
