@@ -54,6 +54,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance (1 = off)")
     p.add_argument("--scheduler", default="euler", help="euler, flow_euler, unipc or dpmpp_2m")
+    p.add_argument("--cache", default=None, metavar="NAME[:VALUES]",
+                   help="a diffusers step cache: first-block:0.05, mag, taylorseer:5, pab:2 or faster:2 "
+                        "(see unity_core.sampling.caches; default off)")
     p.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
     memory_options(p)
 
@@ -242,7 +245,9 @@ def _pipeline(args):
 
 
 def _sampler_kwargs(args, desc):
-    return dict(steps=args.steps, seed=args.seed, cfg=args.cfg, scheduler=args.scheduler, callback=_progress(desc))
+    step_cache = {} if args.cache is None else {"cache": args.cache}
+    return dict(steps=args.steps, seed=args.seed, cfg=args.cfg, scheduler=args.scheduler, callback=_progress(desc),
+                **step_cache)
 
 
 def _estimate(args) -> int:

@@ -7,6 +7,7 @@ in one call:
 >>> out = pipe.estimate(frames, "depth", steps=20, seed=42)         # RGB -> modality
 >>> out = pipe.generate("a person walks", "depth", seed=0)          # text -> RGB + modality
 >>> out = pipe.control(control_frames, "depth", "a person walks")  # modality -> RGB
+>>> out = pipe.estimate(frames, "depth", cache="first-block:0.05")  # with a diffusers step cache
 
 Frames are ComfyUI-style ``[F, H, W, 3]`` float in [0, 1]. A pipeline folder holds
 ``pipeline.json`` (file names, text encoder, defaults, and optionally ``codec_window``: the
@@ -28,6 +29,7 @@ from unity_core.codec import LatentCodec, frames_to_video, video_to_frames
 from unity_core.constants import INFERENCE_DEFAULTS, MODALITY_PROMPTS, resolve_modality, resolve_task
 from unity_core.model import UnityVideoTransformer, load_transformer
 from unity_core.sampling import sample
+from unity_core.sampling.caches import enabled_cache
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "default"
 PathLike = Union[str, Path]
@@ -100,7 +102,9 @@ class UnityVideoPipeline:
         text = config.get("text_encoder", "minilm")
         text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)),
                                          device=text_encoder_device or device)
-        return cls(transformer, codec, text_encoder, config)
+        pipe = cls(transformer, codec, text_encoder, config)
+        pipe.folder = folder
+        return pipe
 
     def save_pretrained(self, folder: PathLike) -> Path:
         """Write a pipeline folder (transformer in the release's layout, codec, pipeline.json).
@@ -148,6 +152,8 @@ class UnityVideoPipeline:
     # -- memory and speed tools (diffusers' names, applied to the parts they concern) ----------
 
     _execution_device: Optional[torch.device] = None
+    #: the folder the pipeline was loaded from (its ``mag_ratios.json`` serves ``cache="mag"``)
+    folder: Optional[Path] = None
     #: free the text encoder once a task's prompts are encoded (UMT5-XXL is 11 GB in bf16)
     free_text_encoder_after_encoding: bool = False
 
@@ -252,11 +258,32 @@ class UnityVideoPipeline:
         modality_ctx = self.modality_context(modality)
         if self.free_text_encoder_after_encoding and self.text_encoder is not None:
             self.free_text_encoder()
-        with torch.no_grad():
+        steps = kw.pop("steps", self.defaults["steps"])
+        step_cache = None
+        if kw.get("cache") is not None and not callable(kw["cache"]):  # a step cache spec or config, not a block cache
+            step_cache = self.step_cache_config(kw.pop("cache"), task, steps)
+        with torch.no_grad(), enabled_cache(self.transformer, step_cache):
             return sample(self.transformer, task, context=ctx, modality=modality,
                           modality_context=modality_ctx, rgb_latent=rgb_latent,
                           modality_latent=modality_latent, shape=shape, cfg=cfg, negative_context=neg,
-                          steps=kw.pop("steps", self.defaults["steps"]), seed=kw.pop("seed", self.defaults["seed"]), **kw)
+                          steps=steps, seed=kw.pop("seed", self.defaults["seed"]), **kw)
+
+    def step_cache_config(self, cache, task: str, steps: int):
+        """The diffusers step-cache config of a task's ``cache=`` option: a spec string
+        (``"first-block:0.05"``, ``"mag"``, ``"taylorseer:5"``, ``"pab:2"``, ``"faster:2"``; see
+        :mod:`unity_core.sampling.caches`) built for this transformer, ``steps`` and ``task`` (MagCache
+        reads the task's ratios from the pipeline folder's ``mag_ratios.json``), or a diffusers
+        config, used as given. The cache is enabled for that call only.
+
+        Raises:
+            ValueError: a bad spec, or ``mag`` for a pipeline without calibrated ratios for the task.
+        """
+        from unity_core.sampling.caches import cache_config, load_mag_ratios
+
+        if not isinstance(cache, str):
+            return cache
+        ratios = load_mag_ratios(self.folder, resolve_task(task)) if cache.strip().startswith("mag") else None
+        return cache_config(cache, self.transformer, steps=steps, mag_ratios=ratios)
 
     def _require_modality_stream(self, task: str) -> None:
         """Raise before any work when the transformer has no modality stream (Yume-5B, plain Wan)."""
