@@ -11,7 +11,9 @@
 #   2. 480x832x81 joint (~33k tokens): the same with fewer rounds.
 #   3. Peak memory at 480x832x81 joint: all-resident vs fp8 storage (layerwise casting) vs block-level
 #      group offloading with a CUDA stream.
-#   4. If COMFYUI_PATH names a ComfyUI folder: the native ComfyUI model partially loaded (low VRAM)
+#   4. Diffusers' step caches at 256x256x33, 20 steps (bench/caches.py --random): speed of each cache
+#      against the uncached sampler, interleaved (random weights: speed only, quality meaningless).
+#   5. If COMFYUI_PATH names a ComfyUI folder: the native ComfyUI model partially loaded (low VRAM)
 #      once, output against a full load (bench/comfy_lowvram.py). A GPU machine has no ComfyUI: carry
 #      the snapshot's tarball (../shared/comfyui) and the wheels its in-process imports need that the
 #      machine lacks (torchsde, trampoline, av, ...) and unpack it first.
@@ -86,6 +88,17 @@ done
 for m in ${MEMORY//,/ }; do  # one case per process: each peak is its own
     run "memory_$m" "${LARGE[@]}" --cases "$m" --rounds 1
 done
+
+if (( SMOKE )); then
+    CACHE_ARGS=(--preset unityvideo-small --device cpu --dtype fp32 --frames 17 --height 64 --width 64 --text-tokens 32
+                --steps 6 --rounds 1 --threads 1 --cases first-block:0.1,mag:0.25,taylorseer:3,pab:2,faster:2)
+else
+    CACHE_ARGS=(--preset wan2.2-ti2v-5b --device cuda --dtype bf16 --frames 33 --height 256 --width 256 --steps 20
+                --rounds 1 --cases first-block:0.05,first-block:0.1,mag:0.1,mag:0.25,taylorseer:5,pab:2,faster:2)
+fi
+echo "gpu_5b: step caches: ${CACHE_ARGS[*]}" >&2
+line="$(timeout 400 "$PY" bench/caches.py --random "${CACHE_ARGS[@]}" 2> >(grep -v -E "experimental feature" >&2) | tail -1)"
+echo "{\"step\": \"step_caches\", \"result\": ${line:-null}}" | tee -a "$LOG"
 
 if [[ -n "${COMFYUI_PATH:-}" && -f bench/comfy_lowvram.py ]]; then
     echo "gpu_5b: ComfyUI low-VRAM path ($COMFYUI_PATH)" >&2

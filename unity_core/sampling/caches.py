@@ -1,4 +1,4 @@
-"""Diffusers' step caches on our transformer: configs from short specs, the MagCache calibration,
+"""Diffusers' step caches on our transformer: configs from short specs, the MagCache ratio recorder
 and a counter of the block work a cache saved.
 
 :class:`~unity_core.model.UnityVideoTransformer` is a diffusers ``CacheMixin``, so
@@ -51,10 +51,8 @@ evaluation, as Yume ships it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -83,7 +81,7 @@ def _numbers(text: str, spec: str, count: int) -> List[float]:
 
 def load_mag_ratios(folder: Optional[Path], task: str) -> Optional[List[float]]:
     """The calibrated MagCache ratios of ``task`` from ``folder/mag_ratios.json`` (written by
-    :func:`calibrate_main`), or None when the folder has none for the task."""
+    ``python -m unity_core.sampling.mag_calibration``), or None when the folder has none for the task."""
     if folder is None:
         return None
     path = Path(folder) / MAG_RATIOS_FILE
@@ -106,7 +104,7 @@ def cache_config(spec: str, model, *, steps: int = 20, mag_ratios: Optional[Sequ
 
     Raises:
         ValueError: unknown name, bad values, or ``mag`` without ratios (calibrate first:
-            ``python -m unity_core.sampling.caches --help``).
+            ``python -m unity_core.sampling.mag_calibration --help``).
     """
     from diffusers.hooks import (
         FasterCacheConfig,
@@ -128,7 +126,7 @@ def cache_config(spec: str, model, *, steps: int = 20, mag_ratios: Optional[Sequ
         threshold, max_skip, retention = values + [0.06, 3, 0.2][len(values):]
         if mag_ratios is None:
             raise ValueError("the 'mag' cache needs ratios calibrated for this checkpoint and task; the embedded "
-                             "default ships them, for another checkpoint run `python -m unity_core.sampling.caches "
+                             "default ships them, for another checkpoint run `python -m unity_core.sampling.mag_calibration "
                              "--checkpoint FOLDER` (writes FOLDER/mag_ratios.json)")
         return MagCacheConfig(threshold=threshold, max_skip_steps=int(max_skip), retention_ratio=retention,
                               num_inference_steps=int(steps), mag_ratios=torch.tensor(list(mag_ratios)))
@@ -310,81 +308,3 @@ class MagRatioRecorder:
                 self.ratios.append((norm / (previous + 1e-8)).mean().item())
             self._previous = residual
         return out
-
-
-def calibrate(pipe, task: str, clips: int = 4, steps: int = 20, modalities: Sequence[str] = ("depth",),
-              size: int = 64, frames: int = 17, seed0: int = 100000) -> List[float]:
-    """Mean MagCache ratios of ``task`` over synthworld clips for a pipeline (uncached runs).
-
-    Args:
-        pipe: a :class:`~unity_core.pipeline.UnityVideoPipeline`.
-        task: ``video2flow`` (estimation), ``text2all`` (joint generation) or ``flow2video``
-            (controllable generation).
-        clips / steps / modalities / size / frames: the runs (held-out synthworld clips, seeds from
-            ``seed0``); average over as many as the use you calibrate for.
-
-    Returns:
-        ``steps`` ratios (the first is 1.0).
-    """
-    from unity_core.data.synthworld import held_actions, modality_values, render_clip
-    from unity_core.modalities import encode
-
-    runs = []
-    for i in range(clips):
-        clip = render_clip(seed0 + i, frames, size, size, actions=held_actions(seed0 + i, frames))
-        for modality in modalities:
-            rec = MagRatioRecorder(len(pipe.transformer.blocks))
-            kw = dict(steps=steps, seed=i, cache=rec)
-            if task == "video2flow":
-                pipe.estimate(clip.rgb, modality, prompt=clip.prompt, **kw)
-            elif task == "text2all":
-                pipe.generate(clip.prompt, modality, num_frames=frames, height=size, width=size, **kw)
-            elif task == "flow2video":
-                pipe.control(encode(modality, modality_values(clip, modality)), modality, clip.prompt, **kw)
-            else:
-                raise ValueError(f"task must be video2flow, text2all or flow2video, got {task!r}")
-            runs.append(rec.ratios)
-    return [round(sum(r[k] for r in runs) / len(runs), 5) for k in range(steps)]
-
-
-def calibrate_main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m unity_core.sampling.caches``: calibrate MagCache for a pipeline folder and write
-    ``mag_ratios.json`` (into the folder, or ``--out``; an existing file is never overwritten)."""
-    from unity_core.pipeline import DEFAULT_DIR, UnityVideoPipeline
-
-    ap = argparse.ArgumentParser(prog="python -m unity_core.sampling.caches",
-                                 description="Record MagCache's magnitude ratios for a checkpoint and settings.")
-    ap.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
-    ap.add_argument("--tasks", default="video2flow,text2all,flow2video")
-    ap.add_argument("--modalities", default="depth", help="comma-separated; ratios are averaged over them")
-    ap.add_argument("--clips", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--size", type=int, default=64, help="frame height = width in pixels")
-    ap.add_argument("--frames", type=int, default=17)
-    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--out", type=Path, default=None, help=f"default: CHECKPOINT/{MAG_RATIOS_FILE}")
-    args = ap.parse_args(argv)
-    folder = DEFAULT_DIR if args.checkpoint == "default" else Path(args.checkpoint)
-    out = args.out or folder / MAG_RATIOS_FILE
-    if out.exists():
-        raise SystemExit(f"{out} exists; remove it or pass --out")
-    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
-    pipe = UnityVideoPipeline.from_pretrained(args.checkpoint, dtype=dtype, device=args.device)
-    modalities = [m for m in args.modalities.split(",") if m]
-    table = {"checkpoint": str(args.checkpoint), "steps": args.steps, "modalities": modalities, "clips": args.clips,
-             "video": [args.frames, args.size, args.size], "dtype": args.dtype,
-             "note": "MagCache ratios mean(||r_t|| / ||r_t-1||), r = last block out - first block in; "
-                     "written by python -m unity_core.sampling.caches", "tasks": {}}
-    with torch.no_grad():
-        for task in [t for t in args.tasks.split(",") if t]:
-            table["tasks"][task] = {"ratios": calibrate(pipe, task, args.clips, args.steps, modalities, args.size,
-                                                        args.frames)}
-            print(f"{task}: {table['tasks'][task]['ratios']}", flush=True)
-    out.write_text(json.dumps(table, indent=1) + "\n")
-    print(f"wrote {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(calibrate_main())
