@@ -105,8 +105,8 @@ def build_case(name, cfg, dtype, device, inputs):
         raise SystemExit(f"unknown option +{option} in case {name!r}")
     joint = base == "joint"
     if joint:
-        return (lambda: model(x, t, ctx, x, "depth", ctx)), True
-    return (lambda: model(x, t, ctx)), False
+        return (lambda: model(x, t, ctx, x, "depth", ctx, return_dict=False)), True
+    return (lambda: model(x, t, ctx, return_dict=False)), False
 
 
 def main() -> None:
