@@ -425,6 +425,10 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, Attention
     # "rope": our RotaryTable holds no tensors and always computes in float64. About 0.1 % of the
     # 5B's parameters (time embedder 0.8 M of 5 B).
     _keep_in_fp32_modules = ["time_embedder", "scale_shift_table", "modulation", "norm1", "norm2", "norm3"]
+    # Not set, unlike diffusers' Wan: _keys_to_ignore_on_load_unexpected (Wan's ["norm_added_q"] skips
+    # a stray key of Wan2.1 image-to-video files; our loads are strict, a stray key is an error naming
+    # it). _cp_plan is set per instance in __init__ (it names the last block, which depends on
+    # num_layers). CacheMixin (step caches) is the speed work's, not set here.
 
     @register_to_config
     def __init__(
