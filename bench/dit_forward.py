@@ -9,6 +9,8 @@ Cases (``--cases``, comma-separated; the first is the baseline of every ratio):
   (``native``, ``_native_math``, ``_native_cudnn``, ``_native_flash``, ``flex``, ...);
 - ``rgb+compile`` / ``joint+compile``: with regional ``torch.compile`` of the repeated blocks;
 - ``rgb+fp8`` / ``joint+fp8``: fp8 (e4m3) weight storage, compute in ``--dtype``;
+- ``rgb+fuseqkv`` / ``joint+fuseqkv``: after ``fuse_qkv_projections()`` (one ``to_qkv`` matmul per
+  self-attention, one ``to_kv`` per cross-attention);
 - ``rgb+offload`` / ``joint+offload`` (CUDA only): block-level group offloading from the CPU.
 
 Every case is built once and warmed up; then ``--rounds`` rounds each run every case once, in
@@ -86,7 +88,7 @@ def build_case(name, cfg, dtype, device, inputs):
             ).to(dtype).eval()
         return (lambda: ref(x, t, ctx, return_dict=False)), False
     if base not in ("rgb", "joint"):
-        raise SystemExit(f"unknown case {name!r}: use rgb, joint or diffusers, with @BACKEND or +compile/+fp8/+offload")
+        raise SystemExit(f"unknown case {name!r}: use rgb, joint or diffusers, with @BACKEND or +compile/+fp8/+fuseqkv/+offload")
     on_cpu_first = option == "offload"
     if on_cpu_first and device.type != "cuda":
         raise SystemExit(f"case {name}: group offloading needs --device cuda")
@@ -98,6 +100,8 @@ def build_case(name, cfg, dtype, device, inputs):
         model.compile_repeated_blocks()
     elif option == "fp8":
         model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
+    elif option == "fuseqkv":
+        model.fuse_qkv_projections()
     elif option == "offload":
         model.enable_group_offload(device, torch.device("cpu"), offload_type="block_level", num_blocks_per_group=1,
                                    use_stream=True)
@@ -105,8 +109,8 @@ def build_case(name, cfg, dtype, device, inputs):
         raise SystemExit(f"unknown option +{option} in case {name!r}")
     joint = base == "joint"
     if joint:
-        return (lambda: model(x, t, ctx, x, "depth", ctx)), True
-    return (lambda: model(x, t, ctx)), False
+        return (lambda: model(x, t, ctx, x, "depth", ctx, return_dict=False)), True
+    return (lambda: model(x, t, ctx, return_dict=False)), False
 
 
 def main() -> None:

@@ -285,7 +285,7 @@ class UnityVideoModel(comfy.model_base.BaseModel):
             raise ValueError(f"a packed UnityVideo latent has an even width (RGB | modality), got {x.shape[-1]}")
         if unity["packed"] and unity["rgb_only"]:  # control guidance's free branch: the RGB stream alone
             w = x.shape[-1] // 2
-            v_rgb, _ = self.diffusion_model(x[..., :w], timestep, context, block_runner=runner)
+            v_rgb = self.diffusion_model(x[..., :w], timestep, context, block_runner=runner, return_dict=False)[0]
             return torch.cat([v_rgb, torch.zeros_like(x[..., w:])], dim=-1)
         v_rgb, v_mod = transformer_call(self, x, timestep, context, unity, runner)
         return v_rgb if v_mod is None else torch.cat([v_rgb, v_mod], dim=-1)
@@ -296,11 +296,11 @@ def transformer_call(model: "UnityVideoModel", x, timestep, context, unity: Dict
     need extra forwards, e.g. ranking blocks)."""
     tf = model.diffusion_model
     if not unity["packed"]:
-        return tf(x, timestep, context, block_runner=block_runner)
+        return tf(x, timestep, context, block_runner=block_runner, return_dict=False)
     w = x.shape[-1] // 2
     name = unity["modality"]
     return tf(x[..., :w], timestep, context, x[..., w:], resolve_modality(name) if name else None,
-              unity["modality_context"], block_runner=block_runner)
+              unity["modality_context"], block_runner=block_runner, return_dict=False)
 
 
 def _block_runner(transformer_options):

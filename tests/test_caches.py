@@ -59,7 +59,7 @@ def _run(kind, model, spec):
             def velocity(z, sigma):
                 t = to_timestep(sigma, 1, z.device)
                 with step_cache_context(model, t):
-                    return model(z, t, ctx)[0]
+                    return model(z, t, ctx, return_dict=False)[0]
 
             reset_step_caches(model)
             out = [integrate(velocity, x, flow_sigmas(STEPS, 1.0))]

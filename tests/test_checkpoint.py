@@ -59,8 +59,8 @@ def _run(m, seed=0):
     ctx = torch.randn(1, 3, 16, generator=g)
     with torch.no_grad():
         if not m.unity_config.modality_stream:
-            return m(rgb, torch.tensor([400.0]), ctx)[:1]
-        return m(rgb, torch.tensor([400.0]), ctx, rgb.flip(-1), "depth", ctx)
+            return m(rgb, torch.tensor([400.0]), ctx, return_dict=False)[:1]
+        return m(rgb, torch.tensor([400.0]), ctx, rgb.flip(-1), "depth", ctx, return_dict=False)
 
 
 def _assert_same_model(a, b, atol=1e-6):
@@ -146,10 +146,16 @@ def test_saving_never_overwrites_silently_and_overwrite_replaces_stale_shards(mo
         save_transformer(model, tmp_path / "y.safetensors", max_shard_size="lots")
 
 
-def test_bf16_loading_casts_every_tensor(model, tmp_path):
+def _dtypes(m):
+    """{dtype of the tensors outside _keep_in_fp32_modules}, {dtype of those inside}."""
+    named = list(m.named_parameters())
+    return ({p.dtype for n, p in named if not m._fp32_kept(n)}, {p.dtype for n, p in named if m._fp32_kept(n)})
+
+
+def test_bf16_loading_casts_every_tensor_but_the_fp32_kept(model, tmp_path):
     path = save_transformer(model, tmp_path / "m.safetensors")
     loaded = load_transformer(path, dtype=torch.bfloat16)
-    assert {p.dtype for p in loaded.parameters()} == {torch.bfloat16}
+    assert _dtypes(loaded) == ({torch.bfloat16}, {torch.float32})
     assert all(torch.isfinite(v).all() for v in _run(loaded))
     folder = save_transformer(model, tmp_path / "bf16", layout="diffusers", dtype=torch.bfloat16)
     stored = load_file(str(folder / "diffusion_pytorch_model.safetensors"))
@@ -212,7 +218,7 @@ def test_fp8_files_equal_the_model_holding_their_dequantized_weights(model, yume
     assert 0 < err < 0.1 * scale
 
     bf16 = load_transformer(tmp_path / "fp8.safetensors", config=src.unity_config, dtype=torch.bfloat16)
-    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    assert _dtypes(bf16) == ({torch.bfloat16}, {torch.float32})
     q = "blocks.0.attn1.to_q.weight"
     assert torch.equal(bf16.state_dict()[q], ref.state_dict()[q].to(torch.bfloat16))
 

@@ -107,7 +107,7 @@ t2v = nodes.common_ksampler(MODEL, SEED, 20, 1.0, "euler", "simple", [[CTX, {}]]
 z, sig = comfy.sample.prepare_noise(plain_lat["samples"], SEED), flow_sigmas(20)
 with torch.no_grad():
     for i in range(20):
-        v, _ = REF(z, (sig[i] * 1000).reshape(1), CTX)
+        v = REF(z, (sig[i] * 1000).reshape(1), CTX).sample
         z = z + (sig[i + 1] - sig[i]) * v
 res["rgb_alone"] = {"vs_euler": err(FMT.process_in(t2v), z)}
 # CFG: core's guidance on our MODEL is our cfg (a negative prompt of the same length)

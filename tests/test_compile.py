@@ -25,8 +25,8 @@ def test_no_graph_breaks_in_the_three_forwards():
     yume = UnityVideoTransformer.from_config(cfg).eval()
     x, ctx, t = _inputs(16, 384)
     forwards = {
-        "rgb": lambda: model(x, t, ctx),
-        "joint": lambda: model(x, t, ctx, x, "depth", ctx),
+        "rgb": lambda: model(x, t, ctx, return_dict=False),
+        "joint": lambda: model(x, t, ctx, x, "depth", ctx, return_dict=False),
         "yume_packed": lambda: packed_forward(yume, x[:, :, :1], x, t, ctx, text_len=8),
     }
     with torch.no_grad():
@@ -48,15 +48,15 @@ def test_compile_repeated_blocks_matches_eager_on_cpu_inductor():
     x, ctx, t = _inputs(8, 32)
     x = x[..., :4, :4]
     with torch.no_grad():
-        ref = model(x, t, ctx, x, "depth", ctx)
+        ref = model(x, t, ctx, x, "depth", ctx, return_dict=False)
         torch._dynamo.reset()
         whole = torch.compile(model, fullgraph=True, backend="eager")  # the whole forward, one graph
-        out = whole(x, t, ctx, x, "depth", ctx)
+        out = whole(x, t, ctx, x, "depth", ctx, return_dict=False)
         assert torch.equal(out[0], ref[0]) and torch.equal(out[1], ref[1])
         torch._dynamo.reset()
         model.compile_repeated_blocks(fullgraph=True)  # inductor, every block through one compiled graph
         try:
-            out = model(x, t, ctx, x, "depth", ctx)
+            out = model(x, t, ctx, x, "depth", ctx, return_dict=False)
         finally:
             torch._dynamo.reset()
     err = max((a - b).abs().max().item() for a, b in zip(out, ref))

@@ -50,7 +50,7 @@ def test_group_offload_to_disk_matches_and_reaches_the_token_path(tmp_path):
     model = _model()
     rgb, mod, ctx, t = _inputs()
     with torch.no_grad():
-        ref = model(rgb, t, ctx, mod, "depth", ctx)
+        ref = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
         tokens, grid = model.patchify(rgb)
         positions = grid_positions(*grid)
         ref_tokens = model.forward_tokens(tokens, positions, t, ctx)
@@ -60,7 +60,7 @@ def test_group_offload_to_disk_matches_and_reaches_the_token_path(tmp_path):
                                offload_type="block_level", num_blocks_per_group=1, offload_to_disk_path=str(tmp_path))
     assert list(tmp_path.glob("*.safetensors")), "nothing was offloaded to disk"
     with torch.no_grad():
-        out = model(rgb, t, ctx, mod, "depth", ctx)
+        out = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
         out_tokens = model.forward_tokens(tokens, positions, t, ctx)
         inside = model(low_level=lambda m: m.patchify(rgb)[0])
         outside = model.patchify(rgb)[0]  # bypasses the root hook: the offloaded weights are not there
@@ -76,12 +76,12 @@ def test_layerwise_fp8_storage_runs_and_stays_close():
     model = _model()
     rgb, mod, ctx, t = _inputs()
     with torch.no_grad():
-        ref = model(rgb, t, ctx, mod, "depth", ctx)
+        ref = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
     model.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.float32)
     assert model.blocks[0].attn1.to_q.weight.dtype == torch.float8_e4m3fn
     assert model.patch_embedding.weight.dtype == torch.float32  # skipped, as in diffusers' Wan
     with torch.no_grad():
-        out = model(rgb, t, ctx, mod, "depth", ctx)
+        out = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
     err = max((out[0] - ref[0]).abs().max().item(), (out[1] - ref[1]).abs().max().item())
     scale = ref[0].abs().max().item()
     print(f"fp8_e4m3fn storage, fp32 compute: max abs error {err:.4g} (output max {scale:.3g})")
@@ -106,11 +106,11 @@ def test_attention_backend_switch_reaches_the_dispatcher(monkeypatch):
     try:
         model.set_attention_backend("native")
         with torch.no_grad():
-            a = model(rgb, t, ctx, mod, "depth", ctx)
+            a = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
         assert calls == {"native": 3 * CFG.num_layers, "_native_math": 0}  # self + one cross per stream, per block
         model.set_attention_backend("_native_math")
         with torch.no_grad():
-            b = model(rgb, t, ctx, mod, "depth", ctx)
+            b = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
         assert calls["_native_math"] == calls["native"]
     finally:
         model.reset_attention_backend()
@@ -127,19 +127,19 @@ def test_save_pretrained_sharded_round_trip(tmp_path):
     assert loaded.unity_config == model.unity_config
     rgb, mod, ctx, t = _inputs()
     with torch.no_grad():
-        a, b = model(rgb, t, ctx, mod, "depth", ctx), loaded(rgb, t, ctx, mod, "depth", ctx)
+        a, b = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False), loaded(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
 
 
 def test_gradient_checkpointing_through_diffusers_api():
     model = _model().train()
     rgb, mod, ctx, t = _inputs()
-    model(rgb, t, ctx, mod, "depth", ctx)[1].square().mean().backward()
+    model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)[1].square().mean().backward()
     ref = [p.grad.clone() for p in model.parameters() if p.grad is not None]
     model.zero_grad()
     model.enable_gradient_checkpointing()
     assert model.gradient_checkpointing
-    model(rgb, t, ctx, mod, "depth", ctx)[1].square().mean().backward()
+    model(rgb, t, ctx, mod, "depth", ctx, return_dict=False)[1].square().mean().backward()
     got = [p.grad for p in model.parameters() if p.grad is not None]
     assert len(got) == len(ref)
     for a, b in zip(ref, got):
@@ -154,7 +154,7 @@ def test_plain_wan_and_yume_variants_refuse_the_modality_stream():
     plain = UnityVideoTransformer.from_config(UnityVideoConfig(**{**CFG.to_dict(), "modality_stream": False}))
     rgb, mod, ctx, t = _inputs()
     with torch.no_grad():
-        v, none = plain(rgb, t, ctx)
+        v, none = plain(rgb, t, ctx, return_dict=False)
     assert v.shape == rgb.shape and none is None
     with pytest.raises(ValueError, match="no modality stream"):
         plain(rgb, t, ctx, mod, "depth")

@@ -88,7 +88,7 @@ def _run(m):
     rgb = torch.randn(1, 8, 2, 4, 4, generator=g)
     ctx = torch.randn(1, 3, 16, generator=g)
     with torch.no_grad():
-        return m(rgb, torch.tensor([400.0]), ctx, rgb.flip(-1), "depth", ctx)
+        return m(rgb, torch.tensor([400.0]), ctx, rgb.flip(-1), "depth", ctx, return_dict=False)
 
 
 @pytest.mark.parametrize("style", ["wan", "comfy", "kohya", "diffusers", "official"])

@@ -42,7 +42,7 @@ def test_oracle_forward(oracle, oracle_model, task, modality):
     with torch.no_grad():
         v_rgb, v_mod = oracle_model(
             oracle[p + "in.rgb"], oracle[p + "in.timestep"], oracle[p + "in.context"],
-            oracle[p + "in.flow"], modality, oracle[p + "in.context_flow"],
+            oracle[p + "in.flow"], modality, oracle[p + "in.context_flow"], return_dict=False,
         )
     torch.testing.assert_close(v_rgb, oracle[p + "out.v_rgb"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(v_mod, oracle[p + "out.v_flow"], atol=1e-5, rtol=1e-5)
@@ -52,7 +52,7 @@ def test_oracle_without_modality_name_or_prompt(oracle, oracle_model):
     p = "case.text2all.depth."
     with torch.no_grad():
         v_rgb, v_mod = oracle_model(oracle[p + "in.rgb"], oracle[p + "in.timestep"], oracle[p + "in.context"],
-                                    oracle[p + "in.flow"], None, None)
+                                    oracle[p + "in.flow"], None, None, return_dict=False)
     torch.testing.assert_close(v_rgb, oracle["case.text2all.none.out.v_rgb"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(v_mod, oracle["case.text2all.none.out.v_flow"], atol=1e-5, rtol=1e-5)
 
@@ -89,9 +89,9 @@ def test_batch_equals_per_sample_results():
     rgb, mod, ctx, mctx = _inputs()
     t = torch.tensor([900.0, 150.0])
     with torch.no_grad():
-        vr, vm = model(rgb, t, ctx, mod, "depth", mctx)
+        vr, vm = model(rgb, t, ctx, mod, "depth", mctx, return_dict=False)
         for i in range(2):
-            r1, m1 = model(rgb[i:i + 1], t[i:i + 1], ctx[i:i + 1], mod[i:i + 1], "depth", mctx[i:i + 1])
+            r1, m1 = model(rgb[i:i + 1], t[i:i + 1], ctx[i:i + 1], mod[i:i + 1], "depth", mctx[i:i + 1], return_dict=False)
             torch.testing.assert_close(vr[i:i + 1], r1, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(vm[i:i + 1], m1, atol=1e-5, rtol=1e-5)
 
@@ -113,7 +113,7 @@ def test_matches_diffusers_wan_without_modality_stream():
     t = torch.tensor([700.0, 120.0])
     with torch.no_grad():
         expected = ref(rgb, t, ctx, return_dict=False)[0]
-        got, none = model(rgb, t, ctx)
+        got, none = model(rgb, t, ctx, return_dict=False)
     assert none is None
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
 
@@ -124,8 +124,8 @@ def test_modality_stream_changes_rgb_only_through_attention():
     model = UnityVideoTransformer.from_config(UnityVideoConfig(**{**TINY, "in_channels": 8, "out_channels": 8})).eval()
     rgb, mod, ctx, mctx = _inputs(batch=1)
     with torch.no_grad():
-        a, _ = model(rgb, torch.tensor([500.0]), ctx, mod, "depth", mctx)
-        b, _ = model(rgb, torch.tensor([500.0]), ctx, mod * 3 + 1, "raft", mctx)
+        a, _ = model(rgb, torch.tensor([500.0]), ctx, mod, "depth", mctx, return_dict=False)
+        b, _ = model(rgb, torch.tensor([500.0]), ctx, mod * 3 + 1, "raft", mctx, return_dict=False)
     torch.testing.assert_close(a, b)  # flow_in == 0: modality content has no effect at init
 
 
@@ -169,8 +169,8 @@ def test_random_modality_embeddings_tell_the_modalities_apart_from_the_start():
     torch.nn.init.normal_(model.flow_in.weight)
     rgb, mod, ctx, mctx = _inputs(batch=1)
     with torch.no_grad():
-        a = model(rgb, torch.tensor([300.0]), ctx, mod, "depth", mctx)[1]
-        b = model(rgb, torch.tensor([300.0]), ctx, mod, "segmentation", mctx)[1]
+        a = model(rgb, torch.tensor([300.0]), ctx, mod, "depth", mctx).modality_sample
+        b = model(rgb, torch.tensor([300.0]), ctx, mod, "segmentation", mctx).modality_sample
     assert (a - b).abs().max() > 1e-3  # same inputs and prompt, the modality alone changes the output
 
 

@@ -48,7 +48,7 @@ def _run_all(model):
     rgb, mod, ctx = _inputs()
     out = {}
     with torch.no_grad():
-        v_rgb, v_mod = model(rgb, torch.tensor([500.0]), ctx, mod, "depth", ctx)
+        v_rgb, v_mod = model(rgb, torch.tensor([500.0]), ctx, mod, "depth", ctx, return_dict=False)
         out["forward.rgb"], out["forward.mod"] = v_rgb, v_mod
         for task in TASKS:
             res = sample(model, task, context=ctx, modality="depth", modality_context=ctx, rgb_latent=rgb,

@@ -32,7 +32,8 @@ class GaussianFlow(torch.nn.Module):
         dsig = (-(1 - t) * S**2 + t) / sig
         return -MU + dsig * (z - (1 - t) * MU) / sig
 
-    def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None):
+    def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None, return_dict=False):
+        """The transformer's call signature; returns the tuple form (what the sampler asks for)."""
         self.calls.append(rgb.shape[0])
         t = (timestep / 1000.0).double().reshape(-1, 1, 1, 1, 1)
         return self.v(rgb.double(), t).to(rgb.dtype), None if mod is None else self.v(mod.double(), t).to(mod.dtype)
@@ -76,7 +77,7 @@ def test_clean_stream_untouched_and_its_velocity_unused(task, clean):
     kw["modality_noise" if clean == "rgb" else "rgb_noise"] = eps
 
     class Leaky(GaussianFlow):
-        def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None):
+        def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None, return_dict=False):
             v_rgb, v_mod = super().forward(rgb, timestep, context, mod, modality, mctx)
             big = lambda v: torch.full_like(v, 1e6)  # noqa: E731
             return (big(v_rgb), v_mod) if clean == "rgb" else (v_rgb, big(v_mod))
@@ -208,7 +209,7 @@ def test_objective_routes_tasks_and_supervises_the_noised_stream():
     seen = {}
 
     class Spy(torch.nn.Module):
-        def forward(self, rgb, timestep, ctx, mod, modality, mctx):
+        def forward(self, rgb, timestep, ctx, mod, modality, mctx, return_dict=False):
             seen["rgb"], seen["mod"] = rgb, mod
             return torch.zeros_like(rgb), torch.zeros_like(mod)
 
@@ -236,7 +237,7 @@ def test_control_guidance_pushes_from_the_rgb_stream_alone_towards_the_control()
             super().__init__()
             self.calls = []
 
-        def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None):
+        def forward(self, rgb, timestep, context, mod=None, modality=None, mctx=None, block_runner=None, return_dict=False):
             self.calls.append("control" if mod is not None else "alone")
             v = torch.full_like(rgb, 3.0 if mod is not None else 1.0)
             return v, None if mod is None else torch.zeros_like(mod)

@@ -169,7 +169,7 @@ def test_rgb_only_task_trains_the_plain_forward():
     assert model.flow_patch_embedding.weight.grad is None and model.patch_embedding.weight.grad is not None
     noise = torch.randn(data.rgb.shape, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        v, v_mod = model((1 - 0.4) * data.rgb + 0.4 * noise, torch.full((len(data),), 400.0), data.prompts)
+        v, v_mod = model((1 - 0.4) * data.rgb + 0.4 * noise, torch.full((len(data),), 400.0), data.prompts, return_dict=False)
     assert v_mod is None
     assert torch.allclose(loss.detach(), ((v - (noise - data.rgb)) ** 2).mean(), rtol=1e-5)
     trainer = Trainer(model, data, TrainConfig(batch_size=2, seed=1, task_weights={RGB_ONLY_TASK: 1.0, "video2flow": 1.0}))
@@ -202,7 +202,7 @@ def test_explore_segment_task_supervises_the_last_segment_of_walk_clips(tmp_path
     assert set(info) == {"t", "loss_rgb"}
     noise = torch.randn(data.walk_rgb.shape, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        v, _ = model(0.4 * data.walk_rgb + 0.6 * noise, torch.full((4,), 600.0), data.walk_prompts)
+        v, _ = model(0.4 * data.walk_rgb + 0.6 * noise, torch.full((4,), 600.0), data.walk_prompts, return_dict=False)
     err = (v - (noise - data.walk_rgb)) ** 2
     assert torch.allclose(loss.detach(), err[:, :, -1:].mean(), rtol=1e-5)
     assert not torch.allclose(loss.detach(), err.mean(), rtol=1e-3)

@@ -5,7 +5,7 @@ from unity_core.model.checkpoint import (CheckpointError, PeftLora, checkpoint_k
                                          lora_state_dict_to_peft, lora_target_keys, official_state_dict,
                                          ours_to_wan_key, save_transformer)
 from unity_core.model.config import PRESETS, UnityVideoConfig, get_config
-from unity_core.model.transformer import UnityVideoTransformer
+from unity_core.model.transformer import UnityVideoTransformer, UnityVideoTransformerOutput
 
 __all__ = [
     "CheckpointError",
@@ -13,6 +13,7 @@ __all__ = [
     "PeftLora",
     "UnityVideoConfig",
     "UnityVideoTransformer",
+    "UnityVideoTransformerOutput",
     "checkpoint_kind",
     "get_config",
     "load_lora",

@@ -502,6 +502,11 @@ def _dequantize(t: torch.Tensor, scale: Optional[torch.Tensor]) -> torch.Tensor:
     return t.float() * s
 
 
+def _dtype_of(model: UnityVideoTransformer, name: str, dtype: torch.dtype) -> torch.dtype:
+    """float32 for the model's ``_keep_in_fp32_modules`` tensors (as ``from_pretrained`` keeps them), else ``dtype``."""
+    return torch.float32 if model._fp32_kept(name) else dtype
+
+
 def load_transformer(
     path: PathLike,
     config: Union[None, str, Mapping, UnityVideoConfig] = None,
@@ -519,7 +524,9 @@ def load_transformer(
             reads the file's metadata (files we save), else the folder's ``config.json`` (ours,
             diffusers' ``WanTransformer3DModel`` or Wan's ``WanModel``), else infers it from the
             tensor shapes (head dim 128, as in Wan; see :func:`infer_config`).
-        dtype: parameter dtype (float32, bfloat16 or float16); each tensor is cast as it streams.
+        dtype: parameter dtype (float32, bfloat16 or float16); each tensor is cast as it streams,
+            except those of the model's ``_keep_in_fp32_modules`` (time embedder, modulation
+            tables, cross-attention norm), which load as float32 as ``from_pretrained`` keeps them.
         device: where the parameters live.
 
     Returns:
@@ -576,10 +583,10 @@ def load_transformer(
         if ours in names:
             key = names[ours]
             scale = source.get(scales[key]) if key in scales else None
-            state[ours] = _dequantize(source.get(key), scale).to(device=device, dtype=dtype)
+            state[ours] = _dequantize(source.get(key), scale).to(device=device, dtype=_dtype_of(model, ours, dtype))
     if fill:  # the UnityVideo additions start as zeros, then as the release initialises them
         for key, shape in expected.items():
-            state.setdefault(key, torch.zeros(shape, dtype=dtype, device=device))
+            state.setdefault(key, torch.zeros(shape, dtype=_dtype_of(model, key, dtype), device=device))
     model.load_state_dict(state, strict=True, assign=True)
     del state
     left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]

@@ -38,8 +38,15 @@ It is a diffusers model (``ModelMixin`` + ``ConfigMixin`` + ``PeftAdapterMixin``
 + ``AttentionMixin``), so diffusers' tools reach it from outside: ``save_pretrained`` /
 ``from_pretrained``, ``enable_group_offload``, ``enable_layerwise_casting`` (fp8 storage),
 ``set_attention_backend`` (attention runs through ``dispatch_attention_fn``), PEFT LoRA adapters,
-``compile_repeated_blocks`` and gradient checkpointing, and the step caches of ``enable_cache``
-(:mod:`unity_core.sampling.caches`).
+``compile_repeated_blocks``, gradient checkpointing, ``fuse_qkv_projections`` (the attention
+processor then runs the fused ``to_qkv`` / ``to_kv`` projections) and the step caches of
+``enable_cache`` (:mod:`unity_core.sampling.caches`). Its forward follows diffusers'
+contract: ``return_dict=True`` gives a :class:`UnityVideoTransformerOutput` (``sample``: the RGB
+velocity, ``modality_sample``: the modality velocity or None), ``return_dict=False`` the tuple
+``(sample, modality_sample)``. ``_keep_in_fp32_modules`` (the time embedder, the modulation
+tables and the affine cross-attention norm, as diffusers' Wan and Wan's own code keep them) stay
+float32 under ``from_pretrained(torch_dtype=...)``, :func:`~unity_core.model.load_transformer`
+and ``.to(dtype)``.
 
 Seams for hosts that adapt the model (ComfyUI's adapter in ``nodes/`` uses them):
 
@@ -49,7 +56,9 @@ Seams for hosts that adapt the model (ComfyUI's adapter in ``nodes/`` uses them)
   ``flow_head.modulation``, ``modality_embeddings``, ``switcher_embeddings``) is read through
   ``module.cast_parameter(param, dtype=None, device=None)`` of the module that owns it, a plain
   callable attribute (default :func:`cast_parameter`) that a host may replace on every module
-  that has it;
+  that has it; and it is read inside the ``forward`` of the module that owns it (the modality
+  vectors live in :class:`EmbeddingTable`, a ``ParameterDict`` with a forward), so per-module hooks
+  (diffusers' leaf-level group offloading, to disk too) onload every parameter before it is read;
 - inputs are cast to :attr:`UnityVideoTransformer.compute_dtype`, settable when the stored weights
   are not the compute dtype (fp8 storage);
 - the low-level pieces run inside the root ``forward`` when called through
@@ -62,7 +71,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -72,6 +81,7 @@ from diffusers.models.attention import AttentionMixin
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.cache_utils import CacheMixin
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils import BaseOutput
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformerBlock
 
@@ -156,6 +166,19 @@ def cast_parameter(param: torch.Tensor, dtype: Optional[torch.dtype] = None, dev
     return param.to(device=device, dtype=dtype)
 
 
+def qkv_projections(attn, hidden_states: torch.Tensor, encoder_hidden_states: Optional[torch.Tensor] = None):
+    """Query, key and value ``[B, N, D]`` of a ``WanAttention``, through the fused projections
+    when ``attn.fuse_projections()`` made them (``to_qkv`` for self-attention, ``to_q`` + ``to_kv``
+    for cross-attention, as diffusers fuses Wan), else through ``to_q`` / ``to_k`` / ``to_v``.
+    ``encoder_hidden_states``: the cross-attention context ``[B, L, D]``, None for self-attention."""
+    context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+    if getattr(attn, "fused_projections", False):
+        if not attn.is_cross_attention:
+            return attn.to_qkv(context).chunk(3, dim=-1)
+        return (attn.to_q(hidden_states), *attn.to_kv(context).chunk(2, dim=-1))
+    return attn.to_q(hidden_states), attn.to_k(context), attn.to_v(context)
+
+
 class UnityVideoAttnProcessor:
     """Attention for ``WanAttention`` with float64 RoPE (``rotary_emb``: a :func:`rope_table` or None),
     computed by diffusers' attention dispatcher, so ``set_attention_backend`` picks the kernel.
@@ -176,9 +199,16 @@ class UnityVideoAttnProcessor:
     _attention_backend = None
     _parallel_config = None
 
-    def _attend(self, attn, q, context, rotary_emb, parallel_config):
-        k = attn.norm_k(attn.to_k(context)).unflatten(2, (attn.heads, -1))
-        v = attn.to_v(context).unflatten(2, (attn.heads, -1))
+    @staticmethod
+    def _key_value(attn, context):
+        """Cross-attention keys and values of ``context`` (through ``to_kv`` when fused)."""
+        if getattr(attn, "fused_projections", False):
+            return attn.to_kv(context).chunk(2, dim=-1)
+        return attn.to_k(context), attn.to_v(context)
+
+    def _attend(self, attn, q, k, v, rotary_emb, parallel_config):
+        k = attn.norm_k(k).unflatten(2, (attn.heads, -1))
+        v = v.unflatten(2, (attn.heads, -1))
         if rotary_emb is not None:
             k = apply_rope(k, rotary_emb)
         # [B, N, heads, head_dim] in and out
@@ -186,14 +216,15 @@ class UnityVideoAttnProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None,
                  stream=None, modality_context=None, **kwargs):
-        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
-        q = attn.norm_q(attn.to_q(hidden_states)).unflatten(2, (attn.heads, -1))
+        q, k, v = qkv_projections(attn, hidden_states, encoder_hidden_states)
+        q = attn.norm_q(q).unflatten(2, (attn.heads, -1))
         if rotary_emb is not None:
             q = apply_rope(q, rotary_emb)
         parallel = self._parallel_config if encoder_hidden_states is None else None
-        out = self._attend(attn, q, context, rotary_emb, parallel)
+        out = self._attend(attn, q, k, v, rotary_emb, parallel)
         if stream is not None:
-            out_modality = self._attend(attn, q, modality_context, None, None)
+            k_m, v_m = self._key_value(attn, modality_context)
+            out_modality = self._attend(attn, q, k_m, v_m, None, None)
             out = torch.where(stream[None, :, None, None], out_modality, out)
         return attn.to_out[0](out.flatten(2).type_as(hidden_states))
 
@@ -332,6 +363,45 @@ class OutputHead(nn.Module):
         return _modulated_head(x, temb, self.norm, self.head, table)
 
 
+class EmbeddingTable(nn.ParameterDict):
+    """One learned vector ``[D]`` per modality name (``modality_embeddings.<m>``,
+    ``switcher_embeddings.<m>``), added to its input by :meth:`forward`.
+
+    A ``ParameterDict`` (so checkpoint keys, ``table[name]``, ``name in table`` and ``values()``
+    are those of the release's dict) whose vectors are only read inside its own ``forward``: hooks
+    that work per module (diffusers' leaf-level group offloading, with or without disk) then
+    onload them before they are read. A bare ``ParameterDict`` read by indexing is never called,
+    so such a hook would leave the vector offloaded (on disk: uninitialised memory).
+    """
+
+    __call__ = nn.Module.__call__  # ParameterDict refuses calls; this one has a forward
+
+    def __init__(self, names, dim: int):
+        super().__init__({m: nn.Parameter(torch.zeros(dim)) for m in names})
+        self.cast_parameter = cast_parameter
+
+    def forward(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """``x`` ``[..., D]`` plus the vector of ``name``, in ``x``'s dtype and on its device (a new tensor)."""
+        return x + self.cast_parameter(self[name], dtype=x.dtype, device=x.device)
+
+
+@dataclasses.dataclass
+class UnityVideoTransformerOutput(BaseOutput):
+    """The output of :meth:`UnityVideoTransformer.forward` (diffusers' ``Transformer2DModelOutput``
+    with a second stream).
+
+    Attributes:
+        sample: RGB velocity ``[B, C, F, H, W]`` (flow matching: noise - data), in the dtype of
+            ``rgb_latent``.
+        modality_sample: modality velocity ``[B, C, F, H, W]`` in the dtype of ``modality_latent``,
+            or None for an RGB-only forward (then absent from ``keys()`` / ``to_tuple()``, as
+            diffusers' outputs drop None fields).
+    """
+
+    sample: torch.Tensor
+    modality_sample: Optional[torch.Tensor] = None
+
+
 def _modulated_head(x, temb, norm, linear, table):
     # Per-sample shift/scale: [1, 2, D] + [B, 1, D] (the release omits the unsqueeze).
     shift, scale = (table + temb[:, None, :].to(table.dtype)).chunk(2, dim=1)
@@ -376,11 +446,28 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         ValueError: an invalid config (see :class:`UnityVideoConfig`).
     """
 
+    # diffusers' class attributes, each as diffusers' Wan sets it unless said otherwise:
+    # run_blocks checkpoints each block (enable_gradient_checkpointing)
     _supports_gradient_checkpointing = True
+    # device_map="auto" never splits a block (its residual stream and modulation are one unit)
     _no_split_modules = ["UnityVideoBlock"]
+    # compile_repeated_blocks compiles the block class once
     _repeated_blocks = ["UnityVideoBlock"]
-    # fp8 storage (enable_layerwise_casting) leaves these in the compute dtype, as diffusers' Wan does
+    # fp8 storage (enable_layerwise_casting) leaves these in the compute dtype: the patch embeddings
+    # (all of them: flow_ and Yume's history ones match too), the time/text embedder and the norms
     _skip_layerwise_casting_patterns = ["patch_embedding", "condition_embedder", "norm"]
+    # float32 under from_pretrained(torch_dtype=...), load_transformer(dtype=...) and .to(dtype):
+    # what Wan's code computes in float32 (its time embedding and modulations run under a float32
+    # autocast; its norms upcast) and diffusers' Wan keeps in float32: the time embedder, every
+    # scale_shift_table, and norm1/2/3 (norm2, the affine cross-attention norm, is the only one with
+    # parameters); plus "modulation", the flow head's copy of the head's scale_shift_table. Not
+    # "rope": our RotaryTable holds no tensors and always computes in float64. About 0.1 % of the
+    # 5B's parameters (time embedder 0.8 M of 5 B).
+    _keep_in_fp32_modules = ["time_embedder", "scale_shift_table", "modulation", "norm1", "norm2", "norm3"]
+    # Not set, unlike diffusers' Wan: _keys_to_ignore_on_load_unexpected (Wan's ["norm_added_q"] skips
+    # a stray key of Wan2.1 image-to-video files; our loads are strict, a stray key is an error naming
+    # it). _cp_plan is set per instance in __init__ (it names the last block, which depends on
+    # num_layers). CacheMixin (step caches) is the speed work's, not set here.
 
     @register_to_config
     def __init__(
@@ -425,11 +512,11 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         if config.modality_stream:  # UnityVideo additions, initialised as the release does
             self.flow_patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=patch, stride=patch)
             self.flow_in = nn.Linear(d, d)
-            self.modality_embeddings = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m in config.modalities})
+            self.modality_embeddings = EmbeddingTable(config.modalities, d)
             self.flow_head = OutputHead(d, out_features, config.eps)
         if config.modality_switcher:
             # Paper form of the switcher: modality-stream AdaLN parameters from MLP(L_m + t_emb).
-            self.switcher_embeddings = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m in config.modalities})
+            self.switcher_embeddings = EmbeddingTable(config.modalities, d)
             self.switcher_mlp = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         if config.history_embeddings:
             for name, (out, k) in HISTORY_EMBEDDINGS.items():
@@ -485,11 +572,38 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        """The dtype inputs are cast to: the time embedder's weight dtype unless set (hosts that
-        store weights in fp8 set it to their compute dtype)."""
+        """The dtype inputs are cast to: the patch embedding's weight dtype unless set (hosts that
+        store weights in fp8 set it to their compute dtype). The patch embedding is neither kept in
+        float32 nor stored in fp8 by layerwise casting, so it holds the model's compute dtype."""
         if self._compute_dtype is not None:
             return self._compute_dtype
-        return self.condition_embedder.time_embedder.linear_1.weight.dtype
+        return self.patch_embedding.weight.dtype
+
+    def _fp32_kept(self, name: str) -> bool:
+        """Whether parameter / buffer ``name`` is in a ``_keep_in_fp32_modules`` module (matched on
+        whole dotted components, as diffusers' loader matches)."""
+        keep = self._keep_in_fp32_modules or ()
+        return any(part in keep for part in name.split("."))
+
+    def _apply(self, fn, recurse=True):
+        """``nn.Module._apply`` (behind ``.to``, ``.half()``, ``.bfloat16()``, ...) that never casts a
+        float32 tensor of a ``_keep_in_fp32_modules`` module down to a narrower float: those
+        tensors take only the device move. Diffusers' ``ModelMixin.to`` casts them (with a warning);
+        keeping them makes ``.to(torch.bfloat16)`` give the model ``from_pretrained(torch_dtype=
+        torch.bfloat16)`` gives. Widening (``.double()``) and hooks that cast single layers
+        (layerwise casting skips these modules) are unaffected."""
+        kept = {id(t) for n, t in [*self.named_parameters(), *self.named_buffers()]
+                if t.dtype == torch.float32 and self._fp32_kept(n)}
+        if not kept:
+            return super()._apply(fn, recurse)
+
+        def keep_fp32(t):
+            out = fn(t)
+            if id(t) in kept and out.is_floating_point() and torch.finfo(out.dtype).bits < 32:
+                return t.to(device=out.device)
+            return out
+
+        return super()._apply(keep_fp32, recurse)
 
     @compute_dtype.setter
     def compute_dtype(self, dtype: Optional[torch.dtype]) -> None:
@@ -544,9 +658,12 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         """
         ce = self.condition_embedder
         lead = timestep.shape
-        sin = timestep_sinusoid(timestep.reshape(-1), self.config.freq_dim).to(self.compute_dtype)
-        temb = ce.time_embedder(sin)
-        tmod = ce.time_proj(ce.act_fn(temb)).unflatten(1, (6, -1))
+        # float32 when the time embedder is kept in float32 (then temb is float32 too, and so is
+        # the head's modulation); tmod comes from time_proj in the compute dtype, as in diffusers' Wan
+        fp32 = ce.time_embedder.linear_1.weight.dtype == torch.float32
+        sin = timestep_sinusoid(timestep.reshape(-1), self.config.freq_dim)
+        temb = ce.time_embedder(sin.to(torch.float32 if fp32 else self.compute_dtype))
+        tmod = ce.time_proj(ce.act_fn(temb).to(self.compute_dtype)).unflatten(1, (6, -1))
         return temb.reshape(*lead, -1), tmod.reshape(*lead, 6, -1)
 
     def embed_text(self, context: torch.Tensor) -> torch.Tensor:
@@ -572,8 +689,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         tokens, _ = self.patchify(latent, self.flow_patch_embedding)
         tokens = self.flow_in(tokens)
         if modality is not None:
-            emb = self.cast_parameter(self.modality_embeddings[modality], dtype=tokens.dtype, device=tokens.device)
-            tokens = tokens + emb
+            tokens = self.modality_embeddings(tokens, modality)
         return tokens
 
     def rgb_head(self, tokens: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
@@ -716,8 +832,9 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         modality_context: Optional[torch.Tensor] = None,
         block_runner: Optional[BlockRunner] = None,
         *,
+        return_dict: bool = True,
         low_level: Optional[Callable[["UnityVideoTransformer"], object]] = None,
-    ) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+    ) -> Union[UnityVideoTransformerOutput, Tuple[torch.Tensor, Optional[torch.Tensor]]]:
         """Velocities of both streams.
 
         Args:
@@ -731,13 +848,19 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
             modality_context: modality prompt tokens ``[B, L', text_dim]``; None reuses the
                 content prompt, as the release.
             block_runner: optional hook ``(index, fn, x) -> x`` around every block (block cache).
+            return_dict: True (diffusers' default) returns a :class:`UnityVideoTransformerOutput`;
+                False the tuple ``(sample, modality_sample)``, always two entries (the second
+                None without a modality latent), so ``model(..., return_dict=False)[0]`` is the
+                RGB velocity as in every diffusers model.
             low_level: instead of all the above, ``low_level(self)`` is run and its result
-                returned: the way the low-level pieces are called from outside so that hooks on
-                this forward (group offloading's top-level group) are active around them.
+                returned as it is (``return_dict`` does not apply): the way the low-level pieces
+                are called from outside so that hooks on this forward (group offloading's
+                top-level group) are active around them.
 
         Returns:
-            (rgb_velocity, modality_velocity), each shaped like its input; the second is None
-            without a modality latent. Velocity = noise - data (flow matching).
+            :class:`UnityVideoTransformerOutput` (``sample``: RGB velocity, ``modality_sample``:
+            modality velocity or None), or with ``return_dict=False`` the tuple of the two; each
+            shaped like its input. Velocity = noise - data (flow matching).
 
         Raises:
             ValueError: wrong shapes, channel count, sizes not multiples of the patch, batch
@@ -767,7 +890,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
             rope = self.rope(grid_positions(*grid, device=x.device))
             x = self.run_blocks(x, tmod[:, None], rope, ctx, block_runner=block_runner)
             out = self.unpatchify(self.rgb_head(x, temb), grid)
-            return out.to(rgb_latent.dtype), None
+            return self._output(out.to(rgb_latent.dtype), None, return_dict)
 
         self._check_latent("modality_latent", modality_latent)
         if modality_latent.shape != rgb_latent.shape:
@@ -786,12 +909,17 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         rope = self.rope(grid_positions(f, h, 2 * w, device=x.device))
         tmod_tokens = tmod[:, None]
         if self.unity_config.modality_switcher and name is not None:
-            emb = self.cast_parameter(self.switcher_embeddings[name], dtype=temb.dtype, device=temb.device)
-            m_mod = tmod + self.switcher_mlp(emb + temb).unflatten(1, (6, -1))
+            m_mod = tmod + self.switcher_mlp(self.switcher_embeddings(temb, name).to(tmod.dtype)).unflatten(1, (6, -1))
             n = f * h * w
             tmod_tokens = join_width(tmod[:, None].expand(-1, n, -1, -1), m_mod[:, None].expand(-1, n, -1, -1), grid)
         x = self.run_blocks(x, tmod_tokens, rope, ctx, grid, mctx, block_runner)
         xr, xm = split_width(x, grid)
         v_rgb = self.unpatchify(self.rgb_head(xr, temb), grid)
         v_mod = self.unpatchify(self.modality_head(xm, temb), grid)
-        return v_rgb.to(rgb_latent.dtype), v_mod.to(modality_latent.dtype)
+        return self._output(v_rgb.to(rgb_latent.dtype), v_mod.to(modality_latent.dtype), return_dict)
+
+    @staticmethod
+    def _output(sample, modality_sample, return_dict: bool):
+        if not return_dict:
+            return sample, modality_sample
+        return UnityVideoTransformerOutput(sample=sample, modality_sample=modality_sample)

@@ -102,7 +102,7 @@ class _Velocity:
         t = to_timestep(sigma, rgb.shape[0], rgb.device)
         with step_cache_context(self.model, t):  # diffusers' step caches (caches.py), if enabled
             v_rgb, v_mod = self.model(rgb, t, self.context, mod, self.modality, self.modality_context,
-                                      block_runner=self.cache)
+                                      block_runner=self.cache, return_dict=False)
         v_rgb_control = v_rgb[:batch]  # with the control and the content prompt
         if guided:
             v_rgb, v_mod = guidance_mix(v_rgb, batch, self.cfg), guidance_mix(v_mod, batch, self.cfg)
@@ -110,7 +110,7 @@ class _Velocity:
             # control guidance: away from the RGB stream alone (a plain Wan / text2video forward)
             self.evaluations += 1
             with step_cache_context(self.model, t[:batch], "control"):
-                v_free, _ = self.model(rgb[:batch], t[:batch], self.positive)
+                v_free = self.model(rgb[:batch], t[:batch], self.positive, return_dict=False)[0]
             v_rgb = control_guidance(v_rgb, v_rgb_control, v_free, self.control_cfg)
         return v_rgb, v_mod
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
+from diffusers.utils import BaseOutput
 
 
 @dataclass
@@ -154,17 +155,22 @@ class BlockCache:
         return x + cached
 
 
+def _as_tuple(out):
+    """A diffusers output (``UnityVideoTransformerOutput``) as the tuple of its tensors; tuples as they are."""
+    return out.to_tuple() if isinstance(out, BaseOutput) else out
+
+
 def rank_blocks_by_removal(model, *args, **kwargs) -> List[int]:
     """Block indices ordered from least to most important: the MSE of the model's output when
     that single block is skipped (identity), on one forward with the given arguments (Yume ranks
     blocks this way over 32 videos)."""
     with torch.no_grad():
-        ref = model(*args, **kwargs)
+        ref = _as_tuple(model(*args, **kwargs))
         scores = []
         for i in range(len(model.blocks)):
             def skip(index, fn, x, i=i):
                 return x if index == i else fn(x)
-            out = model(*args, block_runner=skip, **kwargs)
+            out = _as_tuple(model(*args, block_runner=skip, **kwargs))
             err = sum(((a - b).float() ** 2).mean().item() for a, b in zip(out, ref) if a is not None)
             scores.append((err, i))
     return [i for _, i in sorted(scores)]

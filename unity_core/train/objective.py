@@ -146,9 +146,9 @@ def flow_matching_loss(
     z_mod = add_noise(modality_x, noise_mod, t) if mod_noised else modality_x
     timestep = (t.to(torch.float32) * TIMESTEP_SCALE)
     if rgb_only:
-        v_rgb, v_mod = model(z_rgb, timestep, context)
+        v_rgb, v_mod = model(z_rgb, timestep, context, return_dict=False)
     else:
-        v_rgb, v_mod = model(z_rgb, timestep, context, z_mod, modality, modality_context)
+        v_rgb, v_mod = model(z_rgb, timestep, context, z_mod, modality, modality_context, return_dict=False)
     info: Dict[str, float] = {"t": float(t.mean())}
     loss = torch.zeros((), device=rgb_x.device, dtype=torch.float32)
     if rgb_noised:
