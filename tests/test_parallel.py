@@ -113,3 +113,16 @@ def test_cli_parallel_under_torchrun(carphone_path, tmp_path):
             np.testing.assert_allclose(a[key], b[key], atol=1e-4, err_msg=key)
         else:
             assert (a[key] == b[key]).all(), key
+
+
+def test_cli_explore_under_torchrun_writes_once(carphone_path, tmp_path):
+    """Every rank of ``explore --parallel 2`` holds the same walk; only rank 0 writes it (before
+    the guard both ranks wrote, leaving walk.json and walk_1.json)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "unity_core.cli", "explore", "--image", str(carphone_path), "--actions", "W",
+                          "--steps", "1", "--out", str(tmp_path / "walk.mp4"), "--parallel", "2"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.json", "walk.mp4"]
+    assert run.stdout.count("explore W:") == 1, run.stdout

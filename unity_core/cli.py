@@ -376,6 +376,8 @@ def _explore(args) -> int:
     res = explore(pipe, image, actions, args.prompt, steps=args.steps, shift=args.shift, cfg=args.cfg, seed=args.seed,
                   sentence_set=args.sentence_set, event=args.event, speed=speed, size=args.size, history_mode=args.history,
                   time_travel=travel, cache=cache, callback=_progress(f"explore {len(actions)} actions"))
+    if not is_main_process():  # under torchrun every rank holds the same walk; rank 0 writes it
+        return 0
     video = write_video(args.out, res.frames, res.fps)
     info = res.info
     record = {
