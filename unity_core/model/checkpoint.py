@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 
 from unity_core.constants import MODALITIES
-from unity_core.model.config import UnityVideoConfig, get_config
+from unity_core.model.config import PRESETS, UnityVideoConfig, get_config
 from unity_core.model.transformer import UnityVideoTransformer
 
 PathLike = Union[str, Path]
@@ -429,17 +429,30 @@ def _family_flags(names: Iterable[str]) -> Dict[str, bool]:
     return dict(modality_stream=additions or not history, history_embeddings=history)
 
 
-def infer_config(shapes: Mapping[str, Tuple[int, ...]], head_dim: int = 128) -> UnityVideoConfig:
+def known_num_heads(dim: int) -> Optional[int]:
+    """The head count of a known width: a preset's (:data:`~unity_core.model.config.PRESETS`:
+    3072 -> 24 for the 5B, 256 -> 4 for the shipped default) or a released Wan DiT's (1536 -> 12
+    for Wan2.1-1.3B, 5120 -> 40 for the 14B models; head dim 128). None for any other width."""
+    return _KNOWN_HEADS.get(int(dim))
+
+
+_KNOWN_HEADS: Dict[int, int] = {1536: 12, 5120: 40, **{c.dim: c.num_heads for c in PRESETS.values()}}
+
+
+def infer_config(shapes: Mapping[str, Tuple[int, ...]]) -> UnityVideoConfig:
     """Infer a config from our-named tensor shapes.
 
-    Heads are not visible in shapes: Wan uses a head dim of 128, which is assumed unless the file
-    or folder says otherwise. ``modality_stream`` is on when the additions are present, or for a
+    Heads are not visible in shapes (the q/k RMSNorm spans the whole width): they come from the
+    width when it is a known one (:func:`known_num_heads`); any other width is refused rather
+    than guessed (a wrong head count loads without error and changes every output).
+    ``modality_stream`` is on when the additions are present, or for a
     plain Wan (they are then created as the release initialises them); off for Yume-5B files,
     whose ``patch_embedding_2x...`` keys turn ``history_embeddings`` on (5B shapes = preset
     ``yume-5b``).
 
     Raises:
-        CheckpointError: no transformer blocks, or a tensor needed for inference is missing.
+        CheckpointError: no transformer blocks, a tensor needed for inference is missing, or a
+            width that is no known one (pass ``config=`` with ``num_heads``).
     """
     if not any(k.startswith("blocks.") for k in shapes):
         raise CheckpointError("cannot infer the model config: the file holds no transformer blocks ('blocks.N.*'); "
@@ -457,7 +470,14 @@ def infer_config(shapes: Mapping[str, Tuple[int, ...]], head_dim: int = 128) -> 
     found = {k.split(".")[1] for k in shapes if k.startswith("modality_embeddings.")}
     mods = [m for m in MODALITIES if m in found] + sorted(found - set(MODALITIES))  # the presets' order
     switcher = any(k.startswith("switcher_mlp.") for k in shapes)
-    kw = dict(dim=d, num_layers=layers, num_heads=max(1, d // head_dim), ffn_dim=ffn, in_channels=c_in,
+    heads = known_num_heads(d)
+    if heads is None:
+        raise CheckpointError(
+            f"cannot infer the model config: the file has no config metadata and its width {d} is no known preset "
+            f"({', '.join(f'{w}: {h} heads' for w, h in sorted(_KNOWN_HEADS.items()))}), so the head count is "
+            "unknown; pass config= (a preset name, or the model's config as a mapping with its num_heads), or load a "
+            "file saved by save_transformer (it records its config)")
+    kw = dict(dim=d, num_layers=layers, num_heads=heads, ffn_dim=ffn, in_channels=c_in,
               out_channels=out, text_dim=text, freq_dim=freq, patch_size=patch, modality_switcher=switcher,
               **_family_flags(shapes))
     if mods:
@@ -518,7 +538,8 @@ def load_transformer(
         config: preset name (``"wan2.2-ti2v-5b"``, ``"yume-5b"``, ...), mapping or config; None
             reads the file's metadata (files we save), else the folder's ``config.json`` (ours,
             diffusers' ``WanTransformer3DModel`` or Wan's ``WanModel``), else infers it from the
-            tensor shapes (head dim 128, as in Wan; see :func:`infer_config`).
+            tensor shapes where the width is a known one (see :func:`infer_config`; any other
+            width needs ``config=``).
         dtype: parameter dtype (float32, bfloat16 or float16); each tensor is cast as it streams.
         device: where the parameters live.
 
