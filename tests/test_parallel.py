@@ -57,6 +57,23 @@ def _run_all(model):
     return out
 
 
+def _tokens_seen(model):
+    """Per block, the tokens its feed-forward gets and the RoPE rows its self-attention gets in
+    one forward of :func:`_inputs` (a joint sequence of 2 * 2 * 4 = 16 tokens)."""
+    seen = []
+    hooks = [h for block in model.blocks for h in (
+        block.ffn.register_forward_pre_hook(lambda m, a: seen.append(("ffn", a[0].shape[1]))),
+        block.attn1.register_forward_pre_hook(lambda m, a: seen.append(("rope", a[3].shape[0]))))]
+    rgb, mod, ctx = _inputs()
+    try:
+        with torch.no_grad():
+            model(rgb, torch.tensor([500.0]), ctx, mod, "depth", ctx)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
 def _worker(rank, world, store, results):
     import torch.distributed as dist
 
@@ -67,24 +84,28 @@ def _worker(rank, world, store, results):
 
         model = _model()
         enable_context_parallel(model)
+        tokens = _tokens_seen(model)
         out = _run_all(model)
         try:  # a joint sequence (f*h*2w tokens) always splits in 2; a lone RGB stream of 3 tokens does not
             model(torch.randn(1, 8, 1, 2, 6), torch.tensor([1.0]), torch.randn(1, 3, 32))
             error = ""
         except ValueError as err:
             error = str(err)
-        torch.save({"out": out, "error": error}, f"{results}.{rank}")
+        torch.save({"out": out, "error": error, "tokens": tokens}, f"{results}.{rank}")
     finally:
         dist.destroy_process_group()
 
 
 def test_ulysses_two_processes_equal_one():
     reference = _run_all(_model())
+    whole = _tokens_seen(_model())
+    assert whole == [("rope", 16), ("ffn", 16)] * CFG["num_layers"]
     with tempfile.TemporaryDirectory() as tmp:
         store, results = os.path.join(tmp, "store"), os.path.join(tmp, "out")
         mp.spawn(_worker, args=(2, store, results), nprocs=2, join=True)
         ranks = [torch.load(f"{results}.{r}", weights_only=True) for r in range(2)]
-    for got in ranks:
+    for got in ranks:  # sharded: every block of every rank sees its half of the tokens, and only that
+        assert got["tokens"] == [("rope", 8), ("ffn", 8)] * CFG["num_layers"], got["tokens"]
         for key, ref in reference.items():
             torch.testing.assert_close(got["out"][key], ref, atol=1e-5, rtol=1e-5, msg=key)
         assert "token count (3)" in got["error"] and "divisible by 2" in got["error"]
