@@ -12,10 +12,11 @@ import json
 import pytest
 import torch
 
+from tests.conftest import TINY_DIT
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer, get_config
 from unity_core.model.transformer import grid_positions
 
-CFG = UnityVideoConfig(dim=64, num_layers=3, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=32)
+CFG = UnityVideoConfig(**{**TINY_DIT, "num_layers": 3, "text_dim": 32})
 
 
 def _model(seed=0):

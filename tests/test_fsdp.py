@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 import torch.multiprocessing as mp
 
+from tests.conftest import TINY_DIT
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer
 from unity_core.train import LatentData, TrainConfig, Trainer
 
-CFG = dict(dim=32, num_layers=2, num_heads=2, ffn_dim=64, in_channels=4, out_channels=4, text_dim=8)
+CFG = {**TINY_DIT, "dim": 32, "ffn_dim": 64, "in_channels": 4, "out_channels": 4, "text_dim": 8}
 TRAIN = TrainConfig(batch_size=4, lr=3e-3, warmup_steps=1, seed=3)
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.conftest import TINY_DIT
 from unity_core.model import CheckpointError, UnityVideoConfig, UnityVideoTransformer
 from unity_core.model.checkpoint import (
     load_lora,
@@ -18,7 +19,7 @@ from unity_core.model.checkpoint import (
     ours_to_wan_key,
 )
 
-CFG = dict(dim=64, num_layers=2, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=16)
+CFG = TINY_DIT
 # our layer -> (rank, alpha or None = no alpha key, i.e. scale 1)
 LAYERS = {
     "blocks.0.attn1.to_q": (4, 8.0),

@@ -27,10 +27,10 @@ def _fingerprints(tensors):
                   for t in tensors)
 
 
-def test_group_offload_to_disk_gives_the_plain_result(clip, tmp_path):
+def test_group_offload_to_disk_gives_the_plain_result(clip, tmp_path, default_pipeline):
     from safetensors.torch import load_file
 
-    reference = UnityVideoPipeline.from_pretrained("default")
+    reference = default_pipeline
     plain = _estimate(reference, clip)
     pipe = UnityVideoPipeline.from_pretrained("default")
     pipe.enable_group_offload("cpu", "cpu", offload_to_disk_path=str(tmp_path))
@@ -45,8 +45,8 @@ def test_group_offload_to_disk_gives_the_plain_result(clip, tmp_path):
     torch.testing.assert_close(out.modality_frames, plain.modality_frames, atol=2e-5, rtol=0)
 
 
-def test_bf16_fp8_storage_and_freed_text_encoder(clip):
-    ref = _estimate(UnityVideoPipeline.from_pretrained("default"), clip)
+def test_bf16_fp8_storage_and_freed_text_encoder(clip, default_pipeline):
+    ref = _estimate(default_pipeline, clip)
     pipe = UnityVideoPipeline.from_pretrained("default", dtype=torch.bfloat16)
     pipe.enable_layerwise_casting(torch.float8_e4m3fn, torch.bfloat16)
     pipe.free_text_encoder_after_encoding = True

@@ -19,8 +19,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.conftest import TINY_DIT
+
 ROOT = Path(__file__).resolve().parents[1]
-CFG = dict(dim=64, num_layers=3, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=32)
+CFG = {**TINY_DIT, "num_layers": 3, "text_dim": 32}
 TASKS = ("text2all", "video2flow", "flow2video")
 
 
