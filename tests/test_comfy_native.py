@@ -317,7 +317,11 @@ def test_split_returns_the_clean_stream_bit_identical(figures, task, stream):
 def test_other_core_samplers_run(figures, name):
     f = figures[name]
     assert f["finite"] and f["clean_identical"], f
-    assert f["vs_euler"] < 0.5, f  # a different integrator, the same trajectory's end
+    # a different integrator, the same trajectory's end: max abs from our 20-step Euler measured
+    # 0.072 (dpmpp_2m), 0.116 (uni_pc, euler/beta); bound 2x the largest. Another seed's result is
+    # 8.1 away. A wrong shift (0.12 away) is left to test_model_sampling_sd3_sets_our_shift.
+    assert f["vs_euler"] < 0.25, f
+    assert figures["seed_gap"] > 10 * 0.25, figures["seed_gap"]
 
 
 def test_core_ksampler_advanced_reproduces_our_euler(figures):
