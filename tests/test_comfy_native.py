@@ -14,6 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tests.comfy_env import run_in_comfy
+from tests.conftest import TINY_ORACLE
 
 TASKS = ("video2flow", "flow2video", "text2all")
 
@@ -26,7 +27,7 @@ from unity_core.model import load_transformer
 from unity_core.sampling import sample
 load_extras("nodes_model_advanced", "nodes_easycache", "nodes_custom_sampler")
 
-TINY = dict(dim=128, num_layers=2, num_heads=4, ffn_dim=256, in_channels=48, out_channels=48, text_dim=32)
+TINY = __TINY_ORACLE__
 WEIGHTS = FIXTURES / "oracle" / "unityvideo_tiny_oracle_weights.safetensors"
 O = load_file(str(FIXTURES / "oracle" / "unityvideo_tiny_oracle.safetensors"))
 X_RGB, X_MOD = O["shared.x_rgb"], O["shared.x_flow.depth"]
@@ -65,8 +66,8 @@ def ksample(model, name, sampler="euler", scheduler="simple", steps=20):
     return rgb["samples"], mod["samples"]
 
 
-def reference(name, shift=1.0):
-    noise = comfy.sample.prepare_noise(torch.zeros(1, *X_RGB.shape[1:-1], 2 * W), SEED)
+def reference(name, shift=1.0, seed=SEED):
+    noise = comfy.sample.prepare_noise(torch.zeros(1, *X_RGB.shape[1:-1], 2 * W), seed)
     clean_rgb, clean_mod = FMT.process_in(RGB_IN["samples"]), FMT.process_in(MOD_IN["samples"])
     r = sample(REF, name, context=CTX, modality="depth", modality_context=MCTX,
                rgb_latent=clean_rgb if name == "video2flow" else None,
@@ -95,6 +96,8 @@ for sampler, scheduler in (("dpmpp_2m", "simple"), ("uni_pc", "simple"), ("euler
     res[sampler + "/" + scheduler] = {"finite": bool(torch.isfinite(mod).all()),
                                       "clean_identical": bool(torch.equal(rgb, RGB_IN["samples"])),
                                       "vs_euler": err(FMT.process_in(mod), reference("video2flow")[1])}
+# what a different result looks like: our Euler from another seed's noise
+res["seed_gap"] = err(reference("video2flow", seed=SEED + 1)[1], reference("video2flow")[1])
 pos, neg, latent = task("video2flow")
 adv = nodes.KSamplerAdvanced().sample(MODEL, "enable", SEED, 20, 1.0, "euler", "simple", pos, neg, latent, 0, 10000,
                                       "disable")[0]
@@ -220,7 +223,9 @@ save_transformer(REF, BASE / "models" / "unityvideo" / "tiny.safetensors")
 (loaded8, _, _), _ = call_node("UnityVideoLoader", checkpoint="tiny.safetensors", weight_dtype="fp8_e5m2")
 mm.load_models_gpu([loaded], force_full_load=True)
 mm.load_models_gpu([loaded8], force_full_load=True)
+ref_sd, got_sd = REF.state_dict(), loaded.model.diffusion_model.state_dict()
 res["loader_file"] = {"err": err(one_eval(loaded), base_full), "codec": codec is None and text is None,
+                      "weights_exact": set(ref_sd) <= set(got_sd) and all(torch.equal(got_sd[k], v) for k, v in ref_sd.items()),
                       "fp8_dtype": str(loaded8.model.diffusion_model.blocks[0].ffn.net[2].weight.dtype),
                       "fp8_err": err(one_eval(loaded8), base_full), "scale": float(base_full.abs().max())}
 
@@ -289,7 +294,7 @@ res["block_cache"] = {"off": err(off_mod, plain_mod), "order": patch.order, "ref
                       "on_vs_ours": err(FMT.process_in(on_mod), ref.modality_latent), "skipped": ref_cache.skipped,
                       "on_gap": err(on_mod, plain_mod)}
 emit(res)
-'''
+'''.replace("__TINY_ORACLE__", repr(TINY_ORACLE))
 
 
 @pytest.fixture(scope="module")
@@ -312,7 +317,11 @@ def test_split_returns_the_clean_stream_bit_identical(figures, task, stream):
 def test_other_core_samplers_run(figures, name):
     f = figures[name]
     assert f["finite"] and f["clean_identical"], f
-    assert f["vs_euler"] < 0.5, f  # a different integrator, the same trajectory's end
+    # a different integrator, the same trajectory's end: max abs from our 20-step Euler measured
+    # 0.072 (dpmpp_2m), 0.116 (uni_pc, euler/beta); bound 2x the largest. Another seed's result is
+    # 8.1 away. A wrong shift (0.12 away) is left to test_model_sampling_sd3_sets_our_shift.
+    assert f["vs_euler"] < 0.25, f
+    assert figures["seed_gap"] > 10 * 0.25, figures["seed_gap"]
 
 
 def test_core_ksampler_advanced_reproduces_our_euler(figures):
@@ -341,6 +350,12 @@ def test_easycache_skips_model_evaluations(figures):
 
 
 def test_partial_load_is_lowvram_and_exact(figures):
+    """ComfyUI's partial loading (lowvram: half the weights loaded, the rest cast in per layer as
+    it runs) gives the full load's output. Both "devices" are the CPU here, so this catches a
+    layer the lowvram path does not reach or patches wrongly (LoRA applied while partially
+    loaded, below) and any change in the numbers; it cannot catch a weight left on the offload
+    device while the compute runs on a GPU, nor measure transfers or memory saved: that needs a
+    CUDA device (bench/comfy_lowvram.py)."""
     f = figures["partial"]
     assert f["lowvram"] is True and f["full_was_lowvram"] is False, f
     assert 0.2 < f["loaded_fraction"] < 0.8, f
@@ -388,7 +403,8 @@ def test_aam_sampler_off_is_plain_and_on_matches_ours(figures):
 
 def test_loader_reads_a_checkpoint_from_the_model_folder(figures):
     f = figures["loader_file"]
-    assert f["err"] == 0.0 and f["codec"], f
+    assert f["weights_exact"] and f["codec"], f  # the loaded weights are the saved ones, bit for bit
+    assert f["err"] < 1e-5, f  # another model instance: BLAS may pick other kernels (0.0 measured here)
     assert f["fp8_dtype"] == "torch.float8_e5m2" and 0 < f["fp8_err"] < 0.2 * f["scale"], f
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import TINY_DIT
 from unity_core.explore.actions import CameraAction
 from unity_core.explore.history import (
     PAPER_SCHEDULE,
@@ -213,8 +214,8 @@ def _tiny_model(in_channels=4, text_dim=16, seed=0):
     from unity_core.model import UnityVideoTransformer, get_config
 
     torch.manual_seed(seed)
-    cfg = get_config({"dim": 32, "num_layers": 2, "num_heads": 2, "ffn_dim": 64, "in_channels": in_channels,
-                      "out_channels": in_channels, "text_dim": text_dim})
+    cfg = get_config({**TINY_DIT, "dim": 32, "ffn_dim": 64, "in_channels": in_channels, "out_channels": in_channels,
+                      "text_dim": text_dim})
     return UnityVideoTransformer.from_config(cfg).eval()
 
 

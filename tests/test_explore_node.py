@@ -449,10 +449,8 @@ def test_yume_explore_graph_through_comfyuis_executor(yume_checks):
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    from unity_core.pipeline import UnityVideoPipeline
-
-    return UnityVideoPipeline.from_pretrained("default")
+def pipe(default_pipeline):
+    return default_pipeline
 
 
 def test_cli_explore_writes_video_and_json_never_overwrites(tmp_path, carphone_path, capsys):

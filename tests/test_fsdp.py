@@ -2,21 +2,24 @@
 
 accelerate 1.15 falls back to plain DDP on a CPU, so these tests drive FSDP2 directly: the
 parameters must really be sharded (DTensors), 2 processes must give the loss curve of 1
-process with the same global batch (fp32), and a sharded checkpoint must resume exactly.
+process with the same global batch (fp32), and a sharded checkpoint (safetensors only, read
+without unpickling anything) must resume exactly.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
 
+from tests.conftest import TINY_DIT
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer
 from unity_core.train import LatentData, TrainConfig, Trainer
 
-CFG = dict(dim=32, num_layers=2, num_heads=2, ffn_dim=64, in_channels=4, out_channels=4, text_dim=8)
+CFG = {**TINY_DIT, "dim": 32, "ffn_dim": 64, "in_channels": 4, "out_channels": 4, "text_dim": 8}
 TRAIN = TrainConfig(batch_size=4, lr=3e-3, warmup_steps=1, seed=3)
 
 
@@ -51,7 +54,14 @@ def _worker(rank, world, tmp):
         final = {n: t.cpu() for n, t in trainer.ema_model().state_dict().items()}
 
         again = Trainer(_model(), data, TRAIN, fsdp=True)
-        again.resume(f"{tmp}/ckpt")
+        import pickle
+        from unittest import mock
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("resume unpickled a file of the checkpoint")
+
+        with mock.patch.object(pickle, "load", refuse):  # DCP's default reader pickle.load()s its .metadata
+            again.resume(f"{tmp}/ckpt")
         resumed = again.train_step()["loss"]
         resumed_params = {n: t.cpu() for n, t in again.ema_model().state_dict().items()}
         torch.save({"sharded": sharded, "local": local, "losses": losses, "resumed": resumed, "final": final,
@@ -70,6 +80,10 @@ def test_fsdp_two_processes_match_one_and_resume_exactly():
         data.save(os.path.join(tmp, "data.safetensors"))
         mp.spawn(_worker, args=(2, tmp), nprocs=2, join=True)
         ranks = [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=True) for r in range(2)]
+        files = sorted(str(p.relative_to(tmp)) for p in Path(tmp, "ckpt").rglob("*") if p.is_file())
+    # safetensors only (each rank's shards, the sampler state): nothing in the folder is a pickle
+    assert files and all(f.endswith(".safetensors") for f in files), files
+    assert sum(f.startswith("ckpt/shards/") for f in files) == 2, files
     for got in ranks:
         assert got["sharded"], "parameters are not DTensors: FSDP did not shard them"
         assert got["local"] < total, f"rank holds {got['local']} of {total} parameters: not sharded"

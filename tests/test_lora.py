@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from tests.conftest import TINY_DIT
 from unity_core.model import CheckpointError, UnityVideoConfig, UnityVideoTransformer
 from unity_core.model.checkpoint import (
     load_lora,
@@ -18,7 +19,7 @@ from unity_core.model.checkpoint import (
     ours_to_wan_key,
 )
 
-CFG = dict(dim=64, num_layers=2, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=16)
+CFG = TINY_DIT
 # our layer -> (rank, alpha or None = no alpha key, i.e. scale 1)
 LAYERS = {
     "blocks.0.attn1.to_q": (4, 8.0),
@@ -116,14 +117,14 @@ def test_unknown_and_broken_keys_are_reported():
     model = _model()
     factors = _factors(model)
     sd = _lora_file(factors, "wan")
-    sd["blocks.0.self_attn.q.diff_b"] = torch.zeros(64)
+    sd["blocks.9.self_attn.q.diff_b"] = torch.zeros(64)  # the model has 2 blocks
     sd["text_encoder.layer.0.lora_A.weight"] = torch.zeros(4, 16)
-    with pytest.raises(CheckpointError, match=r"name no layer of the model \[2\]: blocks.0.self_attn.q.diff_b, "
+    with pytest.raises(CheckpointError, match=r"name no layer of the model \[2\]: blocks.9.self_attn.q.diff_b, "
                                               r"text_encoder.layer.0.lora_A.weight; pass strict=False"):
         load_lora(model, sd)
     assert not getattr(model, "peft_config", {})  # nothing half-loaded
     info = load_lora(model, sd, adapter_name="rest", strict=False)
-    assert info.unknown == ["blocks.0.self_attn.q.diff_b", "text_encoder.layer.0.lora_A.weight"]
+    assert info.unknown == ["blocks.9.self_attn.q.diff_b", "text_encoder.layer.0.lora_A.weight"]
     torch.testing.assert_close(_run(model)[0], _run(_merged(_model(), factors))[0], atol=1e-5, rtol=1e-5)
 
     bad = _lora_file(factors, "wan")
@@ -141,6 +142,51 @@ def test_unknown_and_broken_keys_are_reported():
         lora_state_dict_to_peft(mixed, model)
     with pytest.raises(CheckpointError, match="no LoRA layer"):
         lora_state_dict_to_peft({"foo.lora_A.weight": torch.zeros(1, 1)}, model)
+
+
+@pytest.mark.parametrize("style", ["wan", "comfy", "diffusers"])
+def test_diff_and_diff_b_equal_adding_them_by_hand(style):
+    """``.diff`` (full-weight delta) and ``.diff_b`` (bias delta) as ComfyUI applies them: added to
+    the weight and the bias at strength 1, beside ordinary factors in the same file."""
+    model = _model()
+    factors = _factors(model)
+    sd = _lora_file(factors, "comfy" if style == "comfy" else style)
+    g = torch.Generator().manual_seed(5)
+    params = dict(model.named_parameters())
+    diffs = {"blocks.0.ffn.net.2": "diff", "blocks.1.attn1.to_k": "diff",  # [64, 128] and [64, 64]
+             "blocks.1.ffn.net.0.proj": "diff+diff_b", "blocks.0.attn2.to_v": "diff_b",  # [128, 64]; bias alone
+             "blocks.0.attn1.to_q": "diff_b"}  # a bias delta beside that layer's factors
+    deltas = {}
+    for layer, kind in diffs.items():
+        name = _file_name(layer, style)
+        if "diff" in kind.split("+"):
+            deltas[f"{layer}.weight"] = sd[f"{name}.diff"] = torch.randn(params[f"{layer}.weight"].shape, generator=g) * 0.05
+        if "diff_b" in kind:
+            deltas[f"{layer}.bias"] = sd[f"{name}.diff_b"] = torch.randn(params[f"{layer}.bias"].shape, generator=g) * 0.1
+    base = _run(model)
+    ref_model = _merged(model, factors)
+    with torch.no_grad():
+        for key, delta in deltas.items():
+            dict(ref_model.named_parameters())[key] += delta
+    ref = _run(ref_model)
+
+    info = load_lora(model, sd, adapter_name="d")
+    assert info.unknown == [] and sorted(info.modules) == sorted(set(LAYERS) | set(diffs))
+    assert info.lora_config["lora_bias"]
+    for got, want, before in zip(_run(model), ref, base):
+        assert (want - before).abs().max() > 1e-2
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    model.disable_adapters()  # the deltas live in the adapter: disabling it restores the base model
+    for got, before in zip(_run(model), base):
+        torch.testing.assert_close(got, before, atol=1e-6, rtol=1e-6)
+
+    bad = {f"{_file_name('blocks.0.ffn.net.2', style)}.diff": torch.zeros(3, 3),
+           f"{_file_name('blocks.0.attn1.to_q', style)}.diff": torch.zeros(64, 64)}
+    bad.update(_lora_file({"blocks.0.attn1.to_q": factors["blocks.0.attn1.to_q"]}, style))
+    with pytest.raises(CheckpointError) as err:
+        lora_state_dict_to_peft(bad, _model())
+    assert "diff: shape (3, 3) does not fit the layer weight (64, 128)" in str(err.value)
+    assert "both LoRA factors and a full-weight diff" in str(err.value)
 
 
 def test_lora_target_keys_cover_every_linear_layer_in_every_style():

@@ -148,7 +148,8 @@ def test_codec_nodes_equal_the_library(checks):
     info = check(checks, "codec")
     assert info["frames"] == [17, 64, 64, 3] and info["latent"] == [1, 16, 5, 8, 8]
     assert info["decoded"] == [17, 64, 64, 3] and 0 <= info["range"][0] and info["range"][1] <= 1
-    assert info["latent_diff"] == 0 and info["frames_diff"] == 0
+    # the node's codec and the library's are two instances of the same weights: a tight tolerance
+    assert info["latent_diff"] < 1e-5 and info["frames_diff"] < 1e-5, info
     assert "48 channels, the built-in codec takes 16" in info["wrong_channels"]
     assert "expected a video latent [B, C, f, h, w]" in info["flat_latent"]
     assert "no built-in codec connected" in info["no_codec"]

@@ -8,10 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import TINY_ORACLE
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer, get_config, load_transformer, official_state_dict
 from unity_core.model.checkpoint import ours_to_official_key, wan_key_to_ours
 
-TINY = dict(dim=128, num_layers=2, num_heads=4, ffn_dim=256, in_channels=48, out_channels=48, text_dim=32)
+TINY = TINY_ORACLE
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import TINY_ORACLE
 from unity_core.model import load_transformer
 from unity_core.sampling import sample
 
-TINY = dict(dim=128, num_layers=2, num_heads=4, ffn_dim=256, in_channels=48, out_channels=48, text_dim=32)
+TINY = TINY_ORACLE
 
 
 @pytest.mark.parametrize("task", ["text2all", "video2flow", "flow2video"])

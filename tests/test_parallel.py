@@ -19,8 +19,10 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from tests.conftest import TINY_DIT
+
 ROOT = Path(__file__).resolve().parents[1]
-CFG = dict(dim=64, num_layers=3, num_heads=2, ffn_dim=128, in_channels=8, out_channels=8, text_dim=32)
+CFG = {**TINY_DIT, "num_layers": 3, "text_dim": 32}
 TASKS = ("text2all", "video2flow", "flow2video")
 
 
@@ -57,6 +59,23 @@ def _run_all(model):
     return out
 
 
+def _tokens_seen(model):
+    """Per block, the tokens its feed-forward gets and the RoPE rows its self-attention gets in
+    one forward of :func:`_inputs` (a joint sequence of 2 * 2 * 4 = 16 tokens)."""
+    seen = []
+    hooks = [h for block in model.blocks for h in (
+        block.ffn.register_forward_pre_hook(lambda m, a: seen.append(("ffn", a[0].shape[1]))),
+        block.attn1.register_forward_pre_hook(lambda m, a: seen.append(("rope", a[3].shape[0]))))]
+    rgb, mod, ctx = _inputs()
+    try:
+        with torch.no_grad():
+            model(rgb, torch.tensor([500.0]), ctx, mod, "depth", ctx)
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
 def _worker(rank, world, store, results):
     import torch.distributed as dist
 
@@ -67,24 +86,28 @@ def _worker(rank, world, store, results):
 
         model = _model()
         enable_context_parallel(model)
+        tokens = _tokens_seen(model)
         out = _run_all(model)
         try:  # a joint sequence (f*h*2w tokens) always splits in 2; a lone RGB stream of 3 tokens does not
             model(torch.randn(1, 8, 1, 2, 6), torch.tensor([1.0]), torch.randn(1, 3, 32))
             error = ""
         except ValueError as err:
             error = str(err)
-        torch.save({"out": out, "error": error}, f"{results}.{rank}")
+        torch.save({"out": out, "error": error, "tokens": tokens}, f"{results}.{rank}")
     finally:
         dist.destroy_process_group()
 
 
 def test_ulysses_two_processes_equal_one():
     reference = _run_all(_model())
+    whole = _tokens_seen(_model())
+    assert whole == [("rope", 16), ("ffn", 16)] * CFG["num_layers"]
     with tempfile.TemporaryDirectory() as tmp:
         store, results = os.path.join(tmp, "store"), os.path.join(tmp, "out")
         mp.spawn(_worker, args=(2, store, results), nprocs=2, join=True)
         ranks = [torch.load(f"{results}.{r}", weights_only=True) for r in range(2)]
-    for got in ranks:
+    for got in ranks:  # sharded: every block of every rank sees its half of the tokens, and only that
+        assert got["tokens"] == [("rope", 8), ("ffn", 8)] * CFG["num_layers"], got["tokens"]
         for key, ref in reference.items():
             torch.testing.assert_close(got["out"][key], ref, atol=1e-5, rtol=1e-5, msg=key)
         assert "token count (3)" in got["error"] and "divisible by 2" in got["error"]
@@ -113,3 +136,16 @@ def test_cli_parallel_under_torchrun(carphone_path, tmp_path):
             np.testing.assert_allclose(a[key], b[key], atol=1e-4, err_msg=key)
         else:
             assert (a[key] == b[key]).all(), key
+
+
+def test_cli_explore_under_torchrun_writes_once(carphone_path, tmp_path):
+    """Every rank of ``explore --parallel 2`` holds the same walk; only rank 0 writes it (before
+    the guard both ranks wrote, leaving walk.json and walk_1.json)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "unity_core.cli", "explore", "--image", str(carphone_path), "--actions", "W",
+                          "--steps", "1", "--out", str(tmp_path / "walk.mp4"), "--parallel", "2"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["walk.json", "walk.mp4"]
+    assert run.stdout.count("explore W:") == 1, run.stdout

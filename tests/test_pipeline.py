@@ -7,8 +7,8 @@ from unity_core.pipeline import UnityVideoPipeline
 
 
 @pytest.fixture(scope="module")
-def pipe():
-    return UnityVideoPipeline.from_pretrained("default")
+def pipe(default_pipeline):
+    return default_pipeline
 
 
 def test_shipped_default_loads_strictly_and_runs_every_task(pipe):

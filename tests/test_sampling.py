@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from tests.conftest import TINY_DIT
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer
 from unity_core.sampling import AAM, BlockCache, SamplingInterrupted, TimeTravel, sample
 from unity_core.sampling.yume import range_projector, rank_blocks_by_removal
@@ -157,8 +158,8 @@ def test_interruption_stops_within_one_step_and_leaves_no_state():
 
 def _tiny_model():
     torch.manual_seed(0)
-    model = UnityVideoTransformer.from_config(UnityVideoConfig(dim=64, num_layers=4, num_heads=2, ffn_dim=128, in_channels=4,
-                                                   out_channels=4, text_dim=8)).eval()
+    model = UnityVideoTransformer.from_config(UnityVideoConfig(**{**TINY_DIT, "num_layers": 4, "in_channels": 4,
+                                                                       "out_channels": 4, "text_dim": 8})).eval()
     with torch.no_grad():
         model.flow_in.weight.normal_(0, 0.1)
     return model

@@ -5,12 +5,11 @@ import torch
 
 from unity_core.codec import LatentCodec
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer
+from tests.conftest import TINY_DIT, TINY_VAE
 from unity_core.train.objective import flow_matching_loss
 from unity_core.train import LatentData, TrainConfig, Trainer, build_latent_data
 from unity_core.train.pool import render_pool
 
-TINY_VAE = dict(base_dim=8, z_dim=4, dim_mult=[1, 2, 2], num_res_blocks=1, attn_scales=[],
-                temperal_downsample=[False, True], latents_mean=[0.0] * 4, latents_std=[1.0] * 4)
 
 
 class _HashText:
@@ -35,8 +34,8 @@ def _data():
 
 def _model(seed=0):
     torch.manual_seed(seed)
-    return UnityVideoTransformer.from_config(UnityVideoConfig(dim=32, num_layers=2, num_heads=2, ffn_dim=64, in_channels=4,
-                                                  out_channels=4, text_dim=8))
+    return UnityVideoTransformer.from_config(UnityVideoConfig(**{**TINY_DIT, "dim": 32, "ffn_dim": 64, "in_channels": 4,
+                                                                 "out_channels": 4, "text_dim": 8}))
 
 
 def _train_default_script():

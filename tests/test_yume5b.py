@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.conftest import TINY_DIT
 from unity_core.explore.long_video import (
     YUME5B_DEFAULTS,
     explore,
@@ -35,8 +36,8 @@ META = json.loads((ORACLE / "yume_tiny_oracle.json").read_text())
 CASES = META["cases"]
 TEXT_LEN = META["tiny_config"]["from_config"]["text_len"]  # 16
 #: The tiny model of the oracle as our config (not a preset): text_dim 4096 as the real model.
-TINY = dict(dim=32, num_layers=2, num_heads=2, ffn_dim=80, in_channels=48, out_channels=48, text_dim=4096,
-            modality_stream=False, history_embeddings=True)
+TINY = {**TINY_DIT, "dim": 32, "ffn_dim": 80, "in_channels": 48, "out_channels": 48, "text_dim": 4096,
+        "modality_stream": False, "history_embeddings": True}
 ATOL = 1e-5
 FORWARD_CASES = [k for k, v in CASES.items() if v["kind"] == "forward"]
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import uuid
@@ -46,13 +47,25 @@ def parse_size(text: str) -> Tuple[int, int]:
     return h, w
 
 
+def finite_float(text: str) -> float:
+    """A finite number; an argparse type (``nan`` / ``inf`` raise ``ArgumentTypeError``: a NaN
+    guidance scale samples NaN latents, which decode to an all-zero video without an error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp); never overwritten")
     p.add_argument("--frames", type=int, default=None, help="frames, 4k+1 (default: the model's, 17 for the default)")
     p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
     p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20, as the release)")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--cfg", type=float, default=1.0, help="classifier-free guidance (1 = off)")
+    p.add_argument("--cfg", type=finite_float, default=1.0, help="classifier-free guidance (1 = off)")
     p.add_argument("--scheduler", default="euler", help="euler, flow_euler, unipc or dpmpp_2m")
     p.add_argument("--cache", default=None, metavar="NAME[:VALUES]",
                    help="a diffusers step cache: first-block:0.05, mag, taylorseer:5, pab:2 or faster:2 "
@@ -179,7 +192,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ctl.add_argument("--control", required=True, type=Path, help="a modality visualisation video, or RGB with --preprocess")
     ctl.add_argument("--preprocess", action="store_true", help="extract the control from an RGB video first (raft, skeleton, segmentation)")
     ctl.add_argument("--prompt", required=True)
-    ctl.add_argument("--control-cfg", type=float, default=None,
+    ctl.add_argument("--control-cfg", type=finite_float, default=None,
                      help="control guidance, 1 = off (default: the model's; 8 for the embedded default)")
     _common(ctl)
     exp = sub.add_parser("explore", help="start image + camera actions -> a walk through the world (Yume-style)")
@@ -193,8 +206,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     exp.add_argument("--size", type=parse_size, default=None,
                      help="HxW, multiples of 16 (default model) or 32 (Wan2.2 VAE); default: the pipeline's, 64x64")
     exp.add_argument("--steps", type=int, default=None, help="sampling steps per segment (default: 4 for Yume-5B, else 20)")
-    exp.add_argument("--shift", type=float, default=None, help="timestep shift (default: 7 for Yume-5B, else 1)")
-    exp.add_argument("--cfg", type=float, default=None, help="classifier-free guidance, 1 = off (the default)")
+    exp.add_argument("--shift", type=finite_float, default=None, help="timestep shift (default: 7 for Yume-5B, else 1)")
+    exp.add_argument("--cfg", type=finite_float, default=None, help="classifier-free guidance, 1 = off (the default)")
     exp.add_argument("--seed", type=int, default=42)
     exp.add_argument("--sentence-set", default=None, choices=["v1", "v1_5"],
                      help="Yume's action sentences (default: v1_5 for Yume-5B, else v1)")
@@ -356,8 +369,8 @@ def _speed(text: Optional[str]) -> Optional[dict]:
     if text == "default":
         return {}
     try:
-        distance, turn, rotation = (float(v) for v in text.split(","))
-    except ValueError:
+        distance, turn, rotation = (finite_float(v) for v in text.split(","))
+    except (ValueError, argparse.ArgumentTypeError):
         raise ValueError(f"--speed takes DISTANCE,TURN,ROTATION (e.g. 4.4,1,2) or 'default', got {text!r}") from None
     return {"distance": distance, "turn": turn, "rotation": rotation}
 
@@ -381,6 +394,8 @@ def _explore(args) -> int:
     res = explore(pipe, image, actions, args.prompt, steps=args.steps, shift=args.shift, cfg=args.cfg, seed=args.seed,
                   sentence_set=args.sentence_set, event=args.event, speed=speed, size=args.size, history_mode=args.history,
                   time_travel=travel, cache=cache, callback=_progress(f"explore {len(actions)} actions"))
+    if not is_main_process():  # under torchrun every rank holds the same walk; rank 0 writes it
+        return 0
     video = write_video(args.out, res.frames, res.fps)
     info = res.info
     record = {

@@ -93,12 +93,19 @@ def load_api_workflow(path: Path) -> Dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is a UI-format workflow (queue the ``*_api.json`` export instead).
+        ValueError: a folder, not JSON, or a UI-format workflow (queue the ``*_api.json`` export instead).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"workflow {path} does not exist")
-    workflow = json.loads(path.read_text())
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; queue one API-format workflow file (e.g. {path}/estimate_depth_api.json)")
+    try:
+        workflow = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a JSON workflow ({err}); export it with Export (API) in ComfyUI") from None
+    if not isinstance(workflow, dict):
+        raise ValueError(f"{path} is not an API-format workflow (a JSON object of nodes by id)")
     if "nodes" in workflow and "links" in workflow:
         raise ValueError(f"{path} is a UI-format workflow; queue the *_api.json file (Export (API) in ComfyUI)")
     return workflow
@@ -352,8 +359,20 @@ class ComfyClient:
         return reply["prompt_id"]
 
     def history(self, prompt_id: str) -> Optional[Dict[str, Any]]:
-        """The ``/history`` entry of one prompt, or None while it is queued or running."""
-        return self.get_json(f"/history/{prompt_id}").get(prompt_id)
+        """The ``/history`` entry of one prompt, or None while it is queued or running.
+
+        Raises:
+            ComfyError: unreachable, an HTTP error status (with the server's answer), or not JSON.
+        """
+        try:
+            reply = self.get_json(f"/history/{prompt_id}")
+        except urllib.error.HTTPError as err:
+            body = (getattr(err, "body", b"") or b"").decode("utf-8", errors="replace")[:300]
+            raise ComfyError(f"{self.server}/history/{prompt_id} answered HTTP {err.code} ({err.reason}) while waiting "
+                             f"for prompt {prompt_id}{': ' + body if body else ''}; check the server's log") from None
+        if not isinstance(reply, dict):
+            raise ComfyError(f"{self.server}/history/{prompt_id} did not answer a JSON object (is this a ComfyUI server?)")
+        return reply.get(prompt_id)
 
     def cancel(self, prompt_id: str) -> None:
         """Drop a prompt from the queue and interrupt it if it is running."""

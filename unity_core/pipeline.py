@@ -83,6 +83,7 @@ class UnityVideoPipeline:
 
         Raises:
             FileNotFoundError: the folder or one of the files it names is missing.
+            ValueError: ``pipeline.json`` is not valid JSON, or names no transformer or codec.
         """
         from unity_core.text import load_text_encoder
 
@@ -90,7 +91,15 @@ class UnityVideoPipeline:
         cfg_path = folder / "pipeline.json"
         if not cfg_path.is_file():
             raise FileNotFoundError(f"{folder} is not a UnityVideo pipeline folder (no pipeline.json)")
-        config = json.loads(cfg_path.read_text())
+        try:
+            config = json.loads(cfg_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{cfg_path} is not valid JSON ({err}); fix the file or save the pipeline again") from None
+        missing = [k for k in ("transformer", "codec") if not isinstance(config, dict) or k not in config]
+        if missing:
+            raise ValueError(f"{cfg_path} names no {' or '.join(repr(k) for k in missing)}: a pipeline.json names its "
+                             'files, e.g. {"transformer": "transformer.safetensors", "codec": "codec", '
+                             '"text_encoder": "minilm"}')
 
         def resolve(name: str) -> Path:
             p = Path(name)

@@ -51,7 +51,7 @@ import torch
 import torch.nn as nn
 
 from unity_core.constants import MODALITIES
-from unity_core.model.config import UnityVideoConfig, get_config
+from unity_core.model.config import PRESETS, UnityVideoConfig, get_config
 from unity_core.model.transformer import UnityVideoTransformer
 
 PathLike = Union[str, Path]
@@ -429,17 +429,30 @@ def _family_flags(names: Iterable[str]) -> Dict[str, bool]:
     return dict(modality_stream=additions or not history, history_embeddings=history)
 
 
-def infer_config(shapes: Mapping[str, Tuple[int, ...]], head_dim: int = 128) -> UnityVideoConfig:
+def known_num_heads(dim: int) -> Optional[int]:
+    """The head count of a known width: a preset's (:data:`~unity_core.model.config.PRESETS`:
+    3072 -> 24 for the 5B, 256 -> 4 for the shipped default) or a released Wan DiT's (1536 -> 12
+    for Wan2.1-1.3B, 5120 -> 40 for the 14B models; head dim 128). None for any other width."""
+    return _KNOWN_HEADS.get(int(dim))
+
+
+_KNOWN_HEADS: Dict[int, int] = {1536: 12, 5120: 40, **{c.dim: c.num_heads for c in PRESETS.values()}}
+
+
+def infer_config(shapes: Mapping[str, Tuple[int, ...]]) -> UnityVideoConfig:
     """Infer a config from our-named tensor shapes.
 
-    Heads are not visible in shapes: Wan uses a head dim of 128, which is assumed unless the file
-    or folder says otherwise. ``modality_stream`` is on when the additions are present, or for a
+    Heads are not visible in shapes (the q/k RMSNorm spans the whole width): they come from the
+    width when it is a known one (:func:`known_num_heads`); any other width is refused rather
+    than guessed (a wrong head count loads without error and changes every output).
+    ``modality_stream`` is on when the additions are present, or for a
     plain Wan (they are then created as the release initialises them); off for Yume-5B files,
     whose ``patch_embedding_2x...`` keys turn ``history_embeddings`` on (5B shapes = preset
     ``yume-5b``).
 
     Raises:
-        CheckpointError: no transformer blocks, or a tensor needed for inference is missing.
+        CheckpointError: no transformer blocks, a tensor needed for inference is missing, or a
+            width that is no known one (pass ``config=`` with ``num_heads``).
     """
     if not any(k.startswith("blocks.") for k in shapes):
         raise CheckpointError("cannot infer the model config: the file holds no transformer blocks ('blocks.N.*'); "
@@ -457,7 +470,14 @@ def infer_config(shapes: Mapping[str, Tuple[int, ...]], head_dim: int = 128) -> 
     found = {k.split(".")[1] for k in shapes if k.startswith("modality_embeddings.")}
     mods = [m for m in MODALITIES if m in found] + sorted(found - set(MODALITIES))  # the presets' order
     switcher = any(k.startswith("switcher_mlp.") for k in shapes)
-    kw = dict(dim=d, num_layers=layers, num_heads=max(1, d // head_dim), ffn_dim=ffn, in_channels=c_in,
+    heads = known_num_heads(d)
+    if heads is None:
+        raise CheckpointError(
+            f"cannot infer the model config: the file has no config metadata and its width {d} is no known preset "
+            f"({', '.join(f'{w}: {h} heads' for w, h in sorted(_KNOWN_HEADS.items()))}), so the head count is "
+            "unknown; pass config= (a preset name, or the model's config as a mapping with its num_heads), or load a "
+            "file saved by save_transformer (it records its config)")
+    kw = dict(dim=d, num_layers=layers, num_heads=heads, ffn_dim=ffn, in_channels=c_in,
               out_channels=out, text_dim=text, freq_dim=freq, patch_size=patch, modality_switcher=switcher,
               **_family_flags(shapes))
     if mods:
@@ -523,7 +543,8 @@ def load_transformer(
         config: preset name (``"wan2.2-ti2v-5b"``, ``"yume-5b"``, ...), mapping or config; None
             reads the file's metadata (files we save), else the folder's ``config.json`` (ours,
             diffusers' ``WanTransformer3DModel`` or Wan's ``WanModel``), else infers it from the
-            tensor shapes (head dim 128, as in Wan; see :func:`infer_config`).
+            tensor shapes where the width is a known one (see :func:`infer_config`; any other
+            width needs ``config=``).
         dtype: parameter dtype (float32, bfloat16 or float16); each tensor is cast as it streams,
             except those of the model's ``_keep_in_fp32_modules`` (time embedder, modulation
             tables, cross-attention norm), which load as float32 as ``from_pretrained`` keeps them.
@@ -764,6 +785,7 @@ def save_transformer(
 _LORA_DOWN = (".lora_A.weight", ".lora_down.weight")
 _LORA_UP = (".lora_B.weight", ".lora_up.weight")
 _LORA_ALPHA = ".alpha"
+_LORA_DIFF, _LORA_DIFF_B = ".diff", ".diff_b"  # full-weight and bias deltas (ComfyUI's "diff" patches)
 LORA_ADAPTER_METADATA_KEY = "lora_adapter_metadata"  # diffusers' save_lora_adapter: the LoraConfig as JSON
 
 
@@ -808,6 +830,18 @@ def _base_layer(module: nn.Module) -> nn.Module:
     return get() if callable(get) else module
 
 
+def _diff_as_factors(diff: Optional[torch.Tensor], weight: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """A full-weight delta ``[out, in]`` as exact LoRA factors of rank ``min(out, in)`` (one of
+    them the identity, so ``B @ A == diff`` with no rounding); None (a bias delta alone): rank-1
+    zero factors, the bias riding on ``lora_B``."""
+    out, fan_in = weight.shape[0], math.prod(weight.shape[1:])
+    if diff is None:
+        return {"A": torch.zeros(1, fan_in), "B": torch.zeros(out, 1)}
+    if fan_in <= out:
+        return {"A": torch.eye(fan_in, dtype=diff.dtype), "B": diff}
+    return {"A": diff, "B": torch.eye(out, dtype=diff.dtype)}
+
+
 @dataclass
 class PeftLora:
     """A LoRA converted to PEFT's form for our model.
@@ -837,14 +871,18 @@ def lora_state_dict_to_peft(
 
     Accepted per layer: ``<name>.lora_A.weight`` / ``.lora_down.weight`` (A, ``[r, in]``),
     ``<name>.lora_B.weight`` / ``.lora_up.weight`` (B, ``[out, r]``) and an optional ``<name>.alpha``
-    (scale = alpha / r), where ``<name>`` is any variant of :func:`lora_target_keys`. Without an
+    (scale = alpha / r), where ``<name>`` is any variant of :func:`lora_target_keys`; and, as
+    ComfyUI applies them, ``<name>.diff`` (a full-weight delta ``[out, in]``, added at scale 1:
+    carried as exact factors of rank ``min(out, in)``) and ``<name>.diff_b`` (a bias delta
+    ``[out]``, carried as ``lora_B``'s bias with PEFT's ``lora_bias``), on linear layers. Without an
     alpha key the alpha comes from ``adapter_metadata`` (the LoraConfig that diffusers'
     ``save_lora_adapter`` stores in the file: ``lora_alpha`` / ``alpha_pattern``), else alpha = r
     (scale 1).
 
     Raises:
-        CheckpointError: a layer with only one of A / B, factors whose shapes do not fit the layer,
-            or two names for the same layer (all listed in one message), or no recognised layer.
+        CheckpointError: a layer with only one of A / B, factors or deltas whose shapes do not fit
+            the layer, both factors and a diff for one layer, or two names for the same layer (all
+            listed in one message), or no recognised layer.
     """
     targets = lora_target_keys(model)
     meta = {k.removeprefix("transformer."): v for k, v in (adapter_metadata or {}).items()}
@@ -852,7 +890,8 @@ def lora_state_dict_to_peft(
     seen_as: Dict[str, str] = {}
     unknown, problems = [], []
     for key, value in state_dict.items():
-        for suffix, slot in [(s, "A") for s in _LORA_DOWN] + [(s, "B") for s in _LORA_UP] + [(_LORA_ALPHA, "alpha")]:
+        for suffix, slot in ([(s, "A") for s in _LORA_DOWN] + [(s, "B") for s in _LORA_UP] + [(_LORA_ALPHA, "alpha")]
+                             + [(_LORA_DIFF, "diff"), (_LORA_DIFF_B, "diff_b")]):
             if key.endswith(suffix) and key[: -len(suffix)] in targets:
                 file_name = key[: -len(suffix)]
                 module = targets[file_name][: -len(".weight")]
@@ -865,11 +904,25 @@ def lora_state_dict_to_peft(
     sd: Dict[str, torch.Tensor] = {}
     ranks: Dict[str, int] = {}
     alphas: Dict[str, float] = {}
+    biases: Dict[str, torch.Tensor] = {}
     for module, got in sorted(parts.items()):
+        layer = _base_layer(model.get_submodule(module))
+        w = layer.weight
+        factors = "A" in got or "B" in got
+        if "diff" in got or ("diff_b" in got and not factors):
+            if "diff" in got and factors:
+                problems.append(f"{seen_as[module]}: has both LoRA factors and a full-weight diff; keep one")
+                continue
+            diff = got.get("diff")
+            if diff is not None and (w.dim() != 2 or tuple(diff.shape) != tuple(w.shape)):
+                problems.append(f"{seen_as[module]}.diff: shape {tuple(diff.shape)} does not fit the layer weight "
+                                f"{tuple(w.shape)} (only linear layers take a diff here)")
+                continue
+            got = {**got, **_diff_as_factors(diff, w), "alpha": None}
         if "A" not in got or "B" not in got:
             problems.append(f"{seen_as[module]}: has {sorted(got)} but needs both lora_A/lora_down and lora_B/lora_up")
             continue
-        a, b, w = got["A"], got["B"], _base_layer(model.get_submodule(module)).weight
+        a, b = got["A"], got["B"]
         r = a.shape[0]
         fits = (a.dim() == 2 and b.dim() == 2 and b.shape[1] == r and b.shape[0] == w.shape[0]
                 and a.shape[1] == math.prod(w.shape[1:]) and w.dim() == 2)
@@ -882,10 +935,24 @@ def lora_state_dict_to_peft(
         sd[f"{module}.lora_A.weight"] = a
         sd[f"{module}.lora_B.weight"] = b
         ranks[module] = r
-        if "alpha" in got:
+        if got.get("alpha", 0) is None:  # a diff: scale 1, as ComfyUI adds it (times the strength)
+            alphas[module] = float(r)
+        elif "alpha" in got:
             alphas[module] = float(got["alpha"])
         else:
             alphas[module] = float(_pattern_value(meta.get("alpha_pattern") or {}, module, meta.get("lora_alpha", r)))
+        if "diff_b" in got:
+            bias = getattr(layer, "bias", None)
+            if bias is None or tuple(got["diff_b"].shape) != tuple(bias.shape):
+                problems.append(f"{seen_as[module]}.diff_b: shape {tuple(got['diff_b'].shape)} does not fit the layer "
+                                f"bias {None if bias is None else tuple(bias.shape)}")
+                continue
+            # PEFT's lora_bias: lora_B's bias, scaled with the rest of the adapter's output
+            biases[module] = got["diff_b"] / (alphas[module] / r)
+    if biases:  # lora_bias gives every adapted layer a lora_B bias: zero where the file has none
+        for module in ranks:
+            b = sd[f"{module}.lora_B.weight"]
+            sd[f"{module}.lora_B.bias"] = biases.get(module, torch.zeros(b.shape[0], dtype=b.dtype))
     if problems:
         raise CheckpointError(f"LoRA does not fit the model ({len(problems)} problem(s)):\n" + "\n".join(problems))
     if not ranks:
@@ -901,6 +968,7 @@ def lora_state_dict_to_peft(
         # peft matches pattern keys as regexes against the end of the module name
         rank_pattern={re.escape(m): v for m, v in ranks.items() if v != r},
         alpha_pattern={re.escape(m): v for m, v in alphas.items() if v != alpha},
+        lora_bias=bool(biases),
     )
     return PeftLora(state_dict=sd, lora_config=config, unknown=sorted(unknown))
 
@@ -916,7 +984,7 @@ def load_lora(
     Keys are converted by :func:`lora_state_dict_to_peft` (the one key map), then handed to the
     model's ``PeftAdapterMixin.load_lora_adapter``; ``model.set_adapters`` / ``disable_lora`` /
     ``fuse_lora`` etc. then work as in diffusers. The effect on a layer is
-    ``W x + (alpha / r) * B (A x)``.
+    ``W x + (alpha / r) * B (A x)`` (plus ``diff_b`` where the file has bias deltas).
 
     Args:
         model: the transformer (any preset).

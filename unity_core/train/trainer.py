@@ -19,7 +19,8 @@ steps one process would. Two engines:
 - ``fsdp=True``: PyTorch FSDP2 (``fully_shard`` per DiT block, then the root): parameters,
   gradients, optimizer states and the EMA are sharded (DTensors), optional bf16 mixed
   precision (``TrainConfig.mixed_precision``); checkpoints are sharded folders written with
-  ``torch.distributed.checkpoint``. Runs on CPU process groups (gloo) as on GPUs (nccl).
+  ``torch.distributed.checkpoint``'s safetensors storage (no pickle). Runs on CPU process
+  groups (gloo) as on GPUs (nccl).
 - ``use_accelerate=True``: Hugging Face Accelerate prepares the model as its launch config
   says (DDP, or FSDP2 with the example configs in ``configs/accelerate/``).
 """
@@ -331,7 +332,9 @@ class Trainer:
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write model, EMA, optimizer state, step and RNG state: one safetensors file, or with
-        FSDP a sharded folder (``torch.distributed.checkpoint``, every rank writes its shards)."""
+        FSDP a sharded folder (``torch.distributed.checkpoint`` with its safetensors storage: every
+        rank writes its shards to ``shards/``; step and RNG in ``trainer_state.safetensors``).
+        Either holds safetensors files only: resuming executes no code from the checkpoint."""
         if self.sharded:
             return self._save_sharded(Path(path))
         from safetensors.torch import save_file
@@ -359,15 +362,26 @@ class Trainer:
         model_state, optim_state = get_state_dict(self.model, self.optimizer)
         return {"model": model_state, "optim": optim_state, "ema": self.ema}
 
+    @staticmethod
+    def _tensors_only(state):
+        """The tensors of :meth:`_sharded_state`: the optimizer's ``param_groups`` (lr, betas, ...;
+        plain Python values, rebuilt from the config) stay out, so every entry is a safetensors
+        tensor and nothing in the folder needs unpickling."""
+        return {"model": state["model"], "optim": {"state": state["optim"]["state"]}, "ema": state["ema"]}
+
     def _save_sharded(self, folder: Path) -> Path:
         import torch.distributed as dist
         import torch.distributed.checkpoint as dcp
         from safetensors.torch import save_file
+        from torch.distributed.checkpoint import HuggingFaceStorageWriter
 
         if self.rank == 0:
-            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "shards").mkdir(parents=True, exist_ok=True)
         dist.barrier()
-        dcp.save(self._sharded_state(), checkpoint_id=str(folder))
+        # DCP's safetensors storage: each rank writes its shards, their offsets in the file's JSON
+        # header (the default storage keeps its index in a pickle, which loading would unpickle)
+        dcp.save(self._tensors_only(self._sharded_state()),
+                 storage_writer=HuggingFaceStorageWriter(str(folder / "shards"), save_distributed=True))
         if self.rank == 0:  # the sampler's state is the same on every rank
             save_file({"rng": self.generator.get_state()}, str(folder / "trainer_state.safetensors"),
                       metadata=self._metadata())
@@ -381,16 +395,23 @@ class Trainer:
 
         if self.sharded:
             import torch.distributed.checkpoint as dcp
+            from torch.distributed.checkpoint import HuggingFaceStorageReader
             from torch.distributed.checkpoint.state_dict import set_state_dict
 
+            shards = Path(path) / "shards"
+            if not shards.is_dir():
+                raise FileNotFoundError(f"{path} holds no sharded trainer checkpoint ({shards} is missing); "
+                                        "resume from a folder Trainer.save wrote with fsdp=True")
             state = self._sharded_state()
             # A parameter that never had a gradient (a modality not drawn yet) has no optimizer state in
             # the file, while the fresh state dict holds an initialised one: load the rest, then drop those
             # states so AdamW starts them afresh, as the uninterrupted run will.
-            dcp.load(state, checkpoint_id=str(path), planner=dcp.DefaultLoadPlanner(allow_partial_load=True))
+            reader = HuggingFaceStorageReader(str(shards))  # safetensors headers (JSON), no pickle
+            dcp.load(self._tensors_only(state), storage_reader=reader,
+                     planner=dcp.DefaultLoadPlanner(allow_partial_load=True))
             set_state_dict(self.model, self.optimizer, model_state_dict=state["model"],
                            optim_state_dict=state["optim"])
-            saved = dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata
+            saved = HuggingFaceStorageReader(str(shards)).read_metadata().state_dict_metadata
             for name, param in self.model.named_parameters():
                 if f"optim.state.{name}.step" not in saved:
                     self.optimizer.state.pop(param, None)
