@@ -131,9 +131,8 @@ def test_save_pretrained_sharded_round_trip(tmp_path):
     rgb, mod, ctx, t = _inputs()
     with torch.no_grad():
         a, b = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False), loaded(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
-    # two instances: BLAS may pick other kernels for other buffers (3.6e-7 seen), so a tight tolerance
-    torch.testing.assert_close(a[0], b[0], atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(a[1], b[1], atol=1e-5, rtol=1e-5)
+    for x, y in zip(a, b):  # the same weights in other buffers (memory-mapped files): BLAS may pick other kernels
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-6)
 
 
 def test_gradient_checkpointing_through_diffusers_api():
