@@ -53,8 +53,7 @@ from unity_core.model.yume import (
     history_token_count,
     yume_velocity,
 )
-from unity_core.sampling.progress import check_interrupt
-from unity_core.sampling.sampler import guidance_context, guidance_mix, integrate
+from unity_core.sampling.integrator import Guidance, integrate
 from unity_core.sampling.schedule import TIMESTEP_SCALE, flow_sigmas, to_timestep
 
 #: ``callback(step, total, latent, None)`` after every denoising step, counted over all segments.
@@ -208,25 +207,21 @@ def generate_long_video(
         noise = torch.randn((b, c, latent_frames_per_segment, h, w), generator=gen).to(device)
         kept = select_history(latent, schedule)
         hist_noise = torch.randn(kept.shape, generator=gen).to(device)
-        ctx = _batch_context(context, b, device)
-        guided = cfg != 1.0
-        if guided:
-            ctx = guidance_context(ctx, negative_context)
-        x = noise
-        for i in range(int(steps)):
-            check_interrupt(should_interrupt, done, total)
-            s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        guidance = Guidance(cfg, _batch_context(context, b, device), negative_context)
+
+        def velocity(x, sigma, kept=kept, hist_noise=hist_noise, guidance=guidance):
+            s = float(sigma)
             noised_hist = (1.0 - s) * kept + s * hist_noise
-            if guided:
-                v = history_velocity(model, embedder, torch.cat([noised_hist] * 2), torch.cat([x, x]), s, ctx,
-                                     schedule, block_runner)
-                v = guidance_mix(v, b, cfg)
-            else:
-                v = history_velocity(model, embedder, noised_hist, x, s, ctx, schedule, block_runner)
-            x = x + (s_next - s) * v
-            done += 1
+            hist, new = guidance.batch(noised_hist, x)
+            v = history_velocity(model, embedder, hist, new, s, guidance.context, schedule, block_runner)
+            return guidance.mix((v,), x.shape[0])[0]
+
+        def step_done(i, n, z, offset=done):
             if callback is not None:
-                callback(done, total, x, None)
+                callback(offset + i, total, z, None)
+
+        x = integrate(velocity, noise, sigmas, callback=step_done, should_interrupt=should_interrupt)
+        done += int(steps)
         hist_tokens.append(sequence_length(latent.shape[2], (h, w), 0, schedule, patch[1]))
         latent = torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)
@@ -274,26 +269,22 @@ def yume_history(latent: torch.Tensor, start_latents: int, mode: str = "all") ->
 
 class _YumeVelocity:
     """Yume-5B's velocity of the new frames at one sigma: the packed forward (or the plain one for
-    a first text-to-video segment), with optional CFG (one batched forward of 2B) and block cache."""
+    a first text-to-video segment), with optional CFG (:class:`Guidance`) and block cache."""
 
     def __init__(self, model, history, context, cfg, negative_context, cache, text_len):
-        self.model, self.history, self.cfg, self.cache, self.text_len = model, history, float(cfg), cache, text_len
-        self.context = guidance_context(context, negative_context) if self.cfg != 1.0 else context
+        self.model, self.history, self.cache, self.text_len = model, history, cache, text_len
+        self.guidance = Guidance(cfg, context, negative_context)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if self.cache is not None:
             self.cache.start_evaluation()
         batch = x.shape[0]
-        guided = self.cfg != 1.0
-        hist = self.history
-        if guided:
-            x = torch.cat([x, x])
-            hist = None if hist is None else torch.cat([hist, hist])
+        x, hist = self.guidance.batch(x, self.history)
         # sigma x 1000 in float64: the release builds t from its numpy float64 grid
         t = (torch.as_tensor(sigma, dtype=torch.float64) * TIMESTEP_SCALE).reshape(1).expand(x.shape[0])
-        v = yume_velocity(self.model, hist, x, t.to(x.device), self.context, text_len=self.text_len,
+        v = yume_velocity(self.model, hist, x, t.to(x.device), self.guidance.context, text_len=self.text_len,
                           block_runner=self.cache)
-        return guidance_mix(v, batch, self.cfg) if guided else v
+        return self.guidance.mix((v,), batch)[0]
 
 
 @torch.no_grad()
