@@ -110,6 +110,53 @@ def progress(total: int) -> Callable:
     return callback
 
 
+def _server():
+    """ComfyUI's running ``PromptServer`` (None outside the server, e.g. in-process tests)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+def server_running() -> bool:
+    """Whether a ComfyUI server is there to send messages to the browser."""
+    return _server() is not None
+
+
+def progress_text(text: str, node) -> None:
+    """Text on the node's progress bar (core's ``send_progress_text``); nothing without a server."""
+    server = _server()
+    if server is not None and node is not None:
+        server.send_progress_text(text, str(node))
+
+
+def send_to_browser(event: str, data: dict) -> None:
+    """A JSON message to the browser over ComfyUI's websocket (``PromptServer.send_sync``), e.g.
+    ``unityvideo.explore.segment``; nothing without a server."""
+    server = _server()
+    if server is not None:
+        server.send_sync(event, data, getattr(server, "client_id", None))
+
+
+def save_temp_animation(frames, name: str, fps: float = 8.0) -> dict:
+    """Frames ``[F, H, W, 3]`` in [0, 1] as an animated WEBP in ComfyUI's temp folder (as core's
+    preview nodes write previews there); returns ``{"filename", "subfolder", "type": "temp"}`` for
+    the browser's ``/view``. An existing file of that name is replaced (temp files are ComfyUI's)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    folder = Path(_folder_paths.get_temp_directory()) / "unityvideo"
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    images = [Image.fromarray(np.ascontiguousarray(f)) for f in pixels]
+    filename = f"{name}.webp"
+    images[0].save(folder / filename, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0,
+                   lossless=False, quality=80)
+    return {"filename": filename, "subfolder": "unityvideo", "type": "temp"}
+
+
 def should_interrupt() -> bool:
     """True when the user pressed Cancel in ComfyUI."""
     return bool(_mm.processing_interrupted())

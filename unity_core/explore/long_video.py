@@ -59,6 +59,11 @@ from unity_core.sampling.schedule import TIMESTEP_SCALE, flow_sigmas, to_timeste
 #: ``callback(step, total, latent, None)`` after every denoising step, counted over all segments.
 Callback = Callable[[int, int, Optional[torch.Tensor], Optional[torch.Tensor]], None]
 
+#: ``segment_sampler(k, history, noise, context) -> latent``: samples Yume-5B segment k, the new
+#: frames ``[B, C, 8, H, W]`` from their ``noise`` (at sigma 1) given the clean ``history``
+#: ``[B, C, N, H, W]`` (None for a first text-to-video segment) and the text ``context`` ``[B, L, D]``.
+SegmentSampler = Callable[[int, Optional[torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
+
 #: Yume-5B's sampler settings (``sample_5b.py``; the still image repeats give 5 start latents).
 YUME5B_DEFAULTS: Dict[str, Any] = {
     "steps": 4, "shift": 7.0, "cfg": 1.0, "latent_frames_per_segment": YUME_NEW_FRAMES, "sentence_set": "v1_5",
@@ -160,6 +165,7 @@ def generate_long_video(
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
     block_runner=None,
+    on_segment: Optional[Callable[[int, torch.Tensor, int], None]] = None,
 ) -> LongVideoLatents:
     """Generate ``len(contexts)`` segments after ``history`` with derived history embeddings.
 
@@ -178,6 +184,8 @@ def generate_long_video(
         callback: ``callback(step, total, latent, None)`` after every step (over all segments).
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
         block_runner: optional ``(index, fn, x) -> x`` hook around every block.
+        on_segment: ``on_segment(k, latent, new)`` after segment k with the walk's latents so far,
+            the last ``new`` of them the segment's.
 
     Returns:
         :class:`LongVideoLatents`.
@@ -202,7 +210,7 @@ def generate_long_video(
     done = 0
     latent = history.float()
     seconds, hist_tokens = [], []
-    for context in contexts:
+    for k, context in enumerate(contexts):
         start = time.perf_counter()
         noise = torch.randn((b, c, latent_frames_per_segment, h, w), generator=gen).to(device)
         kept = select_history(latent, schedule)
@@ -225,6 +233,8 @@ def generate_long_video(
         hist_tokens.append(sequence_length(latent.shape[2], (h, w), 0, schedule, patch[1]))
         latent = torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)
+        if on_segment is not None:
+            on_segment(k, latent, x.shape[2])
     return LongVideoLatents(torch.cat([history, latent[:, :, history.shape[2]:].to(history.dtype)], 2), seconds, hist_tokens)
 
 
@@ -308,6 +318,8 @@ def generate_yume_walk(
     text_len: int = YUME_TEXT_LEN,
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
+    segment_sampler: Optional[SegmentSampler] = None,
+    on_segment: Optional[Callable[[int, torch.Tensor, int], None]] = None,
 ) -> LongVideoLatents:
     """Yume-5B's walk (``sample_5b.py``): ``len(contexts)`` segments of 8 new latent frames.
 
@@ -332,6 +344,14 @@ def generate_yume_walk(
         text_len: rows every context is zero-padded to (512 in the release).
         callback: ``callback(step, total, latent, None)`` after every step (over all segments).
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
+        segment_sampler: samples one segment instead of the library's integrator
+            (:data:`SegmentSampler`; the ComfyUI node passes core's sampling of the patched
+            MODEL). The walk (noise, history, contexts) stays this function's; ``cfg``,
+            ``steps``, ``shift``, ``time_travel``, ``cache`` and ``callback`` are then the
+            segment sampler's business.
+        on_segment: ``on_segment(k, latent, new)`` after segment k with the walk's latents so far
+            ``[B, C, T, H, W]``, the last ``new`` of them the segment's (e.g. to decode and show it
+            while the next one samples).
 
     Returns:
         :class:`LongVideoLatents`: ``latent`` is the start history then every new segment.
@@ -382,14 +402,19 @@ def generate_yume_walk(
                 callback(offset + i, total, z, None)
 
         try:
-            x = integrate(velocity, x, sigmas, time_travel=time_travel, generator=gen, callback=step_done,
-                          should_interrupt=should_interrupt)
+            if segment_sampler is not None:
+                x = segment_sampler(k, hist, x, _batch_context(context, b, device))
+            else:
+                x = integrate(velocity, x, sigmas, time_travel=time_travel, generator=gen, callback=step_done,
+                              should_interrupt=should_interrupt)
         finally:
             if cache is not None:
                 cache.clear()
         done += int(steps)
         latent = x if latent is None else torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)
+        if on_segment is not None:
+            on_segment(k, latent, x.shape[2])
     if history is not None:
         latent = torch.cat([history, latent[:, :, history.shape[2]:].to(history.dtype)], 2)
     return LongVideoLatents(latent, seconds, hist_tokens)
@@ -659,7 +684,8 @@ def segment_prompts(text_encoder, prompt: str, actions: Sequence[CameraAction], 
 
 
 def _sample_walk(pipe, start: Dict[str, Any], contexts, negative, s: Dict[str, Any], *, schedule, history_mode,
-                 time_travel, cache, callback, should_interrupt) -> LongVideoLatents:
+                 time_travel, cache, callback, should_interrupt, segment_sampler=None,
+                 on_segment=None) -> LongVideoLatents:
     """Run the model's sampler: Yume-5B's packed history, or the derived history of any other."""
     model = pipe.transformer
     if is_yume_model(model):
@@ -667,11 +693,11 @@ def _sample_walk(pipe, start: Dict[str, Any], contexts, negative, s: Dict[str, A
             model, start["latent"], contexts, steps=s["steps"], shift=s["shift"], cfg=s["cfg"],
             negative_context=negative, seed=s["seed"], history_mode=history_mode,
             start_latents=start["start_latents"], time_travel=time_travel, cache=cache, callback=callback,
-            should_interrupt=should_interrupt)
+            should_interrupt=should_interrupt, segment_sampler=segment_sampler, on_segment=on_segment)
     return generate_long_video(
         model, start["latent"], contexts, latent_frames_per_segment=s["latent_frames_per_segment"], steps=s["steps"],
         shift=s["shift"], cfg=s["cfg"], negative_context=negative, seed=s["seed"], schedule=schedule,
-        callback=callback, should_interrupt=should_interrupt)
+        callback=callback, should_interrupt=should_interrupt, on_segment=on_segment)
 
 
 def _decode_walk(codec, latent: torch.Tensor, still: int) -> torch.Tensor:
@@ -708,6 +734,8 @@ def explore(
     decode: bool = True,
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
+    segment_sampler: Optional[SegmentSampler] = None,
+    on_segment: Optional[Callable[[int, torch.Tensor, int], None]] = None,
 ) -> ExploreResult:
     """Walk through a generated world: one segment per action, from a start image.
 
@@ -744,6 +772,9 @@ def explore(
         decode: decode the latents to frames.
         callback: ``callback(step, total, latent, None)`` after every step.
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
+        segment_sampler: Yume-5B only (:func:`generate_yume_walk`): another sampler of each
+            segment (ComfyUI's core sampling).
+        on_segment: ``on_segment(k, latent, new)`` after each segment (:func:`generate_yume_walk`).
 
     Returns:
         :class:`ExploreResult` (frames: :func:`walk_frame_count` of its segments from an image).
@@ -756,8 +787,10 @@ def explore(
     pipe = _as_pipeline(pipeline_or_model_parts)
     actions = parse_script(actions_script)
     yume = is_yume_model(pipe.transformer)
-    if not yume and (time_travel is not None or cache is not None or history_mode != "all"):
-        raise ValueError("time_travel, cache and history_mode are options of the Yume-5B sampler; this model has no "
+    if not yume and (time_travel is not None or cache is not None or history_mode != "all"
+                     or segment_sampler is not None):
+        raise ValueError("time_travel, cache, history_mode and segment_sampler are options of the Yume-5B "
+                         "sampler; this model has no "
                          "Yume history embeddings (load a Yume-5B checkpoint, or leave them unset)")
     if history_mode not in HISTORY_MODES:
         raise ValueError(f"unknown history mode {history_mode!r}; use one of {', '.join(HISTORY_MODES)}")
@@ -773,7 +806,8 @@ def explore(
     if getattr(pipe, "free_text_encoder_after_encoding", False) and pipe.text_encoder is not None:
         pipe.free_text_encoder()  # every prompt is encoded: UMT5-XXL's memory is free for sampling
     out = _sample_walk(pipe, start, contexts, negative, s, schedule=schedule, history_mode=history_mode,
-                       time_travel=time_travel, cache=cache, callback=callback, should_interrupt=should_interrupt)
+                       time_travel=time_travel, cache=cache, callback=callback, should_interrupt=should_interrupt,
+                       segment_sampler=segment_sampler, on_segment=on_segment)
     prev, ratio = start["previous"], pipe.codec.temporal_ratio
     frames = _decode_walk(pipe.codec, out.latent, start["still"]) if decode else None
     seg_len = (YUME_NEW_FRAMES if yume else s["latent_frames_per_segment"]) * ratio
