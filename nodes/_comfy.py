@@ -100,12 +100,22 @@ def output_path(filename_prefix: str, suffix: str) -> Path:
     return path
 
 
-def progress(total: int) -> Callable:
-    """A sampler callback ``(step, total_steps, rgb, modality)`` that drives ComfyUI's progress bar."""
+def progress(total: int, model=None) -> Callable:
+    """A sampler callback ``(step, total_steps, rgb, modality)`` that drives ComfyUI's progress bar,
+    with a latent preview of ``rgb`` (the latent after the step, ``[B, C, F, H, W]``) when a MODEL is
+    given and the server has a preview method (``--preview-method``), as core's samplers send one."""
     bar = _utils.ProgressBar(total)
+    previewer = None
+    if model is not None:
+        import latent_preview
+
+        previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
 
     def callback(step, total_steps, rgb, modality):
-        bar.update_absolute(step, total_steps)
+        image = None
+        if previewer is not None and rgb is not None:
+            image = previewer.decode_latent_to_preview_image("JPEG", rgb)
+        bar.update_absolute(step, total_steps, image)
 
     return callback
 

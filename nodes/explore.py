@@ -244,7 +244,7 @@ class UnityVideoExplore(UnityNode):
                              sentence_set=None if sentence_set == MODEL_DEFAULT else sentence_set,
                              size=(height, width) if new_walk else None, history=previous,
                              history_mode=history_mode or "all",
-                             callback=None if yume else _comfy.progress(len(parsed) * max(int(steps), 1)),
+                             callback=None if yume else _comfy.progress(len(parsed) * max(int(steps), 1), model),
                              should_interrupt=_comfy.should_interrupt,
                              segment_sampler=core, on_segment=live)
         except SamplingInterrupted as err:
@@ -281,6 +281,7 @@ class _CoreSegments:
                 "shift": float(getattr(sampling, "shift", float("nan"))), "sigmas": [float(s) for s in self.sigmas]}
 
     def __call__(self, k, history, noise, context):
+        import comfy.utils
         import latent_preview
 
         from .common import make_conditioning
@@ -290,7 +291,14 @@ class _CoreSegments:
             raise _comfy.interrupted_error(None)
         _comfy.progress_text(f"segment {k + 1}/{self.segments}", self.node)
         cond = make_conditioning(context.cpu())
-        callback = latent_preview.prepare_callback(self.model, int(self.sigmas.shape[0]) - 1)
+        steps, n = int(self.sigmas.shape[0]) - 1, 0 if history is None else history.shape[2]
+        previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
+        bar = comfy.utils.ProgressBar(steps)
+
+        def callback(step, x0, x, total):  # core's preview callback, on the new frames (not the history's first)
+            image = None if previewer is None else previewer.decode_latent_to_preview_image("JPEG", x0[:, :, n:])
+            bar.update_absolute(step + 1, total, image)
+
         return sample_segment(self.model, cond, cond, history, noise, sigmas=self.sigmas, sampler=self.sampler,
                               seed=self.seed + k, callback=callback)
 
