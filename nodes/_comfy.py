@@ -224,7 +224,8 @@ def transformer_of(model):
     return inner
 
 
-def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_decode: bool = False):
+def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_decode: bool = False,
+             load: bool = True):
     """A :class:`unity_core.pipeline.UnityVideoPipeline` over a core MODEL, for the nodes that run a
     whole UnityVideo task in one call (estimation, exploration). Codec and text encoder: the
     loader's built-in ones (the embedded default), or core's ``vae`` (Wan2.2 VAE) and ``clip``
@@ -234,6 +235,8 @@ def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_d
 
     Args:
         tiled_decode: decode with core's tiled VAE decode (only with ``vae``).
+        load: load the transformer now (False: the caller samples through core, which loads the
+            MODEL itself before every sampling run, after the VAE and CLIP have run).
 
     Raises:
         ValueError: not exactly one of codec / vae, or of text_encoder / clip, connected;
@@ -262,7 +265,7 @@ def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_d
         codec = ComfyVaeCodec(vae, model.model.latent_format, tiled=tiled_decode)
     if clip is not None:
         text_encoder = ComfyClipTextEncoder(clip)
-    transformer = transformer_of(model)
+    transformer = transformer_of(model) if load else unity_transformer(model, node)
     if vae is None:
         codec.to(next(transformer.parameters()).device)
     return UnityVideoPipeline(transformer, codec, text_encoder, {"source": "ComfyUI MODEL"})

@@ -231,8 +231,9 @@ class UnityVideoExplore(UnityNode):
         if continue_walk and previous is None:
             log.warning("UnityVideo Explore: no earlier walk with this model, prompt, size and start image in memory; "
                         "starting a new walk from the image")
+        # a Yume-5B walk samples through core, which loads the MODEL per segment (after UMT5 and the VAE ran)
         pipe = _comfy.pipeline(model, codec, text_encoder, "UnityVideo Explore", vae=vae, clip=clip,
-                               tiled_decode=bool(tiled_decode))
+                               tiled_decode=bool(tiled_decode), load=not yume)
         live = _LiveWalk(pipe.codec, node if node != DIRECT_CALL else None, len(parsed))
         core = None
         if yume:

@@ -37,6 +37,8 @@ The task, modality and modality prompt travel in the conditioning, written by th
 ``unityvideo_modality`` (name), ``unityvideo_modality_context`` (``[1, L', text_dim]``) and
 ``unityvideo_packed`` (True: the latent is packed). Conditioning without them runs the RGB
 stream alone (a plain Wan forward: the 5B's base, Yume, or control guidance's free branch).
+A Yume-5B walk segment (``nodes/yume.py``) writes ``unityvideo_yume_history`` (N): the first N
+latent frames are clean history and the forward is Yume-5B's packed one (:func:`transformer_call`).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ function attachWidget(node) {
   const status = document.createElement("div");
   status.style.color = "#8bd";
   const strip = document.createElement("div");
-  strip.style.cssText = "display:flex;flex-wrap:wrap;gap:2px;margin-top:4px;";
+  strip.style.cssText = "display:flex;flex-wrap:nowrap;overflow-x:auto;gap:2px;margin-top:4px;min-height:52px;";
   root.append(hint, pending, done, error, controls, status, strip);
 
   const render = () => {
@@ -123,8 +123,9 @@ function attachWidget(node) {
       const img = document.createElement("img");
       img.src = api.apiURL(viewUrl(image)) + `&rand=${Math.random()}`;
       img.title = `segment ${live.segments.length}`;
-      img.style.cssText = "height:64px;border:1px solid #444;";
+      img.style.cssText = "height:48px;flex:none;border:1px solid #444;";
       strip.append(img);
+      img.scrollIntoView?.({ block: "nearest", inline: "end" });
     }
     render();
   };
@@ -135,7 +136,7 @@ function attachWidget(node) {
   };
 
   const widget = node.addDOMWidget?.("explore_keys", "explore", root, { serialize: false, hideOnZoom: false });
-  if (widget) widget.computeSize = (width) => [width, live.segments.length ? 190 : 124];
+  if (widget) widget.computeSize = (width) => [width, 176]; // keys, buttons, status and the segment strip
   adopt();
   render();
   return { queue, live, root, adopt, render, onSegment, onEnd };
