@@ -24,6 +24,7 @@ from .modalities import (UnityVideoEstimate, UnityVideoModalityDecode, UnityVide
                          UnityVideoSaveValues)
 from .sampling import UnityVideoAAMSampler, UnityVideoBlockCache, UnityVideoControlGuider, UnityVideoTimeTravelSampler
 from .video import UnityVideoLoadVideo, UnityVideoSaveVideo
+from .yume import UnityVideoYumeSegment
 
 NODES = [
     UnityVideoLoader,
@@ -44,6 +45,7 @@ NODES = [
     UnityVideoSaveValues,
     UnityVideoSaveVideo,
     UnityVideoExplore,
+    UnityVideoYumeSegment,
 ]
 
 NODE_CLASS_MAPPINGS = {cls.NODE_ID: cls for cls in NODES}

@@ -100,14 +100,71 @@ def output_path(filename_prefix: str, suffix: str) -> Path:
     return path
 
 
-def progress(total: int) -> Callable:
-    """A sampler callback ``(step, total_steps, rgb, modality)`` that drives ComfyUI's progress bar."""
+def progress(total: int, model=None) -> Callable:
+    """A sampler callback ``(step, total_steps, rgb, modality)`` that drives ComfyUI's progress bar,
+    with a latent preview of ``rgb`` (the latent after the step, ``[B, C, F, H, W]``) when a MODEL is
+    given and the server has a preview method (``--preview-method``), as core's samplers send one."""
     bar = _utils.ProgressBar(total)
+    previewer = None
+    if model is not None:
+        import latent_preview
+
+        previewer = latent_preview.get_previewer(model.load_device, model.model.latent_format)
 
     def callback(step, total_steps, rgb, modality):
-        bar.update_absolute(step, total_steps)
+        image = None
+        if previewer is not None and rgb is not None:
+            image = previewer.decode_latent_to_preview_image("JPEG", rgb)
+        bar.update_absolute(step, total_steps, image)
 
     return callback
+
+
+def _server():
+    """ComfyUI's running ``PromptServer`` (None outside the server, e.g. in-process tests)."""
+    try:
+        from server import PromptServer
+    except ImportError:
+        return None
+    return getattr(PromptServer, "instance", None)
+
+
+def server_running() -> bool:
+    """Whether a ComfyUI server is there to send messages to the browser."""
+    return _server() is not None
+
+
+def progress_text(text: str, node) -> None:
+    """Text on the node's progress bar (core's ``send_progress_text``); nothing without a server."""
+    server = _server()
+    if server is not None and node is not None:
+        server.send_progress_text(text, str(node))
+
+
+def send_to_browser(event: str, data: dict) -> None:
+    """A JSON message to the browser over ComfyUI's websocket (``PromptServer.send_sync``), e.g.
+    ``unityvideo.explore.segment``; nothing without a server."""
+    server = _server()
+    if server is not None:
+        server.send_sync(event, data, getattr(server, "client_id", None))
+
+
+def save_temp_animation(frames, name: str, fps: float = 8.0) -> dict:
+    """Frames ``[F, H, W, 3]`` in [0, 1] as an animated WEBP in ComfyUI's temp folder (as core's
+    preview nodes write previews there); returns ``{"filename", "subfolder", "type": "temp"}`` for
+    the browser's ``/view``. An existing file of that name is replaced (temp files are ComfyUI's)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    folder = Path(_folder_paths.get_temp_directory()) / "unityvideo"
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = (frames.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+    images = [Image.fromarray(np.ascontiguousarray(f)) for f in pixels]
+    filename = f"{name}.webp"
+    images[0].save(folder / filename, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0,
+                   lossless=False, quality=80)
+    return {"filename": filename, "subfolder": "unityvideo", "type": "temp"}
 
 
 def should_interrupt() -> bool:
@@ -167,7 +224,8 @@ def transformer_of(model):
     return inner
 
 
-def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_decode: bool = False):
+def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_decode: bool = False,
+             load: bool = True):
     """A :class:`unity_core.pipeline.UnityVideoPipeline` over a core MODEL, for the nodes that run a
     whole UnityVideo task in one call (estimation, exploration). Codec and text encoder: the
     loader's built-in ones (the embedded default), or core's ``vae`` (Wan2.2 VAE) and ``clip``
@@ -177,6 +235,8 @@ def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_d
 
     Args:
         tiled_decode: decode with core's tiled VAE decode (only with ``vae``).
+        load: load the transformer now (False: the caller samples through core, which loads the
+            MODEL itself before every sampling run, after the VAE and CLIP have run).
 
     Raises:
         ValueError: not exactly one of codec / vae, or of text_encoder / clip, connected;
@@ -205,7 +265,7 @@ def pipeline(model, codec, text_encoder, node: str, vae=None, clip=None, tiled_d
         codec = ComfyVaeCodec(vae, model.model.latent_format, tiled=tiled_decode)
     if clip is not None:
         text_encoder = ComfyClipTextEncoder(clip)
-    transformer = transformer_of(model)
+    transformer = transformer_of(model) if load else unity_transformer(model, node)
     if vae is None:
         codec.to(next(transformer.parameters()).device)
     return UnityVideoPipeline(transformer, codec, text_encoder, {"source": "ComfyUI MODEL"})

@@ -6,9 +6,19 @@ The model is core's MODEL from UnityVideo Loader, loaded onto its device by Comf
 either the embedded default's built-in ones (from the same loader) or, for a 5B checkpoint
 (UnityVideo-5B, Yume-5B), core's VAE (``VAELoader``, Wan2.2 VAE) and CLIP (``CLIPLoader`` type wan,
 UMT5-XXL) through the adapters of :mod:`nodes.adapters`. On a Yume-5B MODEL the walk runs the
-release's sampler (:func:`unity_core.explore.long_video.generate_yume_walk`). The frontend widget
-(``web/explore_widget.js``) writes the queued keys into ``actions`` and sets ``continue_walk`` after
-the first run, so each press of "continue" extends the same walk.
+walk (:func:`unity_core.explore.long_video.generate_yume_walk`: noise, history, prompts) samples
+every segment with core's sampling (:func:`nodes.yume.sample_segment`, the Yume Segment node's
+functions): the MODEL as patched (``ModelSamplingSD3``, LoRA, ``EasyCache``, UnityVideo Block Cache,
+``TorchCompileModel``), loaded by ComfyUI's memory manager per segment, with the connected SAMPLER
+and SIGMAS or Yume-5B's defaults (4 steps of euler on the simple schedule at the MODEL's shift,
+7; no CFG), with core's progress bar (and "segment k/n" as its text) and latent previews. On the
+default model the walk runs the library's derived-history sampler.
+
+Live walk: after each segment its new frames are decoded and sent to the browser
+(``unityvideo.explore.segment`` messages with an animated WEBP in ComfyUI's temp folder), so the
+frontend widget (``web/explore_widget.js``) shows the walk growing while it renders. The widget
+writes the queued keys into ``actions`` and sets ``continue_walk`` after the first run, so each
+press of "continue" extends the same walk; keys pressed during a render wait for the next one.
 """
 
 from __future__ import annotations
@@ -130,6 +140,13 @@ class UnityVideoExplore(UnityNode):
                        tooltip="Yume-5B only: the history each segment sees: all latents so far (packed by Yume's "
                                "tiers), or start+last (the start image's latents and the last segment, as the "
                                "release's web app). all when unset."),
+        io.Sampler.Input("sampler", optional=True,
+                         tooltip="Yume-5B only: the SAMPLER of every segment (KSamplerSelect, UnityVideo Time Travel / "
+                                 "AAM Sampler); unconnected = euler, as the release."),
+        io.Sigmas.Input("sigmas", optional=True,
+                        tooltip="Yume-5B only: the noise levels of every segment (BasicScheduler on the same MODEL, "
+                                "...); unconnected = 'steps' on the simple schedule at the MODEL's shift (7 for "
+                                "Yume-5B; ModelSamplingSD3 changes it)."),
     ]
     OUTPUTS = [
         out(io.Image, "frames", "The whole walk so far, [N, height, width, 3] in [0, 1], from the start frame."),
@@ -157,7 +174,7 @@ class UnityVideoExplore(UnityNode):
     @classmethod
     def execute(cls, model, actions, prompt, start, width, height, steps, seed, sentence_set, continue_walk=False,
                 codec=None, text_encoder=None, image=None, vae=None, clip=None, tiled_decode=False,
-                history_mode=None) -> io.NodeOutput:
+                history_mode=None, sampler=None, sigmas=None) -> io.NodeOutput:
         """Run the walk (or continue it).
 
         Args:
@@ -169,6 +186,8 @@ class UnityVideoExplore(UnityNode):
             steps: per segment, 0 = the model's default; sentence_set: ``"model default"``, v1 or v1_5.
             tiled_decode: core's tiled VAE decode (with ``vae``); history_mode: Yume-5B's history
                 (``all`` or ``start+last``; None = all).
+            sampler, sigmas: Yume-5B only: core SAMPLER and SIGMAS of every segment (None: euler,
+                ``steps`` on the simple schedule at the MODEL's shift).
 
         Returns:
             NodeOutput(frames ``[N, height, width, 3]`` in [0, 1]: the whole walk from the start frame,
@@ -178,7 +197,8 @@ class UnityVideoExplore(UnityNode):
             ValueError: a bad action script (``actions: entry N: ...``), start choice, image (or none) or size;
                 not exactly one of codec / vae or of text_encoder / clip; a MODEL that is not
                 UnityVideo Loader's (e.g. core's Load Diffusion Model on a Yume file); a Yume-only
-                option on a model without Yume's history layers. All before any model work.
+                option (history_mode, sampler, sigmas) on a model without Yume's history layers. All before
+                any model work.
         """
         from unity_core.sampling import SamplingInterrupted
 
@@ -199,14 +219,25 @@ class UnityVideoExplore(UnityNode):
             raise ValueError(f"history_mode {history_mode!r} is Yume-5B's: this MODEL has no Yume history patch "
                              "embeddings (patch_embedding_2x ... _2x_f); load a Yume-5B checkpoint with UnityVideo "
                              "Loader, or set history_mode to 'all'")
+        yume = is_yume_model(transformer)
+        if not yume and (sampler is not None or sigmas is not None):
+            raise ValueError("sampler and sigmas are Yume-5B's: this MODEL's walk runs the derived-history sampler; "
+                             "load a Yume-5B checkpoint with UnityVideo Loader, or disconnect them")
+        if sigmas is not None and (sigmas.ndim != 1 or sigmas.shape[0] < 2):
+            raise ValueError(f"sigmas must be [steps + 1] noise levels, got {tuple(sigmas.shape)}")
         node = str(cls.hidden_value("unique_id") or DIRECT_CALL)
         key = (prompt, sentence_set, int(width), int(height), start, _fingerprint(frames))
         previous = _previous(node, model, key) if continue_walk else None
         if continue_walk and previous is None:
             log.warning("UnityVideo Explore: no earlier walk with this model, prompt, size and start image in memory; "
                         "starting a new walk from the image")
+        # a Yume-5B walk samples through core, which loads the MODEL per segment (after UMT5 and the VAE ran)
         pipe = _comfy.pipeline(model, codec, text_encoder, "UnityVideo Explore", vae=vae, clip=clip,
-                               tiled_decode=bool(tiled_decode))
+                               tiled_decode=bool(tiled_decode), load=not yume)
+        live = _LiveWalk(pipe.codec, node if node != DIRECT_CALL else None, len(parsed))
+        core = None
+        if yume:
+            core = _CoreSegments(model, node, len(parsed), sampler, sigmas, int(steps), int(seed))
         try:
             new_walk = previous is None  # a continuation keeps its own start and size
             result = explore(pipe, frames if new_walk else None, parsed, prompt,
@@ -214,12 +245,87 @@ class UnityVideoExplore(UnityNode):
                              sentence_set=None if sentence_set == MODEL_DEFAULT else sentence_set,
                              size=(height, width) if new_walk else None, history=previous,
                              history_mode=history_mode or "all",
-                             callback=_comfy.progress(len(parsed) * max(int(steps), 1)),
-                             should_interrupt=_comfy.should_interrupt)
+                             callback=None if yume else _comfy.progress(len(parsed) * max(int(steps), 1), model),
+                             should_interrupt=_comfy.should_interrupt,
+                             segment_sampler=core, on_segment=live)
         except SamplingInterrupted as err:
             raise _comfy.interrupted_error(err) from None
+        if core is not None:
+            result.info.update(core.info())
         _remember(node, _Walk(weakref.ref(model), key, result))
         return io.NodeOutput(result.frames, format_script(result.actions))
+
+
+# -- each segment through core, and on screen as it lands -------------------------------------------
+
+class _CoreSegments:
+    """The Yume-5B walk's segment sampler (:data:`unity_core.explore.long_video.SegmentSampler`):
+    core's sampling of the MODEL (:func:`nodes.yume.sample_segment`) with core's latent previews and
+    progress bar per segment, and "segment k/n" as the bar's text."""
+
+    def __init__(self, model, node: str, segments: int, sampler, sigmas, steps: int, seed: int):
+        import comfy.samplers
+
+        from .yume import YUME_SAMPLER, YUME_SCHEDULER, YUME_STEPS
+
+        self.model, self.node, self.segments, self.seed = model, node, segments, seed
+        self.sampler = sampler if sampler is not None else comfy.samplers.sampler_object(YUME_SAMPLER)
+        if sigmas is None:
+            sampling = model.get_model_object("model_sampling")
+            sigmas = comfy.samplers.calculate_sigmas(sampling, YUME_SCHEDULER, steps or YUME_STEPS).cpu()
+        self.sigmas = sigmas
+
+    def info(self) -> dict:
+        """What the segments were sampled with (for the walk's ``info``)."""
+        sampling = self.model.get_model_object("model_sampling")
+        return {"sampling": "comfyui core", "steps": int(self.sigmas.shape[0]) - 1,
+                "shift": float(getattr(sampling, "shift", float("nan"))), "sigmas": [float(s) for s in self.sigmas]}
+
+    def __call__(self, k, history, noise, context):
+        import comfy.utils
+        import latent_preview
+
+        from .common import make_conditioning
+        from .yume import sample_segment
+
+        if _comfy.should_interrupt():
+            raise _comfy.interrupted_error(None)
+        _comfy.progress_text(f"segment {k + 1}/{self.segments}", self.node)
+        cond = make_conditioning(context.cpu())
+        steps, n = int(self.sigmas.shape[0]) - 1, 0 if history is None else history.shape[2]
+        previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
+        bar = comfy.utils.ProgressBar(steps)
+
+        def callback(step, x0, x, total):  # core's preview callback, on the new frames (not the history's first)
+            image = None if previewer is None else previewer.decode_latent_to_preview_image("JPEG", x0[:, :, n:])
+            bar.update_absolute(step + 1, total, image)
+
+        return sample_segment(self.model, cond, cond, history, noise, sigmas=self.sigmas, sampler=self.sampler,
+                              seed=self.seed + k, callback=callback)
+
+
+class _LiveWalk:
+    """``on_segment`` of the walk: decode the segment that just landed (with the latent before it,
+    whose frame is dropped) and send its frames to the browser as an animated WEBP
+    (``unityvideo.explore.segment``: node, segment, segments, images), so the widget shows the walk
+    while it renders. Off outside ComfyUI's server (no node id or no PromptServer)."""
+
+    def __init__(self, codec, node: Optional[str], segments: int):
+        self.codec, self.node, self.segments = codec, node, segments
+
+    def __call__(self, k, latent, new):
+        if self.node is None or not _comfy.server_running():
+            return
+        from unity_core.codec import video_to_frames
+        from unity_core.explore.long_video import _codec_device
+
+        tail = latent[:, :, -min(latent.shape[2], new + 1):]
+        frames = video_to_frames(self.codec.decode(tail.to(_codec_device(self.codec))))[0].cpu()
+        if tail.shape[2] > new:
+            frames = frames[1:]  # the frame of the latent before the segment
+        image = _comfy.save_temp_animation(frames, f"unityvideo_walk_{self.node}_{k}")
+        _comfy.send_to_browser("unityvideo.explore.segment",
+                               {"node": self.node, "segment": k, "segments": self.segments, "images": [image]})
 
 
 # -- the walk kept between runs -------------------------------------------------------------------

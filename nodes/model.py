@@ -37,6 +37,8 @@ The task, modality and modality prompt travel in the conditioning, written by th
 ``unityvideo_modality`` (name), ``unityvideo_modality_context`` (``[1, L', text_dim]``) and
 ``unityvideo_packed`` (True: the latent is packed). Conditioning without them runs the RGB
 stream alone (a plain Wan forward: the 5B's base, Yume, or control guidance's free branch).
+A Yume-5B walk segment (``nodes/yume.py``) writes ``unityvideo_yume_history`` (N): the first N
+latent frames are clean history and the forward is Yume-5B's packed one (:func:`transformer_call`).
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ COND_PACKED = "unityvideo_packed"
 COND_TASK = "unityvideo_task"
 #: a conditioning key the control guider sets on its free branch: run the RGB half alone
 COND_RGB_ONLY = "unityvideo_rgb_only"
+#: the number N of clean Yume-5B history latents at the front of the latent (the Yume segment node's LATENT)
+COND_YUME_HISTORY = "unityvideo_yume_history"
 #: ``transformer_options`` key of the block-cache patch (nodes/sampling.py's BlockCachePatch)
 BLOCK_CACHE_KEY = "unityvideo_block_cache"
 
@@ -195,7 +199,8 @@ def _comfy_cast_parameter(param: torch.Tensor, dtype=None, device=None) -> torch
 class UnityVideoModelConfig(comfy.supported_models_base.BASE):
     """ComfyUI's description of a UnityVideo model (the role of a ``supported_models`` entry).
 
-    ``sampling_settings``: flow matching with Wan's multiplier 1000 and the release's shift 1.
+    ``sampling_settings``: flow matching with Wan's multiplier 1000 and the release's shift 1
+    (Yume-5B, a model with history embeddings: its release's shift 7).
     """
 
     unet_config = {"image_model": "unityvideo"}
@@ -209,6 +214,8 @@ class UnityVideoModelConfig(comfy.supported_models_base.BASE):
         super().__init__({"image_model": "unityvideo", "disable_unet_model_creation": True,
                           "unityvideo": dict(transformer_config)})
         self.latent_format = latent_format
+        if transformer_config.get("history_embeddings"):  # Yume-5B samples at shift 7 (sample_5b.py)
+            self.sampling_settings = {**self.sampling_settings, "shift": 7.0}
         # activation memory grows with width as for core's Wan (its factor: dim / 2222); the packed
         # latent's doubled width is in the input shape ComfyUI's estimate multiplies by
         self.memory_usage_factor = max(0.05, transformer_config.get("dim", 2222) / 2222)
@@ -246,6 +253,8 @@ class UnityVideoModel(comfy.model_base.BaseModel):
                 out[COND_MODALITY_CONTEXT] = comfy.conds.CONDRegular(mctx)
         if kwargs.get(COND_RGB_ONLY, False):
             out[COND_RGB_ONLY] = comfy.conds.CONDConstant(True)
+        if kwargs.get(COND_YUME_HISTORY, None) is not None:
+            out[COND_YUME_HISTORY] = comfy.conds.CONDConstant(int(kwargs[COND_YUME_HISTORY]))
         return out
 
     def scale_latent_inpaint(self, sigma, noise, latent_image, **kwargs):
@@ -264,7 +273,8 @@ class UnityVideoModel(comfy.model_base.BaseModel):
         if mctx is not None:
             mctx = comfy.model_management.cast_to_device(mctx, xc.device, dtype)
         unity = {"packed": bool(kwargs.get(COND_PACKED, False)), "modality": kwargs.get(COND_MODALITY, None),
-                 "modality_context": mctx, "rgb_only": bool(kwargs.get(COND_RGB_ONLY, False))}
+                 "modality_context": mctx, "rgb_only": bool(kwargs.get(COND_RGB_ONLY, False)),
+                 "yume_history": kwargs.get(COND_YUME_HISTORY, None)}
         v = comfy.patcher_extension.WrapperExecutor.new_class_executor(
             self._diffusion_forward, self,
             comfy.patcher_extension.get_all_wrappers(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL,
@@ -293,8 +303,21 @@ class UnityVideoModel(comfy.model_base.BaseModel):
 
 def transformer_call(model: "UnityVideoModel", x, timestep, context, unity: Dict, block_runner=None):
     """The transformer forward of one (packed) latent: ``(v_rgb, v_mod or None)`` (for patches that
-    need extra forwards, e.g. ranking blocks)."""
+    need extra forwards, e.g. ranking blocks).
+
+    With ``unity["yume_history"]`` = N (a Yume segment's conditioning), ``x`` ``[B, C, N + F, H, W]``
+    holds the clean history then the new frames: Yume-5B's packed forward
+    (:func:`unity_core.model.yume.yume_velocity`: history tokens at t = 0, new tokens at t); the
+    history's velocity is 0 (the noise mask keeps it clean anyway)."""
     tf = model.diffusion_model
+    n = unity.get("yume_history")
+    if n is not None:
+        from unity_core.model.yume import yume_velocity
+
+        n = int(n)
+        v = yume_velocity(tf, x[:, :, :n] if n else None, x[:, :, n:], timestep.double(), context,
+                          block_runner=block_runner)
+        return torch.cat([torch.zeros_like(x[:, :, :n], dtype=v.dtype), v], dim=2), None
     if not unity["packed"]:
         return tf(x, timestep, context, block_runner=block_runner, return_dict=False)
     w = x.shape[-1] // 2

@@ -2,9 +2,11 @@
 time-travel sampling (TTS-ODE / TTS-SDE) and anti-artifact mechanism (AAM) as SAMPLERs, all for
 core ``SamplerCustomAdvanced``, and Yume's block-residual cache as a MODEL patch (any core sampler).
 
-There is no sampling loop here: core's samplers integrate, these only change what one model
-evaluation returns (the guider) or how one step moves (the sampler). Switched off (control_cfg 1;
-lookahead 0 and no SDE) each gives exactly the plain core result (core's CFGGuider / euler).
+There is no sampling loop here: the two SAMPLERs hand core's model (the guider behind
+``KSamplerX0Inpaint``) to the one integrator of the library, :func:`unity_core.sampling.integrator.integrate`,
+as the velocity v = (x - x0) / sigma, with its time-travel or AAM step hooks; the guider only changes
+what one model evaluation returns. Switched off (control_cfg 1; lookahead 0 and no SDE; k 0) each
+gives exactly the plain core result (core's CFGGuider / euler).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from comfy_api.latest import io
 import comfy.samplers
 from comfy.k_diffusion.sampling import to_d
 
-from unity_core.sampling.sampler import cfg_mix, check_control_cfg, control_guidance
-from unity_core.sampling.tasks import add_noise
-from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, rank_blocks_by_removal, sde_step
+from unity_core.sampling.integrator import aam_hook, cfg_mix, control_guidance, integrate
+from unity_core.sampling.sampler import check_control_cfg
+from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, rank_blocks_by_removal
 
 from .model import BLOCK_CACHE_KEY, COND_RGB_ONLY, COND_TASK, transformer_call
 from .schema import UnityNode, out
@@ -85,42 +87,43 @@ class UnityVideoControlGuider(UnityNode):
         return io.NodeOutput(guider)
 
 
+class _CoreVelocity:
+    """Core's k-diffusion model (``model(x, sigma * s_in, **extra_args) -> x0``) as the
+    integrator's velocity v = (x - x0) / sigma (core's ``to_d``), and core's step callback
+    (``{"x", "i", "sigma", "sigma_hat", "denoised"}`` after each step, with step i's first x0)."""
+
+    def __init__(self, model, x, extra_args, callback, sigmas):
+        self.model, self.extra_args, self.k_callback, self.sigmas = model, extra_args or {}, callback, sigmas
+        self.s_in = x.new_ones([x.shape[0]])
+        self.first = None  # (x, x0) of the current step's first evaluation
+
+    def __call__(self, x, sigma):
+        denoised = self.model(x, sigma * self.s_in, **self.extra_args)
+        if self.first is None:
+            self.first = (x, denoised)
+        return to_d(x, sigma, denoised)
+
+    def callback(self, step, total, x):
+        i = step - 1
+        if self.k_callback is not None:
+            self.k_callback({"x": self.first[0], "i": i, "sigma": self.sigmas[i], "sigma_hat": self.sigmas[i],
+                             "denoised": self.first[1]})
+        self.first = None
+
+
 @torch.no_grad()
 def sample_time_travel(model, x, sigmas, extra_args=None, callback=None, disable=None, interval=2, lookahead=0,
                        sde=False, eta=0.3, noise_seed=0):
     """Yume's time-travel sampling as a k-diffusion style sampler (``x`` at ``sigmas[0]``, returns x at
-    ``sigmas[-1]``).
+    ``sigmas[-1]``): :func:`unity_core.sampling.integrator.integrate` with :class:`TimeTravel`.
 
     Every ``interval`` steps it looks ``lookahead`` Euler steps ahead and takes the real step with the
     velocity found there; ``sde`` takes the TTS-SDE step of :func:`unity_core.sampling.yume.sde_step`
     (noise from a CPU generator seeded with ``noise_seed``). lookahead 0 without SDE is core's Euler.
     """
-    extra_args = {} if extra_args is None else extra_args
-    s_in = x.new_ones([x.shape[0]])
-    steps = len(sigmas) - 1
-    generator = torch.Generator().manual_seed(int(noise_seed))
-
-    def velocity(z, sigma):
-        return to_d(z, sigma, model(z, sigma * s_in, **extra_args))
-
-    for i in range(steps):
-        sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = model(x, sigma * s_in, **extra_args)
-        d = to_d(x, sigma, denoised)
-        if lookahead > 0 and i % interval == 0 and i + lookahead < steps:
-            z = x
-            for j in range(lookahead):
-                if j > 0:
-                    d = velocity(z, sigmas[i + j])
-                z = z + d * (sigmas[i + j + 1] - sigmas[i + j])
-            d = velocity(z, sigmas[i + lookahead])
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
-        if sde:
-            x = sde_step(x, d, float(sigma), float(sigma_next - sigma), eta, generator)
-        else:
-            x = x + d * (sigma_next - sigma)
-    return x
+    velocity = _CoreVelocity(model, x, extra_args, callback, sigmas)
+    return integrate(velocity, x, sigmas, time_travel=TimeTravel(interval, lookahead, sde, eta),
+                     generator=torch.Generator().manual_seed(int(noise_seed)), callback=velocity.callback)
 
 
 class UnityVideoTimeTravelSampler(UnityNode):
@@ -228,22 +231,10 @@ class UnityVideoBlockCache(UnityNode):
         return io.NodeOutput(patched)
 
 
-def _euler(model, x, sigmas, extra_args, callback=None, before_step=None):
-    s_in = x.new_ones([x.shape[0]])
-    for i in range(len(sigmas) - 1):
-        if before_step is not None:
-            x = before_step(i, x)
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
-        d = to_d(x, sigmas[i], denoised)
-        if callback is not None:
-            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
-        x = x + d * (sigmas[i + 1] - sigmas[i])
-    return x
-
-
 @torch.no_grad()
 def sample_aam(model, x, sigmas, extra_args=None, callback=None, disable=None, k=5, packed=True):
-    """Yume's anti-artifact mechanism as a k-diffusion style sampler over Euler steps.
+    """Yume's anti-artifact mechanism as a k-diffusion style sampler: two passes of
+    :func:`unity_core.sampling.integrator.integrate` (Euler) with AAM's hook.
 
     Pass 1: Euler over ``sigmas`` with the guider's cfg set to 1, from the initial noise ``x``, gives
     z_orig. Pass 2: Euler with the guider's cfg; before each of the first ``k`` steps the
@@ -252,16 +243,16 @@ def sample_aam(model, x, sigmas, extra_args=None, callback=None, disable=None, k
     (RGB | modality in width), projected per stream so the blur never crosses the seam. Starts
     from pure noise (denoise 1). ``k = 0`` is core's Euler exactly.
     """
-    extra_args = {} if extra_args is None else extra_args
+    velocity = _CoreVelocity(model, x, extra_args, callback, sigmas)
     if k <= 0:
-        return _euler(model, x, sigmas, extra_args, callback)
-    aam, noise = AAM(k=k), x
+        return integrate(velocity, x, sigmas, callback=velocity.callback)
+    aam = AAM(k=k)
     guider = getattr(model, "inner_model", None)  # core's KSamplerX0Inpaint around the guider
     cfg = getattr(guider, "cfg", None)
     if cfg is not None:
         guider.cfg = 1.0
     try:
-        z_orig = _euler(model, x, sigmas, extra_args)
+        z_orig = integrate(_CoreVelocity(model, x, extra_args, None, sigmas), x, sigmas)
     finally:
         if cfg is not None:
             guider.cfg = cfg
@@ -272,13 +263,7 @@ def sample_aam(model, x, sigmas, extra_args=None, callback=None, disable=None, k
         w = z.shape[-1] // 2
         return torch.cat([project_low_frequency(z[..., :w], aam), project_low_frequency(z[..., w:], aam)], dim=-1)
 
-    def replace(i, z):
-        if i >= k:
-            return z
-        target = add_noise(z_orig, noise, sigmas[i].reshape(1).expand(z.shape[0]))
-        return low(target) + (z - low(z))
-
-    return _euler(model, noise, sigmas, extra_args, callback, replace)
+    return integrate(velocity, x, sigmas, before_step=aam_hook(aam, z_orig, x, sigmas, low), callback=velocity.callback)
 
 
 class UnityVideoAAMSampler(UnityNode):

@@ -15,8 +15,10 @@
 // node type" placeholders). For a workflow with a UnityVideoExplore node it focuses the node's
 // key widget, presses W, D and ArrowLeft, and checks the node's `actions` widget against what
 // web/explore/explore_logic.js gives for those keys. Then it clicks the widget's "continue ▶"
-// (the queued script runs as a new walk), presses A and clicks "continue ▶" again (the walk goes
-// on with continue_walk on), waits for both prompts in /history and checks that both succeeded
+// (the queued script runs as a new walk), waits until the first segment's frames show in the
+// widget (screenshot *_live_segment1.png), presses A during the render, shoots the walk after its
+// last segment (*_live_last.png), clicks "continue ▶" again (the walk goes on with A and
+// continue_walk on), waits for both prompts in /history and checks that both succeeded
 // and that the second saved video is the first plus one segment (--segment-frames, 4 on the default,
 // 32 on Yume-5B; frames counted as the animated WebP's ANMF chunks; --prompt-timeout seconds each). Prints one JSON object on the last line;
 // exits 1 on a console error from our extension (web/unityvideo.js, web/explore_widget.js, ...),
@@ -235,32 +237,57 @@ async function main() {
         summary.explore = { workflow: name, keys, focused: before.focused, before: before.actions, after: after.actions,
           expected: want, ok: before.focused && after.actions === want && after.actions !== before.actions,
           widget_text: after.text };
-        // "continue ▶" twice: a new walk with the queued script, then one more segment (A)
+        // "continue ▶" twice: a new walk with the queued script, then one more segment (A), whose key
+        // is pressed while the first walk renders (the widget keeps it for the next continue). The
+        // first walk is shot once its first segment's frames are on screen, and after its last.
         const runs = [];
-        for (const extraKey of [null, "a"]) {
-          if (extraKey) {
-            await page.evaluate((id) => window.app.graph.getNodeById(id).exploreWidget?.root?.focus(), explore.id);
-            await page.keyboard.press(extraKey);
-            await sleep(100);
-          }
+        const live = {};
+        const segmentsShown = (id) => window.app.graph.getNodeById(id).exploreWidget.live.segments.length;
+        for (const [index, extraKey] of [[0, "a"], [1, null]]) {
           const known = await historyIds(opts.server);
           await page.evaluate((id) => {
             const root = window.app.graph.getNodeById(id).exploreWidget.root;
             [...root.querySelectorAll("button")].find((b) => b.textContent.startsWith("continue")).click();
           }, explore.id);
+          if (index === 0) {
+            await page.waitForFunction(segmentsShown, { timeout: Number(opts["prompt-timeout"]) * 1000, polling: 50 }, explore.id);
+            const during = await page.evaluate((id) => {
+              const w = window.app.graph.getNodeById(id).exploreWidget;
+              return { running: w.live.running, segments: w.live.segments.length, text: w.root.innerText };
+            }, explore.id);
+            const shot1 = freePath(path.join(opts.out, `comfyui_${name}_live_segment1.png`));
+            await page.screenshot({ path: shot1 });
+            summary.screenshots.push(path.relative(ROOT, shot1));
+            await page.evaluate((id) => window.app.graph.getNodeById(id).exploreWidget?.root?.focus(), explore.id);
+            await page.keyboard.press(extraKey); // pressed during the render
+            await sleep(100);
+            live.during = { ...during, key: extraKey,
+              queued: await page.evaluate((id) => window.app.graph.getNodeById(id).exploreWidget.queue.toScript(), explore.id) };
+          }
           const { id, entry } = await waitForNewPrompt(opts.server, known, Number(opts["prompt-timeout"]) * 1000);
+          await page.waitForFunction((nid) => !window.app.graph.getNodeById(nid).exploreWidget.live.running, { timeout: 10000 }, explore.id);
           const inputs = entry.prompt?.[2]?.[String(explore.id)]?.inputs || {};
           runs.push({ prompt_id: id, status: entry.status?.status_str, actions: inputs.actions,
             continue_walk: inputs.continue_walk, frames: await savedFrames(opts.server, entry),
+            segments_shown: await page.evaluate(segmentsShown, explore.id),
             widget_text: await page.evaluate((nid) => window.app.graph.getNodeById(nid).exploreWidget.root.innerText, explore.id) });
+          if (index === 0) {
+            await sleep(1500); // the last segment's animation loads
+            const shot2 = freePath(path.join(opts.out, `comfyui_${name}_live_last.png`));
+            await page.screenshot({ path: shot2 });
+            summary.screenshots.push(path.relative(ROOT, shot2));
+          }
         }
+        summary.explore.live = live;
         const [first, second] = runs;
         const step = Number(opts["segment-frames"]);  // frames one segment adds: 4 on the default, 32 on Yume-5B
         const segments = first.actions ? first.actions.trim().split(/\s+/).length : 0;
         summary.explore.continue_runs = runs;
         summary.explore.continue_ok = runs.every((r) => r.status === "success") && first.actions === want &&
           first.continue_walk === false && second.actions === "A" && second.continue_walk === true &&
-          first.frames === 1 + step * segments && second.frames === first.frames + step;
+          first.frames === 1 + step * segments && second.frames === first.frames + step &&
+          live.during?.running === true && live.during?.segments >= 1 && live.during?.queued === "A" &&
+          first.segments_shown === segments && second.segments_shown === segments + 1;
         summary.explore.ok = summary.explore.ok && summary.explore.continue_ok;
       }
     }

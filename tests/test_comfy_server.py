@@ -195,6 +195,61 @@ def test_every_sampling_step_sends_a_preview(client):
     assert all(_is_image(event, payload) for event, payload in previews)
 
 
+async def _walk_watching_ws(client: cc.ComfyClient, workflow: dict, node: str):
+    """Queue an explore graph while listening on ``/ws``; returns ``(prompt_id, events, end)`` where
+    ``events`` lists, in arrival order, ``"preview"`` (a binary preview image), ``("segment", k)``
+    (``unityvideo.explore.segment`` for ``node``) and ``"executed"`` (the graph's save node ran)."""
+    import aiohttp
+
+    client_id = uuid.uuid4().hex
+    ws_url = re.sub(r"^http", "ws", client.server) + f"/ws?clientId={client_id}"
+    events, end = [], None
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(ws_url, max_msg_size=0) as ws:
+            prompt_id = await asyncio.to_thread(client.queue, workflow, client_id)
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY:
+                    (event,) = struct.unpack(">I", msg.data[:4])
+                    if event in (PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA):
+                        events.append("preview")
+                elif msg.type == aiohttp.WSMsgType.TEXT:
+                    event = json.loads(msg.data)
+                    data = event.get("data") or {}
+                    if event.get("type") == "unityvideo.explore.segment" and data.get("node") == node:
+                        events.append(("segment", data["segment"], data["segments"], data["images"]))
+                    if event.get("type") == "executed" and data.get("prompt_id") == prompt_id:
+                        events.append("executed")
+                    if event.get("type") in ("execution_success", "execution_error", "execution_interrupted") \
+                            and data.get("prompt_id") == prompt_id:
+                        end = event["type"]
+                        break
+                else:
+                    break
+    return prompt_id, events, end
+
+
+def test_explore_streams_each_segment_and_its_previews_while_it_walks(client):
+    """Needs ``--preview-method latent2rgb``: previews arrive during every segment and each segment's
+    frames (an animated WEBP in the temp folder) arrive before the walk ends."""
+    pytest.importorskip("aiohttp", reason="the /ws listener needs aiohttp (installed with ComfyUI's requirements)")
+    wf = json.loads((ROOT / "workflows" / "explore_walk_api.json").read_text())
+    node = next(k for k, v in wf.items() if v["class_type"] == "UnityVideoExplore")
+    wf[node]["inputs"].update(actions="W D ←", steps=max(int(STEPS or 2), 2))
+    wf = _fresh_seeds(client.upload_inputs(wf, INPUT_DIRS))
+    prompt_id, events, end = asyncio.run(asyncio.wait_for(_walk_watching_ws(client, wf, node), timeout=900))
+    assert end == "execution_success", cc.execution_errors(client.history(prompt_id) or {}) or end
+    segments = [i for i, e in enumerate(events) if isinstance(e, tuple)]
+    assert [events[i][1:3] for i in segments] == [(0, 3), (1, 3), (2, 3)], events
+    assert events.index("executed") > segments[-1], events  # every segment on screen before the walk's end
+    bounds = [-1, *segments]
+    for a, b in zip(bounds, bounds[1:]):  # previews during each segment, before its frames
+        assert "preview" in events[a + 1:b], (a, b, events)
+    for i in segments:
+        image = events[i][3][0]
+        data = client.get_bytes(f"/view?filename={image['filename']}&subfolder={image['subfolder']}&type={image['type']}")
+        assert data[:4] == b"RIFF" and data[8:12] == b"WEBP", data[:16]
+
+
 def _rss_kib(pid: int) -> int:
     """Resident memory (VmRSS, KiB) of ``pid`` and all its descendants, from /proc."""
     children = {}

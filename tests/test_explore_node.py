@@ -150,10 +150,11 @@ def test_node_contract_and_widget_inputs(node_checks):
     assert info["output"] == ["IMAGE", "STRING"] and info["output_name"] == ["frames", "actions_done"]
     # the frontend widget writes `actions` (STRING) and flags `continue_walk` (BOOLEAN, optional)
     assert info["types"]["actions"] == "STRING" and info["types"]["continue_walk"] == "BOOLEAN"
-    assert info["optional"] == ["clip", "codec", "continue_walk", "history_mode", "image", "text_encoder",
-                                "tiled_decode", "vae"]
-    # saved UI graphs link by slot: the first four sockets keep theirs, core's VAE and CLIP come after
-    assert info["sockets"] == ["model", "codec", "text_encoder", "image", "vae", "clip"]
+    assert info["optional"] == ["clip", "codec", "continue_walk", "history_mode", "image", "sampler", "sigmas",
+                                "text_encoder", "tiled_decode", "vae"]
+    # saved UI graphs link by slot: the first four sockets keep theirs, core's VAE and CLIP come after,
+    # then Yume-5B's core SAMPLER and SIGMAS
+    assert info["sockets"] == ["model", "codec", "text_encoder", "image", "vae", "clip", "sampler", "sigmas"]
     assert info["hidden"] == {"unique_id": ["UNIQUE_ID"]}
     # the loader's three outputs plug into the explorer's first three inputs; core's VAE and CLIP beside them
     assert [info["types"][k] for k in ("model", "codec", "text_encoder")] == info["loader_outputs"]

@@ -317,3 +317,51 @@ def test_sde_last_step_adds_no_noise_and_aam_settings_are_checked():
     for bad in (dict(stride=1), dict(stride=0), dict(k=-1), dict(first_pass_steps=0)):
         with pytest.raises(ValueError, match="AAM needs"):
             AAM(**bad)
+
+
+def test_the_one_integrator_euler_hooks_and_guidance():
+    """integrate(): Euler by default, time travel with lookahead 0 is Euler exactly, the step hook
+    replaces the update, before_step runs before each velocity, callback after each step; Guidance
+    batches [positive; negative] and mixes as CFG."""
+    from unity_core.sampling.integrator import Guidance, integrate
+    from unity_core.sampling.schedule import flow_sigmas
+
+    sigmas = flow_sigmas(6, 3.0)
+    x0 = _noise(1).float()
+    seen, done = [], []
+
+    def velocity(x, s):
+        seen.append(float(s))
+        return GaussianFlow.v(x.double(), s.double()).float()
+
+    plain = integrate(velocity, x0, sigmas, callback=lambda i, n, x: done.append((i, n)))
+    assert done == [(i, 6) for i in range(1, 7)] and len(seen) == 6
+    by_hand = x0
+    for i in range(6):
+        by_hand = by_hand + (sigmas[i + 1] - sigmas[i]) * velocity(by_hand, sigmas[i])
+    assert torch.equal(plain, by_hand)
+    assert torch.equal(integrate(velocity, x0, sigmas, time_travel=TimeTravel(2, 0)), plain)
+    seen.clear()
+    integrate(velocity, x0, sigmas, time_travel=TimeTravel(2, 2))
+    assert len(seen) == 6 + 2 * 2  # steps 0 and 2 look 2 ahead (step 4 would pass the end)
+    halved = integrate(velocity, x0, sigmas, step=lambda i, x, v: x + 0.5 * (sigmas[i + 1] - sigmas[i]) * v)
+    assert not torch.allclose(halved, plain)
+    order = []
+    integrate(lambda x, s: order.append("v") or torch.zeros_like(x), x0, sigmas[:3],
+              before_step=lambda i, x: order.append(f"b{i}") or x)
+    assert order == ["b0", "v", "b1", "v"]
+    with pytest.raises(SamplingInterrupted):
+        integrate(velocity, x0, sigmas, should_interrupt=lambda: True)
+    with pytest.raises(ValueError, match="at least 2"):
+        integrate(velocity, x0, sigmas[:1])
+    pos, neg = torch.randn(2, 3, 4), torch.randn(1, 5, 4)
+    g = Guidance(3.0, pos, neg)
+    (x2,) = g.batch(torch.ones(2, 7))
+    assert g.context.shape == (4, 5, 4) and x2.shape == (4, 7)
+    v = torch.randn(4, 7)
+    (mixed,) = g.mix((v,), 2)
+    torch.testing.assert_close(mixed, v[2:] + 3.0 * (v[:2] - v[2:]))
+    off = Guidance(1.0, pos)
+    assert off.context is pos and off.batch(x2) == (x2,)
+    with pytest.raises(ValueError, match="negative_context"):
+        Guidance(2.0, pos)

@@ -53,13 +53,17 @@ from unity_core.model.yume import (
     history_token_count,
     yume_velocity,
 )
-from unity_core.sampling.progress import check_interrupt
 from unity_core.sampling.caches import reset_step_caches, step_cache_context
-from unity_core.sampling.sampler import guidance_context, guidance_mix, integrate
+from unity_core.sampling.integrator import Guidance, integrate
 from unity_core.sampling.schedule import TIMESTEP_SCALE, flow_sigmas, to_timestep
 
 #: ``callback(step, total, latent, None)`` after every denoising step, counted over all segments.
 Callback = Callable[[int, int, Optional[torch.Tensor], Optional[torch.Tensor]], None]
+
+#: ``segment_sampler(k, history, noise, context) -> latent``: samples Yume-5B segment k, the new
+#: frames ``[B, C, 8, H, W]`` from their ``noise`` (at sigma 1) given the clean ``history``
+#: ``[B, C, N, H, W]`` (None for a first text-to-video segment) and the text ``context`` ``[B, L, D]``.
+SegmentSampler = Callable[[int, Optional[torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
 
 #: Yume-5B's sampler settings (``sample_5b.py``; the still image repeats give 5 start latents).
 YUME5B_DEFAULTS: Dict[str, Any] = {
@@ -162,6 +166,7 @@ def generate_long_video(
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
     block_runner=None,
+    on_segment: Optional[Callable[[int, torch.Tensor, int], None]] = None,
 ) -> LongVideoLatents:
     """Generate ``len(contexts)`` segments after ``history`` with derived history embeddings.
 
@@ -180,6 +185,8 @@ def generate_long_video(
         callback: ``callback(step, total, latent, None)`` after every step (over all segments).
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
         block_runner: optional ``(index, fn, x) -> x`` hook around every block.
+        on_segment: ``on_segment(k, latent, new)`` after segment k with the walk's latents so far,
+            the last ``new`` of them the segment's.
 
     Returns:
         :class:`LongVideoLatents`.
@@ -204,33 +211,31 @@ def generate_long_video(
     done = 0
     latent = history.float()
     seconds, hist_tokens = [], []
-    for context in contexts:
+    for k, context in enumerate(contexts):
         start = time.perf_counter()
         noise = torch.randn((b, c, latent_frames_per_segment, h, w), generator=gen).to(device)
         kept = select_history(latent, schedule)
         hist_noise = torch.randn(kept.shape, generator=gen).to(device)
-        ctx = _batch_context(context, b, device)
-        guided = cfg != 1.0
-        if guided:
-            ctx = guidance_context(ctx, negative_context)
-        x = noise
-        for i in range(int(steps)):
-            check_interrupt(should_interrupt, done, total)
-            s, s_next = float(sigmas[i]), float(sigmas[i + 1])
+        guidance = Guidance(cfg, _batch_context(context, b, device), negative_context)
+
+        def velocity(x, sigma, kept=kept, hist_noise=hist_noise, guidance=guidance):
+            s = float(sigma)
             noised_hist = (1.0 - s) * kept + s * hist_noise
-            if guided:
-                v = history_velocity(model, embedder, torch.cat([noised_hist] * 2), torch.cat([x, x]), s, ctx,
-                                     schedule, block_runner)
-                v = guidance_mix(v, b, cfg)
-            else:
-                v = history_velocity(model, embedder, noised_hist, x, s, ctx, schedule, block_runner)
-            x = x + (s_next - s) * v
-            done += 1
+            hist, new = guidance.batch(noised_hist, x)
+            v = history_velocity(model, embedder, hist, new, s, guidance.context, schedule, block_runner)
+            return guidance.mix((v,), x.shape[0])[0]
+
+        def step_done(i, n, z, offset=done):
             if callback is not None:
-                callback(done, total, x, None)
+                callback(offset + i, total, z, None)
+
+        x = integrate(velocity, noise, sigmas, callback=step_done, should_interrupt=should_interrupt)
+        done += int(steps)
         hist_tokens.append(sequence_length(latent.shape[2], (h, w), 0, schedule, patch[1]))
         latent = torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)
+        if on_segment is not None:
+            on_segment(k, latent, x.shape[2])
     return LongVideoLatents(torch.cat([history, latent[:, :, history.shape[2]:].to(history.dtype)], 2), seconds, hist_tokens)
 
 
@@ -275,27 +280,23 @@ def yume_history(latent: torch.Tensor, start_latents: int, mode: str = "all") ->
 
 class _YumeVelocity:
     """Yume-5B's velocity of the new frames at one sigma: the packed forward (or the plain one for
-    a first text-to-video segment), with optional CFG (one batched forward of 2B) and block cache."""
+    a first text-to-video segment), with optional CFG (:class:`Guidance`) and block cache."""
 
     def __init__(self, model, history, context, cfg, negative_context, cache, text_len):
-        self.model, self.history, self.cfg, self.cache, self.text_len = model, history, float(cfg), cache, text_len
-        self.context = guidance_context(context, negative_context) if self.cfg != 1.0 else context
+        self.model, self.history, self.cache, self.text_len = model, history, cache, text_len
+        self.guidance = Guidance(cfg, context, negative_context)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if self.cache is not None:
             self.cache.start_evaluation()
         batch = x.shape[0]
-        guided = self.cfg != 1.0
-        hist = self.history
-        if guided:
-            x = torch.cat([x, x])
-            hist = None if hist is None else torch.cat([hist, hist])
+        x, hist = self.guidance.batch(x, self.history)
         # sigma x 1000 in float64: the release builds t from its numpy float64 grid
         t = (torch.as_tensor(sigma, dtype=torch.float64) * TIMESTEP_SCALE).reshape(1).expand(x.shape[0])
         with step_cache_context(self.model, t):  # diffusers' step caches, if enabled on the model
-            v = yume_velocity(self.model, hist, x, t.to(x.device), self.context, text_len=self.text_len,
+            v = yume_velocity(self.model, hist, x, t.to(x.device), self.guidance.context, text_len=self.text_len,
                               block_runner=self.cache)
-        return guidance_mix(v, batch, self.cfg) if guided else v
+        return self.guidance.mix((v,), batch)[0]
 
 
 @torch.no_grad()
@@ -319,6 +320,8 @@ def generate_yume_walk(
     text_len: int = YUME_TEXT_LEN,
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
+    segment_sampler: Optional[SegmentSampler] = None,
+    on_segment: Optional[Callable[[int, torch.Tensor, int], None]] = None,
 ) -> LongVideoLatents:
     """Yume-5B's walk (``sample_5b.py``): ``len(contexts)`` segments of 8 new latent frames.
 
@@ -343,6 +346,14 @@ def generate_yume_walk(
         text_len: rows every context is zero-padded to (512 in the release).
         callback: ``callback(step, total, latent, None)`` after every step (over all segments).
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
+        segment_sampler: samples one segment instead of the library's integrator
+            (:data:`SegmentSampler`; the ComfyUI node passes core's sampling of the patched
+            MODEL). The walk (noise, history, contexts) stays this function's; ``cfg``,
+            ``steps``, ``shift``, ``time_travel``, ``cache`` and ``callback`` are then the
+            segment sampler's business.
+        on_segment: ``on_segment(k, latent, new)`` after segment k with the walk's latents so far
+            ``[B, C, T, H, W]``, the last ``new`` of them the segment's (e.g. to decode and show it
+            while the next one samples).
 
     Returns:
         :class:`LongVideoLatents`: ``latent`` is the start history then every new segment.
@@ -394,8 +405,11 @@ def generate_yume_walk(
                 callback(offset + i, total, z, None)
 
         try:
-            x = integrate(velocity, x, sigmas, time_travel=time_travel, generator=gen, callback=step_done,
-                          should_interrupt=should_interrupt)
+            if segment_sampler is not None:
+                x = segment_sampler(k, hist, x, _batch_context(context, b, device))
+            else:
+                x = integrate(velocity, x, sigmas, time_travel=time_travel, generator=gen, callback=step_done,
+                              should_interrupt=should_interrupt)
         finally:
             if cache is not None:
                 cache.clear()
@@ -403,6 +417,8 @@ def generate_yume_walk(
         done += int(steps)
         latent = x if latent is None else torch.cat([latent, x], dim=2)
         seconds.append(time.perf_counter() - start)
+        if on_segment is not None:
+            on_segment(k, latent, x.shape[2])
     if history is not None:
         latent = torch.cat([history, latent[:, :, history.shape[2]:].to(history.dtype)], 2)
     return LongVideoLatents(latent, seconds, hist_tokens)
@@ -672,7 +688,8 @@ def segment_prompts(text_encoder, prompt: str, actions: Sequence[CameraAction], 
 
 
 def _sample_walk(pipe, start: Dict[str, Any], contexts, negative, s: Dict[str, Any], *, schedule, history_mode,
-                 time_travel, cache, callback, should_interrupt) -> LongVideoLatents:
+                 time_travel, cache, callback, should_interrupt, segment_sampler=None,
+                 on_segment=None) -> LongVideoLatents:
     """Run the model's sampler: Yume-5B's packed history, or the derived history of any other."""
     model = pipe.transformer
     if is_yume_model(model):
@@ -680,11 +697,11 @@ def _sample_walk(pipe, start: Dict[str, Any], contexts, negative, s: Dict[str, A
             model, start["latent"], contexts, steps=s["steps"], shift=s["shift"], cfg=s["cfg"],
             negative_context=negative, seed=s["seed"], history_mode=history_mode,
             start_latents=start["start_latents"], time_travel=time_travel, cache=cache, callback=callback,
-            should_interrupt=should_interrupt)
+            should_interrupt=should_interrupt, segment_sampler=segment_sampler, on_segment=on_segment)
     return generate_long_video(
         model, start["latent"], contexts, latent_frames_per_segment=s["latent_frames_per_segment"], steps=s["steps"],
         shift=s["shift"], cfg=s["cfg"], negative_context=negative, seed=s["seed"], schedule=schedule,
-        callback=callback, should_interrupt=should_interrupt)
+        callback=callback, should_interrupt=should_interrupt, on_segment=on_segment)
 
 
 def _decode_walk(codec, latent: torch.Tensor, still: int) -> torch.Tensor:
@@ -721,6 +738,8 @@ def explore(
     decode: bool = True,
     callback: Optional[Callback] = None,
     should_interrupt: Optional[Callable[[], bool]] = None,
+    segment_sampler: Optional[SegmentSampler] = None,
+    on_segment: Optional[Callable[[int, torch.Tensor, int], None]] = None,
 ) -> ExploreResult:
     """Walk through a generated world: one segment per action, from a start image.
 
@@ -757,6 +776,9 @@ def explore(
         decode: decode the latents to frames.
         callback: ``callback(step, total, latent, None)`` after every step.
         should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
+        segment_sampler: Yume-5B only (:func:`generate_yume_walk`): another sampler of each
+            segment (ComfyUI's core sampling).
+        on_segment: ``on_segment(k, latent, new)`` after each segment (:func:`generate_yume_walk`).
 
     Returns:
         :class:`ExploreResult` (frames: :func:`walk_frame_count` of its segments from an image).
@@ -769,8 +791,10 @@ def explore(
     pipe = _as_pipeline(pipeline_or_model_parts)
     actions = parse_script(actions_script)
     yume = is_yume_model(pipe.transformer)
-    if not yume and (time_travel is not None or cache is not None or history_mode != "all"):
-        raise ValueError("time_travel, cache and history_mode are options of the Yume-5B sampler; this model has no "
+    if not yume and (time_travel is not None or cache is not None or history_mode != "all"
+                     or segment_sampler is not None):
+        raise ValueError("time_travel, cache, history_mode and segment_sampler are options of the Yume-5B "
+                         "sampler; this model has no "
                          "Yume history embeddings (load a Yume-5B checkpoint, or leave them unset)")
     if history_mode not in HISTORY_MODES:
         raise ValueError(f"unknown history mode {history_mode!r}; use one of {', '.join(HISTORY_MODES)}")
@@ -786,7 +810,8 @@ def explore(
     if getattr(pipe, "free_text_encoder_after_encoding", False) and pipe.text_encoder is not None:
         pipe.free_text_encoder()  # every prompt is encoded: UMT5-XXL's memory is free for sampling
     out = _sample_walk(pipe, start, contexts, negative, s, schedule=schedule, history_mode=history_mode,
-                       time_travel=time_travel, cache=cache, callback=callback, should_interrupt=should_interrupt)
+                       time_travel=time_travel, cache=cache, callback=callback, should_interrupt=should_interrupt,
+                       segment_sampler=segment_sampler, on_segment=on_segment)
     prev, ratio = start["previous"], pipe.codec.temporal_ratio
     frames = _decode_walk(pipe.codec, out.latent, start["still"]) if decode else None
     seg_len = (YUME_NEW_FRAMES if yume else s["latent_frames_per_segment"]) * ratio

@@ -14,10 +14,19 @@ import torch
 
 from unity_core.constants import resolve_task
 from unity_core.sampling.caches import check_step_cache, reset_step_caches, step_cache_context
-from unity_core.sampling.progress import StepCallback, check_interrupt
+from unity_core.sampling.integrator import (  # noqa: F401  (cfg_mix & co. keep their old import path)
+    Guidance,
+    aam_hook,
+    cfg_mix,
+    control_guidance,
+    guidance_context,
+    guidance_mix,
+    integrate,
+)
+from unity_core.sampling.progress import StepCallback
 from unity_core.sampling.schedule import flow_sigmas, to_timestep
-from unity_core.sampling.tasks import add_noise, noised_streams, packed_noise
-from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency, sde_step
+from unity_core.sampling.tasks import noised_streams, packed_noise
+from unity_core.sampling.yume import AAM, BlockCache, TimeTravel, project_low_frequency
 
 #: Sampler names accepted by :func:`sample`: ours, then diffusers' flow-matching schedulers.
 SCHEDULERS = ("euler", "flow_euler", "unipc", "dpmpp_2m")
@@ -34,61 +43,15 @@ class SampleResult:
     model_evaluations: int = 0
 
 
-def guidance_context(context: torch.Tensor, negative_context: Optional[torch.Tensor]) -> torch.Tensor:
-    """The batched text of a CFG forward: ``[2B, L, D]`` = [positive; negative], both zero-padded
-    to the longer length (zero rows are what the text encoders pad with, so padding keeps the
-    meaning). A negative of batch 1 is repeated over the B samples.
-
-    Raises:
-        ValueError: no ``negative_context`` (CFG needs one, e.g. the encoding of the empty prompt).
-    """
-    if negative_context is None:
-        raise ValueError("cfg != 1 needs negative_context (e.g. the encoding of the empty prompt)")
-    negative_context = negative_context.to(context.device)
-    if negative_context.shape[0] != context.shape[0]:
-        negative_context = negative_context.expand(context.shape[0], -1, -1)
-    length = max(context.shape[1], negative_context.shape[1])
-    pad = lambda c: torch.nn.functional.pad(c, (0, 0, 0, length - c.shape[1]))  # noqa: E731
-    return torch.cat([pad(context), pad(negative_context)])
-
-
-def cfg_mix(positive: torch.Tensor, negative: torch.Tensor, cfg: float) -> torch.Tensor:
-    """Classifier-free guidance: ``negative + cfg * (positive - negative)`` (velocities or x0)."""
-    return negative + cfg * (positive - negative)
-
-
-def guidance_mix(v: Optional[torch.Tensor], batch: int, cfg: float) -> Optional[torch.Tensor]:
-    """CFG on a batched prediction ``[2B, ...]`` ([positive; negative], as
-    :func:`guidance_context` orders them): :func:`cfg_mix`; None stays None."""
-    if v is None:
-        return None
-    return cfg_mix(v[:batch], v[batch:], cfg)
-
-
-def control_guidance(guided: torch.Tensor, with_control: torch.Tensor, without_control: torch.Tensor,
-                     control_cfg: float) -> torch.Tensor:
-    """UnityVideo's control guidance for controllable generation (ours; the release has none):
-    ``guided + (control_cfg - 1) * (with_control - without_control)`` on the RGB prediction, where
-    ``guided`` is the (CFG-)guided prediction, ``with_control`` the positive prompt's with the
-    control, ``without_control`` the positive prompt's from the RGB stream alone. Linear, so it
-    holds for velocities and for x0 alike; ``control_cfg == 1`` returns ``guided``."""
-    if control_cfg == 1.0:
-        return guided
-    return guided + (control_cfg - 1.0) * (with_control - without_control)
-
-
 class _Velocity:
-    """Model call with CFG (one batched forward of 2B), control guidance (one more forward of the
-    RGB stream alone) and evaluation counting."""
+    """The model call of one UnityVideo task with CFG (:class:`Guidance`, one batched forward of
+    2B), control guidance (one more forward of the RGB stream alone) and evaluation counting."""
 
     def __init__(self, model, context, modality, modality_context, cfg, negative_context, cache, control_cfg=1.0):
-        self.model, self.modality, self.cfg, self.cache = model, modality, float(cfg), cache
-        self.context, self.modality_context = context, modality_context
+        self.model, self.modality, self.cache = model, modality, cache
+        self.guidance = Guidance(cfg, context, negative_context)
+        self.modality_context = self.guidance.batch(modality_context)[0]
         self.positive, self.control_cfg = context, float(control_cfg)
-        if self.cfg != 1.0:
-            self.context = guidance_context(context, negative_context)
-            if modality_context is not None:
-                self.modality_context = torch.cat([modality_context, modality_context])
         self.evaluations = 0
 
     def __call__(self, rgb, mod, sigma) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
@@ -96,16 +59,13 @@ class _Velocity:
         if self.cache is not None:
             self.cache.start_evaluation()
         self.evaluations += 1
-        guided = self.cfg != 1.0
-        if guided:
-            rgb, mod = torch.cat([rgb, rgb]), (None if mod is None else torch.cat([mod, mod]))
+        rgb, mod = self.guidance.batch(rgb, mod)
         t = to_timestep(sigma, rgb.shape[0], rgb.device)
         with step_cache_context(self.model, t):  # diffusers' step caches (caches.py), if enabled
-            v_rgb, v_mod = self.model(rgb, t, self.context, mod, self.modality, self.modality_context,
+            v_rgb, v_mod = self.model(rgb, t, self.guidance.context, mod, self.modality, self.modality_context,
                                       block_runner=self.cache, return_dict=False)
         v_rgb_control = v_rgb[:batch]  # with the control and the content prompt
-        if guided:
-            v_rgb, v_mod = guidance_mix(v_rgb, batch, self.cfg), guidance_mix(v_mod, batch, self.cfg)
+        v_rgb, v_mod = self.guidance.mix((v_rgb, v_mod), batch)
         if self.control_cfg != 1.0:
             # control guidance: away from the RGB stream alone (a plain Wan / text2video forward)
             self.evaluations += 1
@@ -275,124 +235,72 @@ def sample(
     if cache is not None:
         cache.reset()
     reset_step_caches(model)
+    streams = _Streams(rgb_noised, mod_noised, start_rgb, start_mod)
     try:
         velocity = _Velocity(model, context, modality, modality_context, 1.0 if aam else cfg, negative_context, cache,
                              control_cfg)
         runs = []
+        anchor = None
         if aam is not None and aam.k > 0:
             first_steps = aam.first_pass_steps or steps
-            pass1 = _integrate(velocity, start_rgb, start_mod, rgb_noised, mod_noised, first_steps, shift, scheduler,
-                               None, None, should_interrupt, time_travel, generator)
+            anchor = _run(streams, velocity, first_steps, shift, scheduler, None, None, should_interrupt, time_travel,
+                          generator)
             runs.append(velocity.evaluations)
             if cache is not None:  # pass 2 starts afresh: no residuals of pass 1's last steps
                 cache.clear()
             reset_step_caches(model)
+        if aam is not None:  # pass 2 (or k == 0: plain sampling) with the requested CFG
             velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache, control_cfg)
-            anchor = (pass1, (noise_rgb, noise_mod))
-        else:
-            if aam is not None:  # k == 0: plain sampling with the requested CFG
-                velocity = _Velocity(model, context, modality, modality_context, cfg, negative_context, cache, control_cfg)
-            anchor = None
-        x_rgb, x_mod = _integrate(velocity, start_rgb, start_mod, rgb_noised, mod_noised, steps, shift, scheduler,
-                                  callback, anchor and (aam, anchor), should_interrupt, time_travel, generator)
+        z = _run(streams, velocity, steps, shift, scheduler, callback, anchor is not None and (aam, anchor),
+                 should_interrupt, time_travel, generator)
         runs.append(velocity.evaluations)
     finally:
         if cache is not None:
             cache.clear()
         reset_step_caches(model)
+    x_rgb, x_mod = streams.unpack(z)
     return SampleResult(x_rgb, x_mod, sum(runs))
 
 
-def _integrate(velocity, x_rgb, x_mod, rgb_noised, mod_noised, steps, shift, scheduler, callback, aam_anchor,
-               should_interrupt, time_travel, generator, sigmas=None):
-    """Integrate the noised streams from sigma 1 to 0; the clean stream is passed through.
-    ``sigmas`` (``[steps + 1]``, Euler only) replaces the grid of ``steps`` and ``shift``."""
-    sched = None
-    sigmas = flow_sigmas(steps, shift) if sigmas is None else sigmas
+class _Streams:
+    """The noised stream(s) of a task as the one latent the integrator moves: concatenated in
+    channels (RGB first) when both are noised; the clean stream is passed through as given."""
+
+    def __init__(self, rgb_noised, mod_noised, rgb, mod):
+        self.rgb_noised, self.mod_noised, self.rgb, self.mod = rgb_noised, mod_noised, rgb, mod
+        self.channels = rgb.shape[1] if rgb is not None else None
+
+    def pack(self, r, m):
+        parts = [p for p, on in ((r, self.rgb_noised), (m, self.mod_noised)) if on]
+        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+    def unpack(self, z):
+        if self.rgb_noised and self.mod_noised:
+            return z[:, :self.channels], z[:, self.channels:]
+        return (z, self.mod) if self.rgb_noised else (self.rgb, z)
+
+    def per_stream(self, fn):
+        """``fn`` applied to each noised stream of a packed latent (the blur never crosses streams)."""
+        return lambda z: self.pack(*(None if p is None or not on else fn(p) for p, on in
+                                     zip(self.unpack(z), (self.rgb_noised, self.mod_noised))))
+
+
+def _run(streams: _Streams, velocity: _Velocity, steps, shift, scheduler, callback, aam_anchor, should_interrupt,
+         time_travel, generator) -> torch.Tensor:
+    """One pass of :func:`sample` through :func:`integrate`: the packed noised stream(s) from sigma 1
+    to 0, with a diffusers solver's step hook, AAM's replacement hook (``aam_anchor`` = (aam,
+    first-pass latent)) and the library's callback."""
+    sigmas, step = flow_sigmas(steps, shift), None
     if scheduler != "euler":
         sched = _make_scheduler(scheduler, steps, shift, sigmas)
         sigmas = sched.sigmas.to(torch.float32)
-
-    def pack(r, m):
-        parts = [p for p, on in ((r, rgb_noised), (m, mod_noised)) if on]
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-
-    def unpack(z, r, m):
-        if rgb_noised and mod_noised:
-            c = r.shape[1]
-            return z[:, :c], z[:, c:]
-        return (z, m) if rgb_noised else (r, z)
-
-    for i in range(steps):
-        check_interrupt(should_interrupt, i, steps)
-        s, s_next = sigmas[i], sigmas[i + 1]
-        if aam_anchor is not None:
-            aam, ((o_rgb, o_mod), (n_rgb, n_mod)) = aam_anchor
-            if i < aam.k:
-                t = s.reshape(1)
-                if rgb_noised:
-                    x_rgb = _aam_replace(x_rgb, o_rgb, n_rgb, t, aam)
-                if mod_noised:
-                    x_mod = _aam_replace(x_mod, o_mod, n_mod, t, aam)
-        v_rgb, v_mod = velocity(x_rgb, x_mod, s)
-        dt = s_next - s
-        tt = time_travel
-        if tt is not None and tt.lookahead > 0 and i % tt.interval == 0 and i + tt.lookahead < steps:
-            z_rgb, z_mod = x_rgb, x_mod
-            for j in range(tt.lookahead):
-                step_dt = sigmas[i + j + 1] - sigmas[i + j]
-                if j > 0:
-                    v_rgb, v_mod = velocity(z_rgb, z_mod, sigmas[i + j])
-                if rgb_noised:
-                    z_rgb = z_rgb + step_dt * v_rgb
-                if mod_noised:
-                    z_mod = z_mod + step_dt * v_mod
-            v_rgb, v_mod = velocity(z_rgb, z_mod, sigmas[i + tt.lookahead])
-        if sched is not None:
-            z = sched.step(pack(v_rgb, v_mod), sched.timesteps[i], pack(x_rgb, x_mod)).prev_sample
-            x_rgb, x_mod = unpack(z, x_rgb, x_mod)
-        elif tt is not None and tt.sde:
-            z = sde_step(pack(x_rgb, x_mod), pack(v_rgb, v_mod), float(s), float(dt), tt.eta, generator)
-            x_rgb, x_mod = unpack(z, x_rgb, x_mod)
-        else:
-            if rgb_noised:
-                x_rgb = x_rgb + dt * v_rgb
-            if mod_noised:
-                x_mod = x_mod + dt * v_mod
-        if callback is not None:
-            callback(i + 1, steps, x_rgb, x_mod)
-    return x_rgb, x_mod
-
-
-def integrate(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x: torch.Tensor, sigmas: torch.Tensor, *,
-              time_travel: Optional[TimeTravel] = None, generator: Optional[torch.Generator] = None,
-              callback: Optional[Callable[[int, int, torch.Tensor], None]] = None,
-              should_interrupt: Optional[Callable[[], bool]] = None) -> torch.Tensor:
-    """Integrate one noised latent along ``sigmas`` with the loop of :func:`sample` (Euler, time
-    travel and TTS-SDE as there): the sampler of models called through their own velocity, such
-    as Yume-5B's packed-history forward.
-
-    Args:
-        velocity: ``velocity(x, sigma) -> v`` (sigma a 0-dim tensor of ``sigmas``' dtype).
-        x: ``[B, C, F, H, W]`` the noise at ``sigmas[0]``.
-        sigmas: ``[steps + 1]`` from 1 down to 0 (:func:`flow_sigmas`).
-        time_travel: TTS / TTS-SDE (off: plain Euler, x <- x + (s_next - s) v).
-        generator: noise of the TTS-SDE.
-        callback: ``callback(step, steps, x)`` after each step.
-        should_interrupt: checked before each step; True raises ``SamplingInterrupted``.
-
-    Returns:
-        the latent at the last sigma.
-    """
-    steps = int(sigmas.shape[0]) - 1
-    if steps < 1:
-        raise ValueError(f"sigmas must hold at least 2 levels, got {tuple(sigmas.shape)}")
-    cb = None if callback is None else (lambda i, n, r, m: callback(i, n, r))  # noqa: E731
-    out, _ = _integrate(lambda r, m, s: (velocity(r, s), None), x, None, True, False, steps, 1.0, "euler", cb, None,
-                        should_interrupt, time_travel, generator, sigmas=sigmas)
-    return out
-
-
-def _aam_replace(z, z_orig, noise, t, aam: AAM):
-    target = add_noise(z_orig, noise, t.expand(z.shape[0]))
-    return project_low_frequency(target, aam) + (z - project_low_frequency(z, aam))
+        step = lambda i, x, v: sched.step(v, sched.timesteps[i], x).prev_sample  # noqa: E731
+    noise = streams.pack(streams.rgb, streams.mod)
+    before = None
+    if aam_anchor:
+        aam, anchor = aam_anchor
+        before = aam_hook(aam, anchor, noise, sigmas, streams.per_stream(lambda z: project_low_frequency(z, aam)))
+    cb = None if callback is None else (lambda i, n, z: callback(i, n, *streams.unpack(z)))  # noqa: E731
+    return integrate(lambda z, s: streams.pack(*velocity(*streams.unpack(z), s)), noise, sigmas,
+                     time_travel=time_travel, generator=generator, before_step=before, step=step, callback=cb,
+                     should_interrupt=should_interrupt)

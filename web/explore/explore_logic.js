@@ -193,3 +193,42 @@ export class ActionQueue {
     return script;
   }
 }
+
+/**
+ * A walk as the widget shows it while it renders: the segments' frames as they land
+ * (`unityvideo.explore.segment` messages from the node: {node, segment, segments, images}), and
+ * whether a run is going. Keys pressed during a run go to the queue's pending actions, which the
+ * next continue walks; a continue pressed during a run is remembered and fires when the run ends.
+ */
+export class LiveWalk {
+  constructor() { this.segments = []; this.running = false; this.runTotal = 0; this.runDone = 0; this.continueAfter = false; }
+  /** A run starts (the prompt is queued) with `total` segments. */
+  start(total) { this.running = true; this.runTotal = total; this.runDone = 0; this.continueAfter = false; }
+  /** A segment landed: its images (ComfyUI /view descriptors) are appended in order; returns the walk's segment count. */
+  add(message) {
+    const images = Array.isArray(message?.images) ? message.images : [];
+    this.segments.push({ index: this.segments.length, run: Number(message?.segment ?? this.runDone), images });
+    this.runDone += 1;
+    if (Number.isFinite(message?.segments)) this.runTotal = Number(message.segments);
+    return this.segments.length;
+  }
+  /** The run ended (executed, error or interrupt); true when a continue pressed meanwhile should fire now. */
+  finish() {
+    const fire = this.running && this.continueAfter;
+    this.running = false;
+    this.continueAfter = false;
+    return fire;
+  }
+  /** A new walk starts: forget the frames shown. */
+  reset() { this.segments = []; this.running = false; this.runTotal = 0; this.runDone = 0; this.continueAfter = false; }
+  status() {
+    if (this.running) return `rendering segment ${Math.min(this.runDone + 1, this.runTotal || 1)}/${this.runTotal || "?"} · keys queue for the next continue`;
+    return this.segments.length ? `${this.segments.length} segment(s) on screen` : "";
+  }
+}
+
+/** The URL of an image ComfyUI serves from its output / temp folders (`/view`). */
+export function viewUrl(image, base = "") {
+  const q = new URLSearchParams({ filename: image.filename, type: image.type || "temp", subfolder: image.subfolder || "" });
+  return `${base}/view?${q.toString()}`;
+}

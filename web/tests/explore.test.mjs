@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  ActionQueue, ChordTracker, actionFromKeys, formatScript, keySymbol, parseEntry, parseScript,
+  ActionQueue, ChordTracker, LiveWalk, actionFromKeys, formatScript, keySymbol, parseEntry, parseScript, viewUrl,
 } from "../explore/explore_logic.js";
 
 test("browser keys map to Yume's keys", () => {
@@ -81,4 +81,26 @@ test("queue: a script typed in the text input replaces the pending actions, and 
   assert.equal(q.toScript(), "S S→");
   q.setScript("  ");
   assert.equal(q.length, 0);
+});
+
+test("live walk: segments show in order as they land; keys pressed during a render wait for the next continue", () => {
+  const q = new ActionQueue("W D");
+  const live = new LiveWalk();
+  live.start(q.length);
+  assert.equal(q.commit(), "W D"); // the run takes the queued keys
+  assert.match(live.status(), /rendering segment 1\/2/);
+  q.pushKeys(["a"]); // pressed while segment 1 renders
+  assert.equal(live.add({ node: "5", segment: 0, segments: 2, images: [{ filename: "w0.webp", subfolder: "unityvideo", type: "temp" }] }), 1);
+  assert.match(live.status(), /rendering segment 2\/2/);
+  q.pushKeys(["arrowleft"]);
+  live.continueAfter = true; // continue pressed during the render
+  live.add({ node: "5", segment: 1, segments: 2, images: [{ filename: "w1.webp", subfolder: "unityvideo", type: "temp" }] });
+  assert.deepEqual(live.segments.map((s) => s.images[0].filename), ["w0.webp", "w1.webp"]);
+  assert.equal(live.finish(), true); // the remembered continue fires now ...
+  assert.equal(q.commit(), "A ←"); // ... with the keys pressed during the render
+  assert.equal(q.doneScript(), "W D A ←");
+  assert.equal(live.finish(), false);
+  assert.equal(viewUrl(live.segments[1].images[0], "/api"), "/api/view?filename=w1.webp&type=temp&subfolder=unityvideo");
+  live.reset();
+  assert.equal(live.segments.length, 0);
 });
