@@ -76,8 +76,9 @@ _ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16",
 UMT5_FULL = dict(vocab_size=256384, d_model=4096, d_kv=64, num_heads=64, d_ff=10240, num_layers=24)
 UMT5_TINY = dict(vocab_size=384, d_model=4096, d_kv=8, num_heads=2, d_ff=32, num_layers=24)
 SPM_VOCAB = 300
-# the tiny DiT: head dim 128 as in Wan, so the loader infers the heads from the shapes
-DIT_TINY = dict(dim=256, num_layers=2, num_heads=2, ffn_dim=512, in_channels=48, out_channels=48, text_dim=4096)
+# the tiny DiT: width 256 with the shipped default's 4 heads, a known width, so the loader infers
+# the heads from the shapes as it does for the real 5B files (which carry no config either)
+DIT_TINY = dict(dim=256, num_layers=2, num_heads=4, ffn_dim=512, in_channels=48, out_channels=48, text_dim=4096)
 VAE_TINY = dict(base_dim=16, decoder_base_dim=32)
 
 

@@ -119,6 +119,8 @@ def test_pipeline_folder_runs_estimation(tiny_set):
     from unity_core.codec import LatentCodec
     from unity_core.pipeline import UnityVideoPipeline
     pipe = UnityVideoPipeline.from_pretrained(tiny_set / "pipeline", dtype=torch.bfloat16)
+    # no config in the file (as the release's): the heads come from its width, and are the ones it was made with
+    assert pipe.transformer.unity_config.num_heads == mk.DIT_TINY["num_heads"]
     video = torch.rand(5, 32, 32, 3, generator=torch.Generator().manual_seed(1))
     ref = pipe.estimate(video, "depth", steps=2, seed=0, num_frames=5, size=(32, 32))
     assert ref.modality_frames.shape == (5, 32, 32, 3) and torch.isfinite(ref.modality_frames).all()

@@ -830,13 +830,14 @@ def _base_layer(module: nn.Module) -> nn.Module:
     return get() if callable(get) else module
 
 
-def _diff_as_factors(diff: Optional[torch.Tensor], weight: torch.Tensor) -> Dict[str, torch.Tensor]:
+def _diff_as_factors(diff: Optional[torch.Tensor], weight: torch.Tensor,
+                     dtype: torch.dtype) -> Dict[str, torch.Tensor]:
     """A full-weight delta ``[out, in]`` as exact LoRA factors of rank ``min(out, in)`` (one of
     them the identity, so ``B @ A == diff`` with no rounding); None (a bias delta alone): rank-1
     zero factors, the bias riding on ``lora_B``."""
     out, fan_in = weight.shape[0], math.prod(weight.shape[1:])
     if diff is None:
-        return {"A": torch.zeros(1, fan_in), "B": torch.zeros(out, 1)}
+        return {"A": torch.zeros(1, fan_in, dtype=dtype), "B": torch.zeros(out, 1, dtype=dtype)}
     if fan_in <= out:
         return {"A": torch.eye(fan_in, dtype=diff.dtype), "B": diff}
     return {"A": diff, "B": torch.eye(out, dtype=diff.dtype)}
@@ -918,7 +919,8 @@ def lora_state_dict_to_peft(
                 problems.append(f"{seen_as[module]}.diff: shape {tuple(diff.shape)} does not fit the layer weight "
                                 f"{tuple(w.shape)} (only linear layers take a diff here)")
                 continue
-            got = {**got, **_diff_as_factors(diff, w), "alpha": None}
+            dtype = (diff if diff is not None else got["diff_b"]).dtype
+            got = {**got, **_diff_as_factors(diff, w, dtype), "alpha": None}
         if "A" not in got or "B" not in got:
             problems.append(f"{seen_as[module]}: has {sorted(got)} but needs both lora_A/lora_down and lora_B/lora_up")
             continue
