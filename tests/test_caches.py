@@ -118,10 +118,10 @@ def test_mag_recorder_matches_diffusers_calibration(unity):
         # diffusers' calibration mode, one step more than run so its end-of-run reset keeps the ratios
         unity.enable_cache(MagCacheConfig(calibrate=True, num_inference_steps=STEPS + 1))
         try:
-            from unity_core.sampling.sampler import _integrate, _Velocity
+            from unity_core.sampling.sampler import _run, _Streams, _Velocity
 
             velocity = _Velocity(unity, ctx, "depth", None, 1.0, None, None)
-            _integrate(velocity, x, noise, False, True, STEPS, 1.0, "euler", None, None, None, None, None)
+            _run(_Streams(False, True, x, noise), velocity, STEPS, 1.0, "euler", None, None, None, None, None)
             hook = unity.blocks[-1]._diffusers_hook.get_hook("mag_cache_block_hook")
             theirs = hook.state_manager._state_cache["cond"].calibration_ratios
         finally:
