@@ -101,14 +101,16 @@ def test_forward_returns_a_diffusers_output_or_a_tuple():
 
 
 @pytest.mark.parametrize("kind", list(VARIANTS))
-@pytest.mark.parametrize("offload_type", ["leaf_level", "block_level"])
-def test_group_offloading_to_disk_equals_the_plain_forward(tmp_path, offload_type, kind):
+@pytest.mark.parametrize("offload_type,disk", [("leaf_level", True), ("block_level", True), ("leaf_level", False)])
+def test_group_offloading_to_disk_equals_the_plain_forward(tmp_path, offload_type, disk, kind):
     model, x = _model(kind), _inputs()
     ref = _forward(model, kind, x)
     kwargs = dict(num_blocks_per_group=1) if offload_type == "block_level" else {}
+    if disk:
+        kwargs["offload_to_disk_path"] = str(tmp_path)
     model.enable_group_offload(onload_device=torch.device("cpu"), offload_device=torch.device("cpu"),
-                               offload_type=offload_type, offload_to_disk_path=str(tmp_path), **kwargs)
-    assert list(tmp_path.glob("*.safetensors")), "nothing was offloaded to disk"
+                               offload_type=offload_type, **kwargs)
+    assert bool(list(tmp_path.glob("*.safetensors"))) == disk, "nothing was offloaded to disk"
     got = _forward(model, kind, x)
     again = _forward(model, kind, x)  # everything was offloaded again after the first forward
     for r, a, b in zip(ref, got, again):

@@ -128,7 +128,9 @@ def test_save_pretrained_sharded_round_trip(tmp_path):
     rgb, mod, ctx, t = _inputs()
     with torch.no_grad():
         a, b = model(rgb, t, ctx, mod, "depth", ctx, return_dict=False), loaded(rgb, t, ctx, mod, "depth", ctx, return_dict=False)
-    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    for x, y in zip(a, b):  # the same weights in other buffers (memory-mapped files): BLAS may pick other kernels
+        torch.testing.assert_close(x, y, atol=1e-6, rtol=1e-6)
 
 
 def test_gradient_checkpointing_through_diffusers_api():
