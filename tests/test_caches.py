@@ -155,3 +155,29 @@ def test_specs_refuse_bad_input(unity):
     with enabled_cache(unity, cache_config("pab", unity)):
         with pytest.raises(ValueError, match="already been enabled"):
             unity.enable_cache(cache_config("first-block", unity))
+
+
+def test_pipeline_cache_option_and_cli_flag(tmp_path, carphone_path, capsys):
+    """``cache=`` on the embedded default: a spec that skips nothing equals the uncached run, the
+    shipped MagCache ratios load for each task, the cache is gone after the call; ``--cache`` runs
+    and a bad spec is a clear CLI error."""
+    from unity_core.cli import main
+    from unity_core.pipeline import UnityVideoPipeline
+
+    pipe = UnityVideoPipeline.from_pretrained("default")
+    frames = torch.rand(17, 64, 64, 3, generator=torch.Generator().manual_seed(0))
+    ref = pipe.estimate(frames, "depth", steps=4, seed=0)
+    same = pipe.estimate(frames, "depth", steps=4, seed=0, cache="first-block:0")
+    assert torch.equal(same.modality_frames, ref.modality_frames) and pipe.transformer._cache_config is None
+    mag = pipe.estimate(frames, "depth", steps=4, seed=0, cache="mag:10:10:0")
+    assert not torch.equal(mag.modality_frames, ref.modality_frames)
+    for task in ("video2flow", "text2all", "flow2video"):
+        config = pipe.step_cache_config("mag", task, 20)
+        assert len(config.mag_ratios) == 20 and config.mag_ratios[0] == 1.0
+    out = tmp_path / "d.mp4"
+    assert main(["estimate", "--modality", "depth", "--video", str(carphone_path), "--out", str(out), "--steps", "3",
+                 "--cache", "first-block:0.1"]) == 0
+    assert out.is_file()
+    assert main(["estimate", "--modality", "depth", "--video", str(carphone_path), "--out", str(out), "--steps", "3",
+                 "--cache", "teacache"]) == 2
+    assert "unknown cache 'teacache'" in capsys.readouterr().err
