@@ -181,3 +181,75 @@ def test_require_refuses_an_unknown_extra():
         require("mediapipe", "nope", "x")
     with pytest.raises(KeyError):
         require("numpy", "pose", "x")  # not what the pose extra provides
+
+
+def test_missing_model_hints_name_file_folder_and_readme():
+    from unity_core.comfy_client import PromptRefused, missing_model_hints
+
+    reply = {"error": {"type": "prompt_outputs_failed_validation"}, "node_errors": {"3": {
+        "class_type": "VAELoader", "errors": [{"type": "value_not_in_list", "message": "Value not in list",
+                                               "extra_info": {"input_name": "vae_name",
+                                                              "received_value": "wan2.2_vae.safetensors"}}]}}}
+    (hint,) = missing_model_hints(reply)
+    assert "'wan2.2_vae.safetensors'" in hint and "models/vae" in hint and "The 5B checkpoint" in hint
+    assert hint in PromptRefused(400, reply).detail
+    assert missing_model_hints("text") == [] and missing_model_hints({"node_errors": {"1": "x"}}) == []
+
+
+_SITE_HIDE = '''
+import importlib.machinery, sys
+HIDDEN = {"mediapipe", "peft", "accelerate", "bitsandbytes"}
+class _Hide(importlib.machinery.PathFinder):
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        return None if name.split(".")[0] in HIDDEN else super().find_spec(name, path, target)
+sys.meta_path[:] = [_Hide if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
+'''
+
+
+def test_pack_in_comfyui_without_the_extras(tmp_path, carphone_path):
+    """With mediapipe, peft, accelerate and bitsandbytes not importable (hidden from sys.path's
+    finder by a sitecustomize in the child), ComfyUI loads every node of the pack, the estimate
+    graph runs to success, Control Preprocess on skeleton fails naming the pose extra, and a
+    checkpoint missing from the model folders fails validation naming file, folder and README."""
+    from tests.comfy_env import check, run_in_comfy
+
+    (tmp_path / "sitecustomize.py").write_text(_SITE_HIDE)
+    graph = json.loads((ROOT / "workflows" / "default" / "estimate_depth_api.json").read_text())
+    out = run_in_comfy(f'''
+        import json, shutil, sys, torch, nodes
+        from unity_core import comfy_client as cc
+        shutil.copy({str(carphone_path)!r}, BASE / "input" / "carphone_pristine.mp4")
+        graph = cc.set_steps(json.loads({json.dumps(json.dumps(graph))}), 1)
+
+        @record("hidden")
+        def _():
+            return [m for m in ("mediapipe", "peft", "accelerate") if m in sys.modules]
+
+        @record("registered")
+        def _():
+            return sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.startswith("UnityVideo"))
+
+        @record("estimate")
+        def _():
+            run = run_prompt(graph)
+            return {{"success": run.success, "error": run.error}}
+
+        @record("preprocess")
+        def _():
+            return error_of(call_node, "UnityVideoPreprocess", frames=torch.rand(3, 32, 32, 3), modality="skeleton")
+
+        @record("missing_checkpoint")
+        def _():
+            bad = dict(graph)
+            bad["1"] = {{"class_type": "UnityVideoLoader", "inputs": {{"checkpoint": "unityvideo_5b_missing.safetensors",
+                                                                     "weight_dtype": "default"}}}}
+            return error_of(run_prompt, bad)
+    ''', env={"PYTHONPATH": str(tmp_path)})
+    assert check(out, "hidden") == []
+    assert len(check(out, "registered")) == 18
+    assert check(out, "estimate")["success"], check(out, "estimate")
+    assert "pip install 'unityvideo-comfy[pose]'" in check(out, "preprocess")
+    missing = check(out, "missing_checkpoint")
+    assert "unityvideo_5b_missing.safetensors" in missing and "The 5B checkpoint" in missing
+    assert "unityvideo" in missing and "diffusion_models" in missing
