@@ -22,10 +22,14 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".webp", ".mov", ".mkv")
 
 
 def register_model_folder() -> None:
-    """Add ComfyUI's ``models/unityvideo`` folder (beside ``diffusion_models``)."""
+    """Add ComfyUI's ``models/unityvideo`` folder (beside ``diffusion_models``). Where
+    ``extra_model_paths.yaml`` already named ``unityvideo`` folders (ComfyUI reads it before loading
+    custom nodes), the default folder is added to those instead of being left out."""
+    path = os.path.join(_folder_paths.models_dir, "unityvideo")
     if "unityvideo" not in _folder_paths.folder_names_and_paths:
-        path = os.path.join(_folder_paths.models_dir, "unityvideo")
         _folder_paths.folder_names_and_paths["unityvideo"] = ([path], set(_SUFFIXES))
+    else:
+        _folder_paths.add_model_folder_path("unityvideo", path)  # a no-op once it is there
 
 
 def model_choices() -> List[str]:

@@ -253,3 +253,40 @@ def test_pack_in_comfyui_without_the_extras(tmp_path, carphone_path):
     missing = check(out, "missing_checkpoint")
     assert "unityvideo_5b_missing.safetensors" in missing and "The 5B checkpoint" in missing
     assert "unityvideo" in missing and "diffusion_models" in missing
+
+
+def test_loader_lists_models_from_extra_model_paths_yaml(tmp_path):
+    """Checkpoints in ``models/unityvideo``, ``models/diffusion_models`` and in the folders an
+    ``extra_model_paths.yaml`` adds for both (read by ComfyUI's own loader) are all listed and resolve."""
+    from tests.comfy_env import check, run_in_comfy
+
+    extra = tmp_path / "extra"
+    (tmp_path / "extra_model_paths.yaml").write_text(
+        f"mine:\n  base_path: {extra}\n  unityvideo: uv_extra\n  diffusion_models: dm_extra\n")
+    out = run_in_comfy(f'''
+        import importlib.util, folder_paths
+        # ComfyUI's own yaml reader (by file: another top-level `utils` module shadows ComfyUI's package here)
+        spec = importlib.util.spec_from_file_location("comfy_extra_config", COMFY / "utils" / "extra_config.py")
+        extra_config = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(extra_config)
+        load_extra_path_config = extra_config.load_extra_path_config
+        _comfy = pack.nodes._comfy
+        folder_paths.folder_names_and_paths.pop("unityvideo", None)  # as at start-up, before the pack registers it
+        load_extra_path_config({str(tmp_path / "extra_model_paths.yaml")!r})
+        for folder, name in (("{extra}/uv_extra", "a.safetensors"), ("{extra}/dm_extra", "b.safetensors"),
+                             (str(BASE / "models" / "unityvideo"), "c.safetensors"),
+                             (str(BASE / "models" / "diffusion_models"), "d.safetensors")):
+            import os
+            os.makedirs(folder, exist_ok=True)
+            open(os.path.join(folder, name), "wb").close()
+
+        @record("listed")
+        def _():
+            return {{"choices": _comfy.model_choices(),
+                     "paths": {{n: str(_comfy.model_path(n)) for n in ("a.safetensors", "b.safetensors", "c.safetensors",
+                                                                       "d.safetensors")}}}}
+    ''')
+    listed = check(out, "listed")
+    assert {"a.safetensors", "b.safetensors", "c.safetensors", "d.safetensors"} <= set(listed["choices"])
+    assert listed["paths"]["a.safetensors"] == str(extra / "uv_extra" / "a.safetensors")
+    assert listed["paths"]["b.safetensors"] == str(extra / "dm_extra" / "b.safetensors")
