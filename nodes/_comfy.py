@@ -22,10 +22,14 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".gif", ".webp", ".mov", ".mkv")
 
 
 def register_model_folder() -> None:
-    """Add ComfyUI's ``models/unityvideo`` folder (beside ``diffusion_models``)."""
+    """Add ComfyUI's ``models/unityvideo`` folder (beside ``diffusion_models``). Where
+    ``extra_model_paths.yaml`` already named ``unityvideo`` folders (ComfyUI reads it before loading
+    custom nodes), the default folder is added to those instead of being left out."""
+    path = os.path.join(_folder_paths.models_dir, "unityvideo")
     if "unityvideo" not in _folder_paths.folder_names_and_paths:
-        path = os.path.join(_folder_paths.models_dir, "unityvideo")
         _folder_paths.folder_names_and_paths["unityvideo"] = ([path], set(_SUFFIXES))
+    else:
+        _folder_paths.add_model_folder_path("unityvideo", path)  # a no-op once it is there
 
 
 def model_choices() -> List[str]:
@@ -42,6 +46,28 @@ def _refuse_escape(name: str, where: str) -> None:
         raise ValueError(f"{name!r} escapes the {where}; pick a file listed by the node")
 
 
+#: The README section that says which model files go where.
+MODELS_README = "README.md, section 'The 5B checkpoint'"
+
+
+def missing_model_message(name: str) -> str:
+    """Why ``name`` cannot be loaded, naming the folders it is looked for in (ComfyUI's
+    ``models/unityvideo`` and ``models/diffusion_models``, plus their ``extra_model_paths.yaml``
+    entries) and the README section; empty when the file is there (or is the embedded default)."""
+    if name == EMBEDDED:
+        return ""
+    register_model_folder()
+    try:
+        if any(_folder_paths.get_full_path(folder, name) for folder in MODEL_FOLDERS):
+            return ""
+    except Exception:  # a name ComfyUI's lookup refuses (absolute, '..'): model_path says why at run time
+        return ""
+    folders = [p for folder in MODEL_FOLDERS for p in _folder_paths.get_folder_paths(folder)]
+    return (f"model file {name!r} not found: put it in one of {folders} (ComfyUI's models/unityvideo or "
+            f"models/diffusion_models, or a path from extra_model_paths.yaml), then press R in ComfyUI to "
+            f"refresh the list; see {MODELS_README} for the files and where they come from")
+
+
 def model_path(name: str) -> Path:
     """Absolute path of a listed checkpoint.
 
@@ -54,7 +80,7 @@ def model_path(name: str) -> Path:
         full = _folder_paths.get_full_path(folder, name)
         if full:
             return Path(full)
-    raise ValueError(f"model {name!r} not found in the {' or '.join(MODEL_FOLDERS)} folders")
+    raise ValueError(missing_model_message(name) or f"model {name!r} not found")
 
 
 def input_path(name: str) -> Path:

@@ -60,6 +60,15 @@ class UnityVideoLoader(UnityNode):
                out(TEXT_ENCODER, "text_encoder", "The embedded default's MiniLM (None for checkpoints: use CLIPLoader).")]
 
     @classmethod
+    def validate_inputs(cls, checkpoint=None):
+        """Checked when the prompt is queued, in place of core's bare "value not in list": a
+        checkpoint file that is not in the model folders fails with a message naming the file,
+        the folders it was looked for in and the README section."""
+        if checkpoint is None:
+            return True
+        return _comfy.missing_model_message(checkpoint) or True
+
+    @classmethod
     def execute(cls, checkpoint, weight_dtype="default") -> io.NodeOutput:
         from unity_core.model import load_transformer
 

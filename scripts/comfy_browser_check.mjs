@@ -2,11 +2,11 @@
 // take screenshots and list console errors; drive the explore widget with the keyboard.
 //
 //   npm install --prefix /tmp/pptr puppeteer-core        # once; uses the system Chromium
-//   node scripts/comfy_browser_check.mjs --workflow workflows/estimate_depth.json \
-//        --workflow workflows/explore_walk.json --out docs/images
+//   node scripts/comfy_browser_check.mjs --workflow example_workflows/estimate_depth.json \
+//        --workflow example_workflows/explore_walk.json --out docs/images
 //
 // Options: --server URL (default http://127.0.0.1:8188, loopback only), --workflow FILE
-// (repeatable; default workflows/estimate_depth.json), --out DIR (screenshots, default
+// (repeatable; default example_workflows/estimate_depth.json), --out DIR (screenshots, default
 // docs/images; existing files are never overwritten: name_1.png, ...), --chromium PATH (default
 // $CHROMIUM or /usr/bin/chromium), --size WxH (default 1600x1000), --puppeteer DIR (a
 // node_modules folder holding puppeteer-core; default $PUPPETEER_DIR or /tmp/pptr/node_modules).
@@ -31,6 +31,17 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const OURS = /unityvideo|explore_widget|legend_logic|explore_logic/i;
 
+// The API twin of a UI graph: example_workflows/estimate_depth.json -> workflows/default/estimate_depth_api.json,
+// 5b_estimate_depth -> workflows/5b/estimate_depth_5b_api.json, yume_explore -> workflows/yume/explore_yume_api.json
+// (scripts/make_workflows.py's ui_name, reversed); a file elsewhere: <file>_api.json beside it.
+function apiTwin(file) {
+  const name = path.basename(file, ".json");
+  const m = /^(5b|yume)_(.+)$/.exec(name);
+  const twin = m ? path.join(ROOT, "workflows", m[1], `${m[2]}_${m[1]}_api.json`)
+    : path.join(ROOT, "workflows", "default", `${name}_api.json`);
+  return path.basename(path.dirname(file)) === "example_workflows" ? twin : file.replace(/\.json$/, "_api.json");
+}
+
 function parseArgs(argv) {
   const opts = {
     server: "http://127.0.0.1:8188", workflows: [], out: path.join(ROOT, "docs", "images"),
@@ -46,7 +57,7 @@ function parseArgs(argv) {
     else if (key.slice(2) in opts) opts[key.slice(2)] = value;
     else throw new Error(`unknown option ${key}`);
   }
-  if (opts.workflows.length === 0) opts.workflows.push(path.join(ROOT, "workflows", "estimate_depth.json"));
+  if (opts.workflows.length === 0) opts.workflows.push(path.join(ROOT, "example_workflows", "estimate_depth.json"));
   const host = new URL(opts.server).hostname;
   if (!(host === "localhost" || host.startsWith("127.") || host === "[::1]")) {
     throw new Error(`server ${opts.server} is not on loopback; this check only talks to a local ComfyUI`);
@@ -201,7 +212,7 @@ async function main() {
           missing: Boolean(n.has_errors || n.constructor?.nodeData === undefined),
         }));
       }, graph);
-      const apiFile = file.replace(/\.json$/, "_api.json");
+      const apiFile = apiTwin(file);
       if (fs.existsSync(apiFile)) {
         const prompt = await page.evaluate(async () => (await window.app.graphToPrompt()).output);
         const ignored = [];

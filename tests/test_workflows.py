@@ -5,12 +5,15 @@ for the same seed. The run itself needs ComfyUI (``COMFYUI_PATH``); the format c
 """
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
-WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
-DEFAULT_API = sorted(WORKFLOWS.glob("*_api.json"))
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = ROOT / "workflows"  # API format, one folder per model family
+EXAMPLES = ROOT / "example_workflows"  # UI format, flat: ComfyUI's template browser lists these
+DEFAULT_API = sorted((WORKFLOWS / "default").glob("*_api.json"))
 FIVE_B_API = sorted((WORKFLOWS / "5b").glob("*_api.json"))
 YUME_API = sorted((WORKFLOWS / "yume").glob("*_api.json"))
 STEPS = 4  # a divisor of 1000: core's simple schedule is then our linspace, as at 20 steps
@@ -19,14 +22,35 @@ CORE = {"KSampler", "SamplerCustomAdvanced", "RandomNoise", "KSamplerSelect", "B
         "CLIPTextEncode", "VAELoader", "VAEEncode", "VAEDecode"}
 
 
+def _ui_path(api: Path) -> Path:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from make_workflows import ui_name
+
+    return EXAMPLES / f"{ui_name(api.parent.name, api.name[: -len('_api.json')])}.json"
+
+
 def test_every_job_has_both_formats():
     assert len(DEFAULT_API) == 8 and len(FIVE_B_API) == 7 and len(YUME_API) == 1
     for api in DEFAULT_API + FIVE_B_API + YUME_API:
-        ui = json.loads(api.with_name(api.name.replace("_api", "")).read_text())
+        ui = json.loads(_ui_path(api).read_text())
         assert {"nodes", "links", "version"} <= set(ui)
         prompt = json.loads(api.read_text())
         assert len(ui["nodes"]) == len(prompt)
         assert [n["type"] for n in ui["nodes"]] == [n["class_type"] for n in prompt.values()]
+
+
+def test_templates_are_ui_graphs_only_with_thumbnails():
+    """``example_workflows/`` (and any ``workflows/*.json``, which ComfyUI also lists) holds exactly
+    the UI twin of every API graph, each with a same-name ``.jpg`` thumbnail for the browser."""
+    assert not list(WORKFLOWS.glob("*.json")), "ComfyUI lists workflows/*.json as templates: keep graphs in subfolders"
+    ui = sorted(EXAMPLES.glob("*.json"))
+    assert sorted(ui) == sorted(_ui_path(api) for api in DEFAULT_API + FIVE_B_API + YUME_API)
+    for path in ui:
+        graph = json.loads(path.read_text())
+        assert "nodes" in graph and "links" in graph, f"{path.name} is not a UI-format graph"
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file() and thumb.read_bytes()[:3] == b"\xff\xd8\xff", f"no JPEG thumbnail {thumb.name}"
+    assert not [p for p in EXAMPLES.iterdir() if p.suffix not in (".json", ".jpg")]
 
 
 def test_sampling_graphs_use_core_samplers_and_no_pack_sampler():

@@ -5,7 +5,7 @@ embedded default (or a pipeline folder), and batch queueing of workflows on a Co
     unityvideo generate --prompt "a person walks in a room" --modality depth --out gen.mp4
     unityvideo control  --modality skeleton --control person.mp4 --preprocess --prompt "..." --out ctl.mp4
     unityvideo explore  --image start.png --actions "W W W+A ←" --prompt "..." --out walk.mp4
-    unityvideo queue workflows/estimate_depth_api.json --server http://127.0.0.1:8188 --set 7.seed=3 --repeat 4
+    unityvideo queue workflows/default/estimate_depth_api.json --server http://127.0.0.1:8188 --set 7.seed=3 --repeat 4
 
 Outputs are never overwritten: an existing name gets a ``_1``, ``_2``, ... suffix.
 """

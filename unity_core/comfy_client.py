@@ -56,8 +56,37 @@ class PromptRefused(ComfyError):
 
     @property
     def detail(self) -> str:
-        """The server's explanation as one line of text."""
-        return self.reply if isinstance(self.reply, str) else json.dumps(self.reply)
+        """The server's explanation as one line of text, then what to do about each missing
+        model file (:func:`missing_model_hints`)."""
+        text = self.reply if isinstance(self.reply, str) else json.dumps(self.reply)
+        hints = missing_model_hints(self.reply)
+        return text + ("; " + "; ".join(hints) if hints else "")
+
+
+#: core loader inputs that name a model file -> ComfyUI's models/ subfolder it is listed from
+MODEL_FILE_INPUTS = {"clip_name": "text_encoders", "vae_name": "vae", "unet_name": "diffusion_models",
+                     "ckpt_name": "checkpoints", "lora_name": "loras", "checkpoint": "unityvideo or diffusion_models"}
+MODELS_README = "README.md, section 'The 5B checkpoint'"
+
+
+def missing_model_hints(reply: Any) -> List[str]:
+    """For a refused prompt's reply: one sentence per model file a loader could not find (core's
+    "value not in list" on ``clip_name`` / ``vae_name`` / ...), naming the file, the ComfyUI models
+    folder it belongs in and the README section."""
+    hints = []
+    node_errors = reply.get("node_errors") if isinstance(reply, dict) else None
+    for nid, entry in (node_errors if isinstance(node_errors, dict) else {}).items():
+        for error in entry.get("errors", []) if isinstance(entry, dict) else []:
+            if not isinstance(error, dict):
+                continue
+            info = error.get("extra_info") if isinstance(error.get("extra_info"), dict) else {}
+            folder = MODEL_FILE_INPUTS.get(info.get("input_name"))
+            if error.get("type") != "value_not_in_list" or folder is None:
+                continue
+            hints.append(f"node {nid} ({entry.get('class_type')}): model file {info.get('received_value')!r} is "
+                         f"not in ComfyUI's models/{folder} folder (or its extra_model_paths.yaml paths); put it "
+                         f"there and refresh, see {MODELS_README}")
+    return hints
 
 
 def require_loopback(url: str) -> str:
@@ -198,14 +227,16 @@ def find_local(name: str, dirs: Iterable[Path]) -> Optional[Path]:
 
 
 def workflow_files(folder: Path, include_5b: bool = False, only: Iterable[str] = ()) -> List[Path]:
-    """The ``*_api.json`` graphs in ``folder`` (and ``folder/5b`` with ``include_5b``), sorted;
+    """The ``*_api.json`` graphs in ``folder`` (the repository's ``workflows/``: its ``default/``
+    subfolder; any other folder: its own files), and ``folder/5b`` with ``include_5b``, sorted;
     ``only`` keeps those named (``estimate_depth`` or ``5b/estimate_depth_5b``).
 
     Raises:
         ValueError: a name in ``only`` matches no file (the message lists the known names).
     """
     folder = Path(folder)
-    files = sorted(folder.glob("*_api.json"))
+    default = folder / "default" if (folder / "default").is_dir() else folder
+    files = sorted(default.glob("*_api.json"))
     if include_5b:
         files += sorted((folder / "5b").glob("*_api.json"))
     only = set(only)
@@ -445,7 +476,8 @@ def run_workflow(client: ComfyClient, workflow: Dict[str, Any], object_info: Dic
     except PromptRefused as err:
         reply = err.reply
         result["error"] = {"http": err.status, "error": reply.get("error") if isinstance(reply, dict) else reply,
-                           "node_errors": reply.get("node_errors") if isinstance(reply, dict) else None}
+                           "node_errors": reply.get("node_errors") if isinstance(reply, dict) else None,
+                           "missing_models": missing_model_hints(reply)}
         return result
     result["validated"] = True
     result["prompt_id"] = prompt_id

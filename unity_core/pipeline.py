@@ -183,7 +183,14 @@ class UnityVideoPipeline:
         brought to ``onload_device`` for their forward; ``use_stream`` prefetches the next
         group on a CUDA stream. The codec moves to ``onload_device``. Other arguments go to
         ``ModelMixin.enable_group_offload``.
+
+        Raises:
+            unity_core.extras.MissingExtraError: accelerate (the ``offload`` extra) is not
+                installed; diffusers' offload hooks move tensors with it.
         """
+        from unity_core.extras import require
+
+        require("accelerate", "offload", "group offloading (enable_group_offload, --offload)")
         onload, offload = torch.device(onload_device), torch.device(offload_device)
         self.transformer.to(offload)
         self.transformer.enable_group_offload(onload, offload, offload_type=offload_type,

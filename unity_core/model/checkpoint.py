@@ -1002,7 +1002,11 @@ def load_lora(
     Raises:
         CheckpointError: unknown keys with ``strict``, or see :func:`lora_state_dict_to_peft`.
         FileNotFoundError: no such file.
+        unity_core.extras.MissingExtraError: peft (the ``lora`` extra) is not installed.
     """
+    from unity_core.extras import require
+
+    require("peft", "lora", "loading a LoRA into the library's transformer (load_lora, --lora)")
     adapter_metadata = None
     if not isinstance(lora, Mapping):
         source = _Source(Path(lora))

@@ -71,10 +71,15 @@ def enable_context_parallel(model, ulysses_degree: Optional[int] = None, ring_de
         The ``ContextParallelConfig`` in use.
 
     Raises:
+        ImportError: diffusers older than 0.38 (its ``ContextParallelConfig`` takes no mesh).
         RuntimeError: no initialised process group.
         ValueError: heads not divisible by the Ulysses degree, or ring attention on a CPU.
     """
     import torch.distributed as dist
+
+    from unity_core.extras import require_version
+
+    require_version("diffusers", "0.38", "context parallelism (ContextParallelConfig with a device mesh)")
     from diffusers import ContextParallelConfig
     from diffusers.models._modeling_parallel import ParallelConfig
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unity_core.extras import require
 from unity_core.io.video import frames_to_uint8
 
 # OpenPose-18 index -> MediaPipe Pose landmark index (neck is computed).
@@ -21,8 +22,14 @@ _MP_FOR_OPENPOSE = {0: 0, 2: 12, 3: 14, 4: 16, 5: 11, 6: 13, 7: 15, 8: 24, 9: 26
 
 def estimate_pose(frames: torch.Tensor, min_detection_confidence: float = 0.5) -> torch.Tensor:
     """Keypoints ``[F, 1, 18, 3]`` (x, y pixels, confidence = MediaPipe visibility) for a clip
-    ``[F, H, W, 3]`` in [0, 1]; frames without a person get zeros."""
-    from mediapipe.python.solutions import pose as mp_pose
+    ``[F, H, W, 3]`` in [0, 1]; frames without a person get zeros.
+
+    Raises:
+        unity_core.extras.MissingExtraError: MediaPipe (the ``pose`` extra) is not installed; the
+            message names the ``pip install`` to run.
+    """
+    mp_pose = require("mediapipe.python.solutions.pose", "pose",
+                      "the skeleton control (MediaPipe pose: UnityVideo Control Preprocess, unityvideo control)")
 
     video = frames_to_uint8(frames)
     f, h, w, _ = video.shape
@@ -42,8 +49,14 @@ def estimate_pose(frames: torch.Tensor, min_detection_confidence: float = 0.5) -
 
 
 def estimate_person_mask(frames: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Person mask ``[F, H, W]`` int64 (1 = person) from MediaPipe selfie segmentation."""
-    from mediapipe.python.solutions import selfie_segmentation as mp_seg
+    """Person mask ``[F, H, W]`` int64 (1 = person) from MediaPipe selfie segmentation.
+
+    Raises:
+        unity_core.extras.MissingExtraError: MediaPipe (the ``pose`` extra) is not installed.
+    """
+    mp_seg = require("mediapipe.python.solutions.selfie_segmentation", "pose",
+                     "the segmentation control (MediaPipe person mask: UnityVideo Control Preprocess, "
+                     "unityvideo control)")
 
     video = frames_to_uint8(frames)
     out = np.zeros(video.shape[:3], dtype=np.int64)

@@ -206,8 +206,9 @@ class Trainer:
         self.accelerator = None
         self.rank, self.world = 0, 1
         if use_accelerate:  # device and process come from `accelerate launch`
-            from accelerate import Accelerator
+            from unity_core.extras import require
 
+            Accelerator = require("accelerate", "train", "Trainer(use_accelerate=True)").Accelerator
             self.accelerator = Accelerator()
             device = self.accelerator.device
             self.rank, self.world = self.accelerator.process_index, self.accelerator.num_processes
@@ -252,10 +253,9 @@ class Trainer:
         if cfg.optimizer == "adamw8bit":
             if self.device.type != "cuda":
                 raise ValueError("the 8-bit optimizer (bitsandbytes) runs on CUDA only; use optimizer='adamw'")
-            try:
-                import bitsandbytes as bnb
-            except ImportError:
-                raise ValueError("optimizer='adamw8bit' needs bitsandbytes: pip install 'unityvideo-comfy[gpu]'") from None
+            from unity_core.extras import require
+
+            bnb = require("bitsandbytes", "gpu", "optimizer='adamw8bit'")
             return bnb.optim.AdamW8bit(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
