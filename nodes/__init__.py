@@ -24,6 +24,7 @@ from .modalities import (UnityVideoEstimate, UnityVideoModalityDecode, UnityVide
                          UnityVideoSaveValues)
 from .sampling import UnityVideoAAMSampler, UnityVideoBlockCache, UnityVideoControlGuider, UnityVideoTimeTravelSampler
 from .video import UnityVideoLoadVideo, UnityVideoSaveVideo
+from .windows import UnityVideoWindowedSampling
 
 NODES = [
     UnityVideoLoader,
@@ -31,6 +32,7 @@ NODES = [
     UnityVideoTextEncode,
     UnityVideoTask,
     UnityVideoSplit,
+    UnityVideoWindowedSampling,
     UnityVideoControlGuider,
     UnityVideoTimeTravelSampler,
     UnityVideoBlockCache,
