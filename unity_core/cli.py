@@ -360,7 +360,7 @@ def _speed(text: Optional[str]) -> Optional[dict]:
 def _explore(args) -> int:
     from unity_core.explore.long_video import explore, start_frames
     from unity_core.explore.qcm import format_script, parse_script
-    from unity_core.io import read_video, unique_path, write_video
+    from unity_core.io import read_video, write_new_text, write_video
 
     start = time.time()
     try:
@@ -387,8 +387,7 @@ def _explore(args) -> int:
         "segments": [{"action": format_script([a]), "prompt": p, "frames": list(f), "seconds": round(s, 3)}
                      for a, p, f, s in zip(res.actions, res.prompts, res.segment_frames, res.seconds_per_segment)],
     }
-    meta = unique_path(video.with_suffix(".json"))
-    meta.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    meta = write_new_text(video.with_suffix(".json"), json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(f"explore {record['actions']}: {video} {meta} ({record['frames']} frames, {time.time() - start:.1f}s)")
     return 0
 
