@@ -12,74 +12,38 @@ from .schema import UnityNode, out
 
 
 def read_selected(path, start: int = 0, end: int = 0, every_nth: int = 1, cap: int = 0, max_side: int = 0):
-    """Decode only the chosen frames of a video: source frames ``start, start + every_nth, ...``
-    before ``end`` (0: the clip's end), at most ``cap`` of them (0: no cap), each resized as it
-    is decoded so its long side is at most ``max_side`` (0: the source size; aspect kept, no
-    crop). PyAV decodes forward and stops once the last chosen frame is out; frames not chosen
-    are never converted to arrays, and only the chosen ones, at the capped size, are kept.
+    """The chosen frames of a video, decoded forward by :class:`unity_core.io.stream.VideoSource`
+    (display rotation applied, fps from the timestamps): source frames ``start, start + every_nth,
+    ...`` before ``end`` (0: the clip's end), at most ``cap`` of them (0: no cap), each shrunk as
+    it is decoded so its long side is at most ``max_side`` (0: the source size; aspect kept, no
+    crop). Decoding stops after the last chosen frame; only the chosen frames, at the capped
+    size, are kept.
 
     Returns:
-        (frames ``[N, h, w, 3]`` float32 in [0, 1], fps of the chosen frames (the source's
-        divided by ``every_nth``), the source's frame count as far as it was decoded).
+        (frames ``[N, h, w, 3]`` float32 in [0, 1], fps of the chosen frames: the source's divided
+        by ``every_nth``).
 
     Raises:
-        VideoReadError: a file PyAV cannot decode or with no video stream.
-        ValueError: ``start`` past the clip's last frame, ``end <= start``, ``every_nth < 1``.
+        VideoReadError: an unreadable file, or one that breaks before the last chosen frame.
+        ValueError: a range the clip does not hold (:func:`unity_core.video.select_range`).
     """
-    import numpy as np
     import torch
 
-    from unity_core.io.video import VideoReadError
-    from unity_core.video import resize_frames
+    from unity_core.io.stream import VideoSource
+    from unity_core.video.windows import resize_frames, select_range
 
-    if every_nth < 1:
-        raise ValueError(f"select_every_nth must be >= 1, got {every_nth}")
-    if end and end <= start:
-        raise ValueError(f"end frame ({end}) must be after the start frame ({start}); 0 reads to the clip's end")
-    last = None if not cap else start + (cap - 1) * every_nth  # the last source index wanted
-    if end:
-        last = end - 1 if last is None else min(last, end - 1)
-    kept, seen, fps = [], 0, 8.0
-
-    def keep(image):
-        t = torch.from_numpy(np.ascontiguousarray(image))
-        h, w = t.shape[:2]
-        if max_side and max(h, w) > max_side:
-            scale = max_side / max(h, w)
-            size = (max(1, round(h * scale)), max(1, round(w * scale)))
-            t = (resize_frames(t[None], size)[0] * 255).round().to(torch.uint8)
-        kept.append(t)
-
-    if path.is_dir() or path.suffix.lower() in (".webp", ".gif"):
-        from unity_core.io.video import _read_images
-
-        images, fps = _read_images(path)  # animated images and folders are small: Pillow reads them whole
-        seen = len(images)
-        for i in range(start, seen if last is None else min(seen, last + 1), every_nth):
-            keep(images[i])
-    else:
-        import av
-
-        try:
-            with av.open(str(path)) as container:
-                if not container.streams.video:
-                    raise VideoReadError(f"{path.name} has no video stream")
-                stream = container.streams.video[0]
-                fps = float(stream.average_rate or stream.guessed_rate or 8.0)
-                for frame in container.decode(stream):
-                    i, seen = seen, seen + 1
-                    if i >= start and (i - start) % every_nth == 0:
-                        keep(frame.to_ndarray(format="rgb24"))
-                    if last is not None and i >= last:
-                        break
-        except VideoReadError:
-            raise
-        except Exception as err:  # noqa: BLE001 - PyAV raises many error types for bad files
-            raise VideoReadError(f"cannot decode {path.name}: {err}; is it a complete video file?") from None
-    if not kept:
-        raise ValueError(f"start frame {start} is past the clip's last frame ({seen} frames, 0 to {seen - 1})")
-    frames = torch.stack(kept).float() / 255.0
-    return frames, fps / every_nth, seen
+    src = VideoSource.open(path)
+    chosen = select_range(src.num_frames, start, end or None, every_nth)
+    if cap:
+        chosen = chosen[:cap]
+    h, w = src.height, src.width
+    size = None
+    if max_side and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    kept = [frame if size is None else (resize_frames(frame[None], size)[0] * 255).round().to(torch.uint8)
+            for _, frame in src.frames(list(chosen))]
+    return torch.stack(kept).float() / 255.0, src.fps / every_nth
 
 
 class UnityVideoLoadVideo(UnityNode):
@@ -131,7 +95,7 @@ class UnityVideoLoadVideo(UnityNode):
     @classmethod
     def execute(cls, video, skip_first_frames=0, end_frame=0, select_every_nth=1, frame_load_cap=0,
                 max_side=0) -> io.NodeOutput:
-        frames, fps, _ = read_selected(_comfy.input_path(video), skip_first_frames, end_frame, select_every_nth,
+        frames, fps = read_selected(_comfy.input_path(video), skip_first_frames, end_frame, select_every_nth,
                                        frame_load_cap, max_side)
         return io.NodeOutput(frames, float(fps), int(frames.shape[0]))
 

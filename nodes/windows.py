@@ -48,13 +48,6 @@ WINDOW_TASKS = ["video2flow", "flow2video"]
 log = logging.getLogger(__name__)
 
 
-def default_overlap() -> int:
-    """The library's default overlap in frames (where the window plan keeps it)."""
-    from unity_core import video as V
-
-    return int(getattr(V, "DEFAULT_OVERLAP", 8))
-
-
 class _FixedText:
     """A text encoder that returns one encoded prompt: the modality prompt, encoded once for the
     first window and reused by the later ones (UMT5-XXL runs once per clip, not once per window)."""
@@ -136,7 +129,8 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
         seed: the noise seed; every window draws its noise from it as core's RandomNoise does.
         cfg, control_cfg: CFG on the prompt; control guidance (flow2video, 1 = off).
         window, overlap: frames per window (4k+1: 17 for the default, 33 for the 5B) and frames
-            shared by consecutive windows (None: the library's default).
+            shared by consecutive windows (None or -1: the library's default,
+            :func:`unity_core.video.clip.default_overlap`: 5 for 17, 9 for 33).
         short_side: the model's short side in pixels (64 for the default, 256 for the 5B); the
             long side keeps the aspect on the latent grid.
         codec, text_encoder: the default's built-in codec and MiniLM (UnityVideo Loader); or
@@ -181,8 +175,10 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
     patch = int(_comfy.unity_transformer(model, node).config["patch_size"][-1])
     source_hw = (int(frames.shape[1]), int(frames.shape[2]))
     model_hw = V.model_size(*source_hw, short_side=short_side, multiple=spatial * patch)
-    if overlap is None:
-        overlap = default_overlap()
+    if overlap is None or overlap < 0:
+        from unity_core.video.clip import default_overlap
+
+        overlap = default_overlap(window, temporal)
     plan = V.plan_windows(int(frames.shape[0]), window, overlap, temporal_ratio=temporal)
     produced_right = task == "video2flow"  # the produced stream's half of the packed latent
     steps = int(sigmas.shape[-1]) - 1
@@ -233,7 +229,8 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
     values = torch.cat([torch.as_tensor(c) for c in chunks])
     if not produced_right:
         return values.float().clamp(0, 1), None
-    return M.encode(name, values, size=source_hw), values
+    shown = values.clamp(0, 1) if name == "depth" else values  # aligned depth may leave [0, 1] slightly
+    return M.encode(name, shown, size=source_hw), values
 
 
 class UnityVideoWindowedSampling(UnityNode):
@@ -265,8 +262,9 @@ class UnityVideoWindowedSampling(UnityNode):
                        tooltip="Control guidance for flow2video (1 = off; the default model follows depth best at 8)."),
         io.Int.Input("window", default=17, min=5, max=1025, step=4,
                      tooltip="Frames per window, 4k+1: the model's native length (17 for the default, 33 for the 5B)."),
-        io.Int.Input("overlap", default=8, min=0, max=1024,
-                     tooltip="Frames shared by consecutive windows: conditioned on and blended."),
+        io.Int.Input("overlap", default=-1, min=-1, max=1024,
+                     tooltip="Frames shared by consecutive windows, conditioned on and blended (-1: a quarter of the "
+                             "window in whole latent frames, 5 for 17, 9 for 33)."),
         io.Int.Input("short_side", default=64, min=16, max=4096, step=16,
                      tooltip="Short side the model sees, in pixels (64 for the default, 256 for the 5B); the long "
                              "side keeps the aspect. Outputs come back at the frames' own size."),
