@@ -108,8 +108,8 @@ class VideoSource:
 
     def frames(self, indices: Iterable[int]) -> Iterator[Tuple[int, torch.Tensor]]:
         """Decode forward and yield ``(index, frame)`` for the wanted indices (ascending; a repeat
-        yields the same frame again), each frame uint8 ``[H, W, 3]`` upright. Only the frame being
-        yielded is held.
+        yields the same frame again), each frame ``[H, W, 3]`` upright: uint8 from files, float32
+        in [0, 1] from float tensors (kept exact). Only the frame being yielded is held.
 
         Raises:
             VideoReadError: the stream ends or breaks before the last wanted frame.
@@ -140,8 +140,8 @@ class VideoSource:
 
     def read_all(self) -> Tuple[torch.Tensor, float]:
         """The whole clip ``[F, H, W, 3]`` float32 in [0, 1] and the fps (short clips only)."""
-        frames = [f for _, f in self.frames(range(self.num_frames))]
-        return torch.stack(frames).float() / 255.0, self.fps
+        frames = [f if f.is_floating_point() else f.float() / 255.0 for _, f in self.frames(range(self.num_frames))]
+        return torch.stack(frames), self.fps
 
 
 class _TensorSource(VideoSource):
@@ -176,7 +176,11 @@ class _TensorSource(VideoSource):
 
     def _decode(self, last):
         for i in range(last + 1):
-            yield i, _as_uint8_frame(self._frames[i])
+            f = self._frames[i]
+            if isinstance(f, torch.Tensor) and f.ndim == 3 and f.shape[-1] == 3:
+                yield i, f if f.dtype == torch.uint8 else f.float()  # float frames stay exact
+            else:
+                yield i, _as_uint8_frame(f)
 
 
 class _IterSource(VideoSource):
@@ -377,8 +381,21 @@ class ValuesWriter:
             return
         self._entry(f"values_{int(start):06d}", chunk)
 
-    def close(self) -> Path:
-        """Finish and publish the file; returns its name."""
+    def close(self, path: Optional[PathLike] = None) -> Path:
+        """Finish the file and publish it (under ``path`` if given, e.g. the video's final name
+        with ``.npz``; else the name asked for); returns the name written."""
+        self.finish()
+        return self.publish(path)
+
+    def publish(self, path: Optional[PathLike] = None) -> Path:
+        """Publish a finished file (:meth:`finish`) without replacing anything; returns its name."""
+        from unity_core.io.output import publish
+
+        self.path = publish(self._out.tmp, self.wanted if path is None else path)
+        return self.path
+
+    def finish(self) -> None:
+        """Write the last entries; the file stays under its temporary name."""
         from unity_core.video.windows import to_source_size
 
         if self._zip is None:
@@ -395,13 +412,13 @@ class ValuesWriter:
                                 ("num_frames", np.array(self.num_frames))):
                 self._entry(name, array)
             self._zip.close()
-        self.path = self._out.commit()
-        return self.path
+            self._zip = None
 
     def abort(self) -> None:
         """Stop and remove the temporary file."""
         if self._zip is not None:
             self._zip.close()
+            self._zip = None
         self._out.abort()
 
 

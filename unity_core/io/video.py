@@ -222,8 +222,8 @@ def resize_center_crop(frames: torch.Tensor, height: int, width: int) -> torch.T
 def write_video(path: PathLike, frames: torch.Tensor, fps: float = 8.0) -> Path:
     """Write ``[F, H, W, 3]`` in [0, 1] (or uint8) as H.264 mp4 or animated webp/gif.
 
-    ``fps`` may be fractional (e.g. 7.5 or 30000/1001 as 29.97). H.264 (yuv420p) needs even
-    sizes: an odd height or width is padded by one edge row or column in mp4 files.
+    ``fps`` may be fractional (e.g. 7.5 or 30000/1001 as 29.97). H.264 is written as yuv420p,
+    or yuv444p when a side is odd (the size is kept exactly; see :class:`VideoEncoder`).
 
     Returns:
         The path actually written: ``path``, or ``stem_1.ext``, ... if that name is taken
@@ -254,7 +254,8 @@ class VideoEncoder:
     file is overwritten: callers pass :class:`~unity_core.io.output.AtomicOutput`'s ``tmp``).
 
     mp4/mkv/mov: H.264 (yuv420p, CRF 16) through PyAV, streamed; an odd height or width is
-    padded by one edge row or column (yuv420p needs even sizes). webp (lossless) / gif:
+    kept exactly by encoding 4:4:4 (yuv444p: yuv420p needs even sides; some players, such as
+    browsers, play only 4:2:0). webp (lossless) / gif:
     imageio, which needs the whole clip, so frames are gathered until close.
 
     Use as a context manager; calling the object encodes a chunk. Leaving the block with an
@@ -280,8 +281,9 @@ class VideoEncoder:
             self._container = av.open(str(self.path), mode="w", format=fmt)
             stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
             h, w = self.size
-            stream.width, stream.height = w + w % 2, h + h % 2
-            stream.pix_fmt = "yuv420p"
+            stream.width, stream.height = w, h
+            # yuv420p halves the chroma grid and needs even sides; odd sizes keep their size in 4:4:4
+            stream.pix_fmt = "yuv420p" if not (h % 2 or w % 2) else "yuv444p"
             stream.options = {"crf": "16"}
             self._stream = stream
         return self
@@ -299,9 +301,6 @@ class VideoEncoder:
             return
         import av
 
-        h, w = self.size
-        if h % 2 or w % 2:
-            data = np.pad(data, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
         for frame in data:
             for packet in self._stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
                 self._container.mux(packet)

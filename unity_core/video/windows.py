@@ -369,8 +369,8 @@ class Stitcher:
     - **depth** (relative, ``[F, H, W]``): the later window is mapped by the least-squares scale
       and shift that best fits it to the stitched values on the shared frames
       (:func:`fit_scale_shift`, Video Depth Anything's alignment), applied to the whole window,
-      then cross-faded ``(1 - w) * old + w * new``. The clip keeps the first window's scale, so
-      values may leave [0, 1] slightly; the visualisation clamps.
+      then cross-faded ``(1 - w) * old + w * new``. The clip keeps the first window's scale;
+      emitted values are clamped to [0, 1], the values' range.
     - **raft** (``[F, H, W, 2]`` pixels, absolute): cross-faded, no rescaling.
     - **segmentation** (``[F, H, W]`` labels): the later window's labels are re-matched to the
       earlier ones by pixel overlap on the shared frames (unmatched labels get new numbers);
@@ -429,6 +429,8 @@ class Stitcher:
         self.alignments.append((scale, shift))
         lo, hi = window.emit
         emit = v[lo - window.start:hi - window.start]
+        if self.kind == "depth":
+            emit = emit.clamp(0, 1)
         nxt = self.plan.windows[window.index + 1] if window.index + 1 < len(self.plan.windows) else None
         self._pending = None if nxt is None else v[nxt.start - window.start:].clone()
         return emit
