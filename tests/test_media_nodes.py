@@ -62,13 +62,29 @@ def _():
 
 @record("estimate")
 def _():
+    import unity_core.modalities as modalities
+
     frames, _, _ = load(frame_load_cap=21)  # 21 source frames at 144x176: two windows of 17
-    (vis, values), _ = call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=text_encoder,
-                                 frames=frames, modality="depth", seed=3, steps=2)
-    ref = pipe.estimate(frames, "depth", steps=2, seed=3)  # the library's whole-clip estimate
+    produced, decode = [], modalities.decode
+
+    def spy(modality, x, **kw):  # the model's own output of each window, before values are decoded
+        produced.append(x.clone())
+        return decode(modality, x, **kw)
+
+    modalities.decode = spy
+    try:
+        (vis, values), _ = call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=text_encoder,
+                                     frames=frames, modality="depth", seed=3, steps=2)
+        ours = list(produced)
+        produced.clear()
+        ref = pipe.estimate(frames, "depth", steps=2, seed=3)  # the library's whole-clip estimate
+    finally:
+        modalities.decode = decode
+    gap = (values["values"] - ref.values).abs()
     return {"vis": list(vis.shape), "modality": values["modality"], "values": list(values["values"].shape),
-            "diff": float((vis - ref.modality_frames).abs().max()),
-            "values_diff": float((values["values"] - ref.values).abs().max()),
+            "windows": [len(ours), len(produced)],
+            "produced_diff": max(float((a - b).abs().max()) for a, b in zip(ours, produced)),
+            "values_diff": float(gap.max()), "values_mean_diff": float(gap.mean()),
             "no_text": error_of(lambda: call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=None,
                                                   frames=frames, modality="depth", seed=0, steps=1))}
 
@@ -154,10 +170,12 @@ def test_codec_nodes_equal_the_library(checks):
 def test_estimate_node_runs_the_core_model_as_the_pipeline_does(checks):
     info = check(checks, "estimate")
     assert info["vis"] == [21, 144, 176, 3] and info["modality"] == "depth" and info["values"] == [21, 144, 176]
-    # core's sampling (euler, simple) per window against the library's windowed Euler: the frames agree
-    # to ~1e-6; the depth decoder's projection onto its colour map can move a value by a fraction of a
-    # map step at the joints between segments (seen: 3e-4), so the values get that much room
-    assert info["diff"] < 1e-4 and info["values_diff"] < 1e-3
+    # core's sampling (euler, simple) per window against the library's windowed Euler: the windows' frames
+    # agree to ~1e-6; the depth decoder's projection onto its colour map can move a value by a fraction
+    # of a map step at the joints between segments (seen: 1.4e-3 at 64x80), so the values get that
+    # much room at a few pixels and must agree on average
+    assert info["windows"] == [2, 2] and info["produced_diff"] < 1e-4
+    assert info["values_diff"] < 5e-3 and info["values_mean_diff"] < 1e-5
     assert "needs the built-in codec and text encoder" in info["no_text"]
 
 
