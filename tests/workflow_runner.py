@@ -62,7 +62,10 @@ steps, seed = CFG["steps"], 42
 if "estimate_depth" in runs and runs["estimate_depth"].success:
     r = runs["estimate_depth"]
     out = pipe.estimate(r.outputs("2")[0], "depth", steps=steps, seed=seed)  # the whole clip, in windows
-    res["match"]["estimate_depth"] = {"modality": err(r.outputs("6")[0], out.modality_frames)}
+    vis, values = r.outputs("6")
+    res["match"]["estimate_depth"] = {"modality": err(vis, out.modality_frames),
+                                      "modality_mean": float((vis - out.modality_frames).abs().mean()),
+                                      "values_mean": float((values["values"] - out.values).abs().mean())}
 if "control_pose" in runs and runs["control_pose"].success:
     r = runs["control_pose"]
     out = pipe.control(r.outputs("3")[0], "skeleton", CFG["prompt_car"], steps=steps, seed=seed)
