@@ -163,7 +163,8 @@ def test_default_estimate_graph_keeps_the_whole_clip(client, object_info, tmp_pa
     frame, the source size and the source frame rate."""
     import av
 
-    path = ROOT / "workflows" / PREFERRED_GRAPH
+    path = _sampling_graph()
+    assert path.name == PREFERRED_GRAPH, path
     wf = _fresh_seeds(client.upload_inputs(_graph(path, frames=0), INPUT_DIRS))
     clip = next(Path(d) / n["inputs"]["video"] for n in wf.values() if n["class_type"] == "UnityVideoLoadVideo"
                 for d in INPUT_DIRS if (Path(d) / n["inputs"]["video"]).is_file())

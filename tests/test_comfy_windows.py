@@ -185,7 +185,9 @@ def _():
 def _():
     import json
 
-    prompt = json.loads((REPO / "workflows" / "estimate_depth_api.json").read_text())
+    # workflows/ or workflows/default/, wherever the API graphs live
+    path = next(p for p in sorted((REPO / "workflows").rglob("estimate_depth_api.json")))
+    prompt = json.loads(path.read_text())
     loaders = [k for k, n in prompt.items() if n["class_type"] == "UnityVideoLoadVideo"]
     for k in loaders:
         prompt[k]["inputs"]["frame_load_cap"] = 40  # a part of the clip longer than one window, kept fast
