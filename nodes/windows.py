@@ -186,6 +186,9 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
     state = {"text": text_encoder, "clip": clip}
     log.info("%s: %d frames %dx%d -> %d windows of %d at %dx%d", node, plan.num_frames, source_hw[1], source_hw[0],
              len(plan.windows), plan.window, model_hw[1], model_hw[0])
+    if plan.padded:
+        log.warning("%s: %d frames are fewer than one window of %d: padded with %d copies of the last frame, trimmed "
+                    "from the output", node, plan.num_frames, plan.window, plan.padded)
 
     def frames_for(w):
         return V.resize_frames(frames[plan.source_frames(w)], model_hw)
