@@ -268,3 +268,10 @@ def test_cli_control_whole_clip(tmp_path, short_mp4):
                  *FAST, "--frames", "17"]) == 0
     assert read_video(out)[0].shape == (17, 40, 56, 3)
     assert read_video(tmp_path / "c_control.mp4")[0].shape == (17, 40, 56, 3)
+
+
+def test_pipeline_control_returns_the_whole_clip(pipe):
+    control = _clip(7, 24, 40)
+    out = pipe.control(control, "depth", "a room", steps=1, window=5, overlap=1, fps=10)
+    assert out.rgb.shape == (7, 24, 40, 3) and out.modality_frames.shape == (7, 24, 40, 3)
+    assert out.fps == 10 and out.info["windows"] == 2
