@@ -156,6 +156,8 @@ def test_pipeline_door_frames(pipe):
         pipe.estimate(frames[0], "depth", steps=1)
     with pytest.raises(ValueError, match="one frame .*frames\\[None\\]"):
         pipe.estimate(frames[0], "depth", steps=1, num_frames=1)
+    streamed = pipe.estimate((f for f in as_uint8.numpy()), "depth", steps=1, seed=0)  # an iterator of frames
+    assert torch.equal(streamed.values, ref.values)
     with pytest.raises(ValueError, match="no frames"):
         pipe.estimate(frames[:0], "depth", steps=1)
     with pytest.raises(ValueError, match="no frames"):
