@@ -106,13 +106,16 @@ def test_short_clip_is_padded_reported_and_trimmed(pipe, tmp_path, capsys):
     assert "7 frames are fewer than one window of 17: padded with 10 copies" in capsys.readouterr().err
 
 
-def test_broken_clip_is_a_clear_error_and_leaves_nothing(pipe, tmp_path, short_mp4):
-    data = short_mp4.read_bytes()
-    broken = tmp_path / "broken.mp4"
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])  # mp4: index at the end, unreadable; mkv: breaks mid-stream
+def test_broken_clip_is_a_clear_error_and_leaves_nothing(pipe, tmp_path, suffix):
+    whole = write_video(tmp_path / f"whole{suffix}", _clip(41, 32, 32), fps=10)
+    data = whole.read_bytes()
+    whole.unlink()
+    broken = tmp_path / f"broken{suffix}"
     broken.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "d.mp4"
-    with pytest.raises(VideoReadError):
-        pipe.estimate(broken, "depth", steps=1, out=out, values_out=tmp_path / "d.npz")
+    with pytest.raises(VideoReadError, match="complete"):
+        pipe.estimate(broken, "depth", steps=1, window=5, out=out, values_out=tmp_path / "d.npz")
     assert list(tmp_path.iterdir()) == [broken]  # no output, no temporary file
 
 

@@ -204,25 +204,26 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
                                               should_interrupt=should_interrupt):
                 lo, hi = win.emit
                 fed = inputs.pop(win.index)
-                if estimation:
-                    if values_writer is not None:
-                        values_writer.add(lo, values)
-                    src_values = to_source_size(modality, values, hw, source_hw)
-                    vis = M.encode(modality, src_values, size=source_hw)
-                else:
-                    vis = to_source_size("rgb", values, hw, source_hw)
-                if not estimation and (control_encoder is not None or encoder is None):
-                    fed_src = to_source_size("rgb", fed[lo - win.start:hi - win.start], hw, source_hw)
-                    if control_encoder is not None:
-                        control_encoder(fed_src)
-                    else:
-                        gathered["control"].append(fed_src)
-                if encoder is not None:
-                    encoder(vis)
-                else:
-                    gathered["vis"].append(vis)
+                if values_writer is not None:
+                    values_writer.add(lo, values)
+                for j in range(hi - lo):  # one frame at a time at the source size: memory follows a frame
                     if estimation:
-                        gathered["values"].append(src_values)
+                        src_values = to_source_size(modality, values[j:j + 1], hw, source_hw)
+                        vis = M.encode(modality, src_values, size=source_hw)
+                    else:
+                        vis = to_source_size("rgb", values[j:j + 1], hw, source_hw)
+                    if not estimation and (control_encoder is not None or encoder is None):
+                        fed_src = to_source_size("rgb", fed[lo - win.start + j:lo - win.start + j + 1], hw, source_hw)
+                        if control_encoder is not None:
+                            control_encoder(fed_src)
+                        else:
+                            gathered["control"].append(fed_src)
+                    if encoder is not None:
+                        encoder(vis)
+                    else:
+                        gathered["vis"].append(vis)
+                        if estimation:
+                            gathered["values"].append(src_values)
                 if bar is not None:
                     bar.update(hi - lo)
             if values_writer is not None:
