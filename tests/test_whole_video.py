@@ -106,13 +106,16 @@ def test_short_clip_is_padded_reported_and_trimmed(pipe, tmp_path, capsys):
     assert "7 frames are fewer than one window of 17: padded with 10 copies" in capsys.readouterr().err
 
 
-def test_broken_clip_is_a_clear_error_and_leaves_nothing(pipe, tmp_path, short_mp4):
-    data = short_mp4.read_bytes()
-    broken = tmp_path / "broken.mp4"
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])  # mp4: index at the end, unreadable; mkv: breaks mid-stream
+def test_broken_clip_is_a_clear_error_and_leaves_nothing(pipe, tmp_path, suffix):
+    whole = write_video(tmp_path / f"whole{suffix}", _clip(41, 32, 32), fps=10)
+    data = whole.read_bytes()
+    whole.unlink()
+    broken = tmp_path / f"broken{suffix}"
     broken.write_bytes(data[: len(data) * 2 // 3])
     out = tmp_path / "d.mp4"
-    with pytest.raises(VideoReadError):
-        pipe.estimate(broken, "depth", steps=1, out=out, values_out=tmp_path / "d.npz")
+    with pytest.raises(VideoReadError, match="complete"):
+        pipe.estimate(broken, "depth", steps=1, window=5, out=out, values_out=tmp_path / "d.npz")
     assert list(tmp_path.iterdir()) == [broken]  # no output, no temporary file
 
 
@@ -156,6 +159,8 @@ def test_pipeline_door_frames(pipe):
         pipe.estimate(frames[0], "depth", steps=1)
     with pytest.raises(ValueError, match="one frame .*frames\\[None\\]"):
         pipe.estimate(frames[0], "depth", steps=1, num_frames=1)
+    streamed = pipe.estimate((f for f in as_uint8.numpy()), "depth", steps=1, seed=0)  # an iterator of frames
+    assert torch.equal(streamed.values, ref.values)
     with pytest.raises(ValueError, match="no frames"):
         pipe.estimate(frames[:0], "depth", steps=1)
     with pytest.raises(ValueError, match="no frames"):
@@ -268,3 +273,10 @@ def test_cli_control_whole_clip(tmp_path, short_mp4):
                  *FAST, "--frames", "17"]) == 0
     assert read_video(out)[0].shape == (17, 40, 56, 3)
     assert read_video(tmp_path / "c_control.mp4")[0].shape == (17, 40, 56, 3)
+
+
+def test_pipeline_control_returns_the_whole_clip(pipe):
+    control = _clip(7, 24, 40)
+    out = pipe.control(control, "depth", "a room", steps=1, window=5, overlap=1, fps=10)
+    assert out.rgb.shape == (7, 24, 40, 3) and out.modality_frames.shape == (7, 24, 40, 3)
+    assert out.fps == 10 and out.info["windows"] == 2

@@ -276,6 +276,9 @@ class _AVSource(VideoSource):
                         hi = packet.pts if hi is None else max(hi, packet.pts)
                 width, height = stream.codec_context.width, stream.codec_context.height
                 time_base = stream.time_base
+                declared = int(stream.frames or 0)  # the index's count (mp4), else from the header's duration
+                if not declared and container.duration and nominal:
+                    declared = int(round(container.duration / 1_000_000 * nominal))
                 rotation = 0
                 if n:
                     container.seek(0)
@@ -287,6 +290,9 @@ class _AVSource(VideoSource):
             raise VideoReadError(f"cannot decode {path}: {err}; is it a complete video file?") from None
         if n == 0:
             raise VideoReadError(f"{path} has no decodable frames")
+        if declared and n < declared - 1:
+            raise VideoReadError(f"{path} ends after {n} of the {declared} frames its header declares; is the file "
+                                 "complete? (re-download or re-export it)")
         fps = nominal
         if n > 1 and lo is not None and hi is not None and hi > lo and time_base:
             fps = (n - 1) / float((hi - lo) * Fraction(time_base))

@@ -114,8 +114,9 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
 
     Returns:
         :class:`~unity_core.pipeline.PipelineOutput` at the source size with every selected frame:
-        ``rgb`` the input (estimation) or generated video, ``modality_frames`` the visualisation,
-        ``values`` the stitched values (estimation), ``fps``; with ``out`` the frames and values
+        ``rgb`` the input (estimation) or generated video, ``modality_frames`` the visualisation
+        (estimation: encoded from the stitched values; control: the control the model saw, taken
+        back to the source size), ``values`` the stitched values (estimation), ``fps``; with ``out`` the frames and values
         are not kept (``rgb``, ``modality_frames`` and ``values`` are None) and ``info`` holds the
         written paths (``video``, ``values``). ``info`` also has ``num_frames``, ``size``,
         ``model_size``, ``windows``, ``window``, ``overlap``, ``padded`` and ``alignments``.
@@ -179,7 +180,7 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
 
         bar = tqdm(total=plan.num_frames, desc=f"{'estimate' if estimation else 'control'} {modality}", unit="frame",
                    file=sys.stderr)
-    gathered = {"values": [], "vis": []}
+    gathered = {"values": [], "vis": [], "control": []}
     values_writer = None
     try:
         with contextlib.ExitStack() as stack:
@@ -203,21 +204,26 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
                                               should_interrupt=should_interrupt):
                 lo, hi = win.emit
                 fed = inputs.pop(win.index)
-                if estimation:
-                    if values_writer is not None:
-                        values_writer.add(lo, values)
-                    src_values = to_source_size(modality, values, hw, source_hw)
-                    vis = M.encode(modality, src_values, size=source_hw)
-                else:
-                    vis = to_source_size("rgb", values, hw, source_hw)
-                if control_encoder is not None:
-                    control_encoder(to_source_size("rgb", fed[lo - win.start:hi - win.start], hw, source_hw))
-                if encoder is not None:
-                    encoder(vis)
-                else:
-                    gathered["vis"].append(vis)
+                if values_writer is not None:
+                    values_writer.add(lo, values)
+                for j in range(hi - lo):  # one frame at a time at the source size: memory follows a frame
                     if estimation:
-                        gathered["values"].append(src_values)
+                        src_values = to_source_size(modality, values[j:j + 1], hw, source_hw)
+                        vis = M.encode(modality, src_values, size=source_hw)
+                    else:
+                        vis = to_source_size("rgb", values[j:j + 1], hw, source_hw)
+                    if not estimation and (control_encoder is not None or encoder is None):
+                        fed_src = to_source_size("rgb", fed[lo - win.start + j:lo - win.start + j + 1], hw, source_hw)
+                        if control_encoder is not None:
+                            control_encoder(fed_src)
+                        else:
+                            gathered["control"].append(fed_src)
+                    if encoder is not None:
+                        encoder(vis)
+                    else:
+                        gathered["vis"].append(vis)
+                        if estimation:
+                            gathered["values"].append(src_values)
                 if bar is not None:
                     bar.update(hi - lo)
             if values_writer is not None:
@@ -249,8 +255,7 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
             rgb = torch.stack([f if f.is_floating_point() else f.float() / 255.0 for f in feeder.kept[: plan.num_frames]])
         values = torch.cat(gathered["values"])
         return PipelineOutput(rgb, vis, values, modality, out_fps, info)
-    control = None  # the control video at the source size is the caller's input
-    return PipelineOutput(vis, control, None, modality, out_fps, info)
+    return PipelineOutput(vis, torch.cat(gathered["control"]), None, modality, out_fps, info)
 
 
 def _window_sampler(pipe, task: str, modality: str, prompt: str, conditioning: str, sampler: Dict[str, Any]):

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unity_core.metrics import fit_scale_shift  # the one home of the least-squares alignment
+
 #: Modalities the stitcher knows, plus ``rgb`` (the produced stream of controllable generation).
 STITCH_KINDS = ("depth", "raft", "segmentation", "skeleton", "densepose", "rgb")
 
@@ -277,28 +279,6 @@ def to_source_size(modality: str, values, model_hw: Tuple[int, int], source_hw: 
 
 # ---------------------------------------------------------------------------------------------
 # alignment and stitching
-
-
-def fit_scale_shift(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[float, float]:
-    """Least-squares scale ``s`` and shift ``t`` minimising ``|s * pred + t - target|^2`` over
-    the elements (where ``mask``), as Video Depth Anything aligns a window's relative depth to
-    the previous one on their overlap. A constant ``pred`` gets ``s = 1`` and the mean offset.
-
-    Returns:
-        (scale, shift) as floats.
-    """
-    p, q = pred.double().flatten(), target.double().flatten()
-    if mask is not None:
-        m = mask.flatten().bool()
-        p, q = p[m], q[m]
-    if p.numel() == 0:
-        return 1.0, 0.0
-    pm, qm = p.mean(), q.mean()
-    var = ((p - pm) ** 2).sum()
-    if var <= 1e-12 * max(1, p.numel()):
-        return 1.0, float(qm - pm)
-    s = ((p - pm) * (q - qm)).sum() / var
-    return float(s), float(qm - s * pm)
 
 
 def blend_weights(shared: int) -> torch.Tensor:
