@@ -232,8 +232,7 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
     values = torch.cat([torch.as_tensor(c) for c in chunks])
     if not produced_right:
         return values.float().clamp(0, 1), None
-    shown = values.clamp(0, 1) if name == "depth" else values  # aligned depth may leave [0, 1] slightly
-    return M.encode(name, shown, size=source_hw), values
+    return M.encode(name, values, size=source_hw), values
 
 
 class UnityVideoWindowedSampling(UnityNode):
