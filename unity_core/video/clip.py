@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 
@@ -71,14 +71,6 @@ class _Feeder:
                 del frame
         frames = torch.stack([self._cache[p] for p in window.positions])
         return frames if self.transform is None else self.transform(frames)
-
-def _check_sampler(sampler: Dict[str, Any]) -> None:
-    import math
-
-    cfg = sampler.get("cfg")
-    if cfg is not None and not math.isfinite(float(cfg)):
-        raise ValueError(f"cfg must be a finite number, got {cfg}")
-
 
 def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start: int = 0, end: Optional[int] = None,
              stride: int = 1, max_frames: Optional[int] = None, window: Optional[int] = None,
@@ -146,7 +138,6 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
     modality = resolve_modality(modality)
     if conditioning not in CONDITIONING:
         raise ValueError(f"conditioning must be one of {', '.join(CONDITIONING)}, got {conditioning!r}")
-    _check_sampler(sampler)
     if out is not None:
         out = check_output_suffix(out)
     if values_out is not None:
