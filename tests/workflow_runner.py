@@ -59,7 +59,7 @@ pipe = UnityVideoPipeline.from_pretrained("default")
 steps, seed = CFG["steps"], 42
 if "estimate_depth" in runs and runs["estimate_depth"].success:
     r = runs["estimate_depth"]
-    out = pipe.estimate(r.outputs("2")[0], "depth", steps=steps, seed=seed)
+    out = pipe.estimate(r.outputs("2")[0], "depth", steps=steps, seed=seed, num_frames=17)  # the graph's one window
     res["match"]["estimate_depth"] = {"modality": err(r.outputs("8")[0], out.modality_frames)}
 if "control_pose" in runs and runs["control_pose"].success:
     r = runs["control_pose"]
