@@ -280,3 +280,25 @@ def test_pipeline_control_returns_the_whole_clip(pipe):
     out = pipe.control(control, "depth", "a room", steps=1, window=5, overlap=1, fps=10)
     assert out.rgb.shape == (7, 24, 40, 3) and out.modality_frames.shape == (7, 24, 40, 3)
     assert out.fps == 10 and out.info["windows"] == 2
+
+
+def test_cli_ctrl_c_leaves_no_output(tmp_path, short_mp4, monkeypatch, capsys):
+    import unity_core.video.clip as clip_module
+
+    real = clip_module._window_sampler
+
+    def interrupted(*args):
+        sample = real(*args)
+
+        def sample_window(window, frames, known):
+            if window.index == 1:
+                raise KeyboardInterrupt
+            return sample(window, frames, known)
+
+        return sample_window
+
+    monkeypatch.setattr(clip_module, "_window_sampler", interrupted)
+    out = tmp_path / "d.mp4"
+    assert main(["estimate", "--modality", "depth", "--video", str(short_mp4), "--out", str(out), *FAST]) == 130
+    assert "cancelled; nothing was written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

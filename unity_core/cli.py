@@ -73,8 +73,9 @@ def clip_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--window", type=int, default=None, help="frames per window, 4k+1 (default: the model's, 17)")
     g.add_argument("--overlap", type=int, default=None,
                    help="frames shared by consecutive windows, < window (default: about a quarter, 5 for 17)")
-    g.add_argument("--conditioning", default="clean", choices=["clean", "noised", "none"],
-                   help="how a window sees the previous window's output on the shared frames (default clean)")
+    g.add_argument("--conditioning", default="noised", choices=["noised", "clean", "none"],
+                   help="how a window sees the previous window's output on the shared frames: noised to each step's "
+                        "level (default), clean, or none (independent windows)")
     g.add_argument("--fps", type=float, default=None, help="output fps (default: the source's / stride)")
 
 
@@ -264,17 +265,11 @@ def _pipeline(args):
 
 
 def _check_outputs(args, *names: Path) -> None:
-    """Refuse unsupported output names and non-finite guidance before loading or sampling anything."""
-    import math
-
+    """Refuse output names with a suffix we cannot write before loading or sampling anything."""
     from unity_core.io import check_output_suffix
 
     for name in names:
         check_output_suffix(name)
-    for flag in ("cfg", "control_cfg"):
-        value = getattr(args, flag, None)
-        if value is not None and not math.isfinite(value):
-            raise ValueError(f"--{flag.replace('_', '-')} must be a finite number, got {value}")
 
 
 def _clip_kwargs(args) -> dict:

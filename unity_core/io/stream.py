@@ -57,8 +57,8 @@ class VideoSource:
         num_frames: frames in the clip.
         fps: frames per second (from timestamps; see the module docstring).
         height, width: the upright frame size in pixels.
-        rotation: the display rotation applied, degrees (0, 90, 180 or 270, counter-clockwise
-            as stored; 0 when none).
+        rotation: the clockwise turn applied to the stored frames to show them upright, degrees
+            (0, 90, 180 or 270; 0 when the clip has no display matrix).
         name: a label for messages (the path, or ``"frames"``).
     """
 
@@ -296,7 +296,9 @@ class _AVSource(VideoSource):
         fps = nominal
         if n > 1 and lo is not None and hi is not None and hi > lo and time_base:
             fps = (n - 1) / float((hi - lo) * Fraction(time_base))
-        self._quarter_turns = (rotation // 90) % 4  # np.rot90 k: rotation is counter-clockwise as stored
+        # PyAV's rotation is the display matrix's angle (counter-clockwise); turning the stored frame
+        # clockwise by it shows it upright, and np.rot90(k) turns counter-clockwise by k quarters
+        self._quarter_turns = (rotation // 90) % 4
         if self._quarter_turns % 2:
             width, height = height, width
         super().__init__(n, fps, height, width, name=str(path), rotation=(-rotation) % 360)
