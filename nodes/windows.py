@@ -22,8 +22,8 @@ the clip's end), each window resized with its aspect kept (:func:`unity_core.vid
 encoded, built into a task latent by UnityVideo Task, sampled by core (``CFGGuider`` or the
 UnityVideo Control Guider, with the SAMPLER and SIGMAS of core nodes, on the MODEL as patched,
 so LoRA, EasyCache, ModelSamplingSD3 ... apply), split and decoded; the frames a window shares
-with the previous one enter clean through the noise mask, from what the previous window
-produced; the library stitches the values (:class:`unity_core.video.Stitcher`: scale and shift
+with the previous one are known from what the previous window produced (noised to each step's
+level by default, as the library measured best; or clean, through the noise mask); the library stitches the values (:class:`unity_core.video.Stitcher`: scale and shift
 for depth, labels re-matched for segmentation, ...) and takes them back to the source size
 (:func:`unity_core.video.to_source_size`). Progress counts every step of every window; Cancel
 stops between windows (and between steps, through core's progress hook).
@@ -87,6 +87,32 @@ def _coders(codec, vae, node: str):
             int(vae.spacial_compression_encode()), int(vae.temporal_compression_encode()))
 
 
+def _with_known_frames(model, known: torch.Tensor, produced_right: bool, seed: int):
+    """A clone of the MODEL whose every transformer call sees the produced stream's first latent
+    frames as ``known`` noised to the call's level (``(1 - sigma) known + sigma noise``, the noise
+    drawn once from ``seed + 1`` as the library draws it): :class:`unity_core.video.KnownFrames`
+    in core's ``WrappersMP.DIFFUSION_MODEL`` wrapper, on the packed latent's produced half."""
+    import comfy.patcher_extension
+
+    from unity_core.video import KnownFrames
+
+    frames = KnownFrames(None, known, "modality" if produced_right else "rgb", "noised",
+                         torch.Generator().manual_seed(int(seed) + 1))
+
+    def wrapper(executor, x, timestep, context, unity, transformer_options):
+        w = x.shape[-1] // 2
+        frames.known, frames.noise = frames.known.to(x.device), frames.noise.to(x.device)
+        if produced_right:
+            x = torch.cat([x[..., :w], frames._replace(x[..., w:], timestep)], -1)
+        else:
+            x = torch.cat([frames._replace(x[..., :w], timestep), x[..., w:]], -1)
+        return executor(x, timestep, context, unity, transformer_options)
+
+    patched = model.clone()
+    patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, "unityvideo_known_frames", wrapper)
+    return patched
+
+
 def _previewing_progress(model, total: int):
     """A sampler callback per window, driving one ComfyUI progress bar over every step of every
     window (``total`` steps in all) with core's latent preview of the packed latent."""
@@ -113,7 +139,7 @@ def _previewing_progress(model, total: int):
 def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, modality: str, sampler, sigmas,
                 seed: int, cfg: float = 1.0, control_cfg: float = 1.0, window: int = 17, overlap: Optional[int] = None,
                 short_side: int = 64, codec=None, text_encoder=None, vae=None, clip=None,
-                node: str = "UnityVideo Windowed Sampling") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
+                node: str = "UnityVideo Windowed Sampling", conditioning: str = "noised") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Estimation or controllable generation of a whole IMAGE batch, window by window, each window
     sampled by core (see the module docstring).
 
@@ -135,6 +161,12 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
             long side keeps the aspect on the latent grid.
         codec, text_encoder: the default's built-in codec and MiniLM (UnityVideo Loader); or
         vae, clip: core's Wan2.2 VAE and UMT5-XXL, for a 5B checkpoint.
+        conditioning: how a window sees the frames it shares with the previous one, as the
+            library's :func:`unity_core.video.clip.run_clip` (measured there): ``noised`` (the
+            default: the previous output noised to each step's level with fixed noise, through
+            :class:`unity_core.video.KnownFrames` in a core diffusion-model wrapper), ``clean``
+            (the previous output clean, through the noise mask, as the conditioning stream) or
+            ``none`` (independent windows, blended only).
 
     Returns:
         ``(frames, values)``: the produced stream at the source size ``[F, H, W, 3]`` in [0, 1]
@@ -170,6 +202,10 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
     from unity_core.sampling.sampler import check_control_cfg
 
     check_control_cfg(task, control_cfg)
+    from unity_core.video.clip import CONDITIONING
+
+    if conditioning not in CONDITIONING:
+        raise ValueError(f"{node}: conditioning must be one of {list(CONDITIONING)}, got {conditioning!r}")
     name = resolve_modality(modality)
     encode, decode, spatial, temporal = _coders(codec, vae, node)
     patch = int(_comfy.unity_transformer(model, node).config["patch_size"][-1])
@@ -179,7 +215,8 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
         from unity_core.video.clip import default_overlap
 
         overlap = default_overlap(window, temporal)
-    plan = V.plan_windows(int(frames.shape[0]), window, overlap, temporal_ratio=temporal)
+    plan = V.plan_windows(int(frames.shape[0]), window, overlap, temporal_ratio=temporal,
+                          condition=conditioning != "none")
     produced_right = task == "video2flow"  # the produced stream's half of the packed latent
     steps = int(sigmas.shape[-1]) - 1
     progress = _previewing_progress(model, steps * len(plan.windows))
@@ -204,23 +241,28 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
         samples, mask = latent["samples"].clone(), latent["noise_mask"].clone()
         width = samples.shape[-1] // 2
         half = slice(width, None) if produced_right else slice(None, width)
-        if known is not None:  # the shared frames, as the previous window produced them, enter clean
+        patched, z = model, None
+        if known is not None and conditioning == "clean":  # the shared frames enter clean, through the mask
             z = encode(known).to(samples)
-            k = z.shape[2]
-            samples[:, :, :k, :, half] = z
-            mask[:, :, :k, :, half] = 0.0
+            samples[:, :, :z.shape[2], :, half] = z
+            mask[:, :, :z.shape[2], :, half] = 0.0
+        elif known is not None:  # noised to each step's level, as the library's KnownFrames does
+            z = encode(known).to(samples)
+            patched = _with_known_frames(model, z, produced_right, seed)
         if control_cfg != 1.0:
-            guider = ControlGuider(model)
+            guider = ControlGuider(patched)
             guider.set_conds(pos, neg)
             guider.set_control(cfg, control_cfg)
         else:
-            guider = comfy.samplers.CFGGuider(model)
+            guider = comfy.samplers.CFGGuider(patched)
             guider.set_conds(pos, neg)
             guider.set_cfg(cfg)
         samples = comfy.sample.fix_empty_latent_channels(model, samples)
         noise = comfy.sample.prepare_noise(samples, seed)
         result = guider.sample(noise, samples, sampler, sigmas, denoise_mask=mask, callback=progress(), seed=seed)
         result = result.to(comfy.model_management.intermediate_device())
+        if z is not None:  # the known frames are what the previous window produced
+            result[:, :, :z.shape[2], :, half] = z.to(result)
         rgb, mod = UnityVideoSplit.execute({"samples": result, CLEAN_KEY: latent[CLEAN_KEY]}).args
         return decode((mod if produced_right else rgb)["samples"])
 
@@ -267,6 +309,10 @@ class UnityVideoWindowedSampling(UnityNode):
         io.Int.Input("overlap", default=-1, min=-1, max=1024,
                      tooltip="Frames shared by consecutive windows, conditioned on and blended (-1: a quarter of the "
                              "window in whole latent frames, 5 for 17, 9 for 33)."),
+        io.Combo.Input("conditioning", options=["noised", "clean", "none"], default="noised",
+                       tooltip="How a window sees the frames it shares with the previous one: noised (the previous "
+                               "output noised to each step's level; measured best), clean (as a known frame), none "
+                               "(independent windows, blended)."),
         io.Int.Input("short_side", default=64, min=16, max=4096, step=16,
                      tooltip="Short side the model sees, in pixels (64 for the default, 256 for the 5B); the long "
                              "side keeps the aspect. Outputs come back at the frames' own size."),
@@ -285,8 +331,9 @@ class UnityVideoWindowedSampling(UnityNode):
     @classmethod
     def execute(cls, model, positive, negative, frames, task, modality, sampler, sigmas, noise_seed, cfg,
                 control_cfg, window, overlap, short_side, codec=None, text_encoder=None, vae=None,
-                clip=None) -> io.NodeOutput:
+                clip=None, conditioning="noised") -> io.NodeOutput:
         vis, values = sample_clip(model, positive, negative, frames, task, modality, sampler, sigmas, noise_seed, cfg,
-                                  control_cfg, window, overlap, short_side, codec, text_encoder, vae, clip, cls.DISPLAY)
+                                  control_cfg, window, overlap, short_side, codec, text_encoder, vae, clip, cls.DISPLAY,
+                                  conditioning)
         return io.NodeOutput(vis, None if values is None else {"modality": resolve_modality(modality),
                                                                 "values": values})

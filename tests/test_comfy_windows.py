@@ -110,9 +110,10 @@ def _():
 
     comfy.samplers.CFGGuider.sample = spy_sample
     try:
-        vis, values = windowed(CLIP, steps=2, m=m)
+        vis, values = windowed(CLIP, steps=2, m=m, conditioning="clean")  # known frames through the noise mask
     finally:
         comfy.samplers.CFGGuider.sample = sample
+    noised, _ = windowed(CLIP, steps=2)  # the default: known frames noised to each step's level
     (vis2, values2), _ = call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=te, frames=CLIP,
                                    modality="depth", seed=3, steps=2)
     from unity_core.video import plan_windows
@@ -122,7 +123,7 @@ def _():
     return {"vis": list(vis.shape), "values": list(values["values"].shape), "modality": values["modality"],
             "range": [float(vis.min()), float(vis.max())], "calls": shapes, "masks": masks,
             "windows": len(plan.windows), "known": [w.known for w in plan.windows],
-            "preset_diff": float((vis2 - vis).abs().max())}
+            "preset_diff": float((vis2 - noised).abs().max()), "noised_vs_clean": float((noised - vis).abs().mean())}
 
 
 @timed("control_and_errors")
@@ -136,6 +137,7 @@ def _():
             "no_coder": error_of(lambda: windowed(control, codec=None)),
             "bad_window": error_of(lambda: windowed(control, window=16)),
             "overlap_ge_window": error_of(lambda: windowed(control, overlap=17)),
+            "bad_conditioning": error_of(lambda: windowed(control, conditioning="later")),
             "not_image": error_of(lambda: windowed(control[0]))}
 
 
@@ -239,6 +241,7 @@ def test_windowed_sampling_runs_every_window_through_core(checks):
     assert [m[0] for m in info["masks"]] == known_latents and known_latents[0] == 0 and min(known_latents[1:]) >= 1
     assert all(m[1] == 1 for m in info["masks"])  # the RGB stream is clean in every window
     assert info["preset_diff"] == 0  # UnityVideo Estimate is this node with euler / simple / cfg 1
+    assert info["noised_vs_clean"] > 0  # the two conditionings differ (each matches the library's: test_media_nodes)
 
 
 def test_windowed_control_and_errors(checks):
@@ -250,6 +253,7 @@ def test_windowed_control_and_errors(checks):
     assert "exactly one of 'codec'" in info["two_coders"] and "neither is connected" in info["no_coder"]
     assert "window 16 is not 4k+1" in info["bad_window"]
     assert "overlap must be 0 <= overlap < window" in info["overlap_ge_window"]
+    assert "conditioning must be one of ['clean', 'noised', 'none']" in info["bad_conditioning"]
     assert "frames must be an IMAGE batch [F, H, W, 3]" in info["not_image"]
 
 
