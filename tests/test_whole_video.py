@@ -302,3 +302,12 @@ def test_cli_ctrl_c_leaves_no_output(tmp_path, short_mp4, monkeypatch, capsys):
     assert main(["estimate", "--modality", "depth", "--video", str(short_mp4), "--out", str(out), *FAST]) == 130
     assert "cancelled; nothing was written" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_published_files_have_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = write_video(tmp_path / "a.mp4", torch.rand(2, 16, 16, 3))
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

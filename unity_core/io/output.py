@@ -88,6 +88,9 @@ class AtomicOutput:
         wanted.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{wanted.stem}.", suffix=f"{wanted.suffix}.part", dir=wanted.parent)
         os.close(fd)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(name, 0o666 & ~umask)  # mkstemp's 0600 would make outputs private; use what open() gives
         #: the temporary file to write (same folder and suffix before ``.part``)
         self.tmp = Path(name)
         #: the published name (None until :meth:`commit`)
