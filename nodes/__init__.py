@@ -24,6 +24,7 @@ from .modalities import (UnityVideoEstimate, UnityVideoModalityDecode, UnityVide
                          UnityVideoSaveValues)
 from .sampling import UnityVideoAAMSampler, UnityVideoBlockCache, UnityVideoControlGuider, UnityVideoTimeTravelSampler
 from .video import UnityVideoLoadVideo, UnityVideoSaveVideo
+from .windows import UnityVideoWindowedSampling
 from .yume import UnityVideoYumeSegment
 
 NODES = [
@@ -32,6 +33,7 @@ NODES = [
     UnityVideoTextEncode,
     UnityVideoTask,
     UnityVideoSplit,
+    UnityVideoWindowedSampling,
     UnityVideoControlGuider,
     UnityVideoTimeTravelSampler,
     UnityVideoBlockCache,

@@ -28,12 +28,12 @@ def _values_out(modality, values):
 
 
 class UnityVideoEstimate(UnityNode):
-    """Estimation in one node: RGB frames -> the modality's visualisation and decoded values
-    (depth in [0, 1], flow in pixels, labels, keypoints, IUV), with the built-in codec and text
-    encoder. A preset of the graph Text Encode -> UnityVideo Task -> KSampler (euler, simple,
-    cfg 1: the release's sampler) -> UnityVideo Split -> Decode: the sampling is core's. The
-    frames are estimated at their own size; their count is cut to 4k+1 (uniformly). For the 5B,
-    build that graph with core's CLIP and VAE nodes."""
+    """Estimation in one node: RGB frames of any length and size -> the modality's visualisation
+    and decoded values (depth in [0, 1], flow in pixels, labels, keypoints, IUV) for every frame at
+    the frames' own size, with the built-in codec and text encoder. A preset of UnityVideo Windowed
+    Sampling (video2flow) with core's euler sampler and simple schedule at cfg 1 (the release's
+    sampler), windows of 17 frames at a 64-pixel short side: the sampling is core's. For the 5B,
+    use UnityVideo Windowed Sampling with core's CLIP and VAE."""
 
     DISPLAY = "UnityVideo Estimate"
     GROUP = "modalities"
@@ -41,7 +41,7 @@ class UnityVideoEstimate(UnityNode):
         io.Model.Input("model", tooltip="MODEL from UnityVideo Loader (the embedded default)."),
         CODEC.Input("codec", tooltip="The built-in codec from UnityVideo Loader."),
         TEXT_ENCODER.Input("text_encoder", tooltip="The built-in text encoder from UnityVideo Loader."),
-        io.Image.Input("frames", tooltip="RGB video frames [F, H, W, 3]; sides multiples of 16 for the default model."),
+        io.Image.Input("frames", tooltip="RGB video frames [F, H, W, 3], any length and size."),
         modality_input(),
         seed_input(),
         steps_input(),
@@ -50,37 +50,23 @@ class UnityVideoEstimate(UnityNode):
 
     @classmethod
     def execute(cls, model, codec, text_encoder, frames, modality, seed, steps) -> io.NodeOutput:
-        import comfy.sample
-        import latent_preview
+        import comfy.samplers
 
-        from unity_core.io.video import select_frames
-
-        from .codec import UnityVideoDecode, UnityVideoEncode
-        from .conditioning import UnityVideoSplit, UnityVideoTask, UnityVideoTextEncode
+        from .codec import _check_codec
+        from .conditioning import UnityVideoTextEncode
+        from .windows import sample_clip
 
         if codec is None or text_encoder is None:
             raise ValueError("UnityVideo Estimate needs the built-in codec and text encoder (the embedded default); "
-                             "for a checkpoint build the graph with UnityVideo Task and a core sampler")
-        _comfy.transformer_of(model)  # refuses a MODEL that is not UnityVideo's
-        multiple = codec.spatial_ratio * int(model.model.diffusion_model.config.patch_size[-1])
-        height, width = int(frames.shape[1]), int(frames.shape[2])
-        if height % multiple or width % multiple:
-            raise ValueError(f"frames are {height}x{width}; this model takes sides that are multiples of {multiple}: "
-                             "set width/height on UnityVideo Load Video")
-        num_frames = (frames.shape[0] - 1) // 4 * 4 + 1
-        frames = frames[select_frames(frames.shape[0], num_frames)] if frames.shape[0] != num_frames else frames
-        # the graph Text Encode -> Encode -> Task -> core sampling -> Split -> Decode, node by node
+                             "for a checkpoint use UnityVideo Windowed Sampling with core's CLIP and VAE")
+        _check_codec(codec)
+        _comfy.unity_transformer(model, cls.DISPLAY)  # refuses a MODEL that is not UnityVideo's
         (empty,) = UnityVideoTextEncode.execute(text_encoder, "").args
-        (rgb_latent,) = UnityVideoEncode.execute(codec, frames).args
-        positive, negative, latent = UnityVideoTask.execute(
-            empty, empty, "video2flow", modality, text_encoder=text_encoder, rgb_latent=rgb_latent).args
-        noise = comfy.sample.prepare_noise(latent["samples"], seed)
-        samples = comfy.sample.sample(model, noise, steps, 1.0, "euler", "simple", positive, negative,
-                                      latent["samples"], noise_mask=latent["noise_mask"], seed=seed,
-                                      callback=latent_preview.prepare_callback(model, steps))
-        _, modality_latent = UnityVideoSplit.execute({**latent, "samples": samples}).args
-        (vis,) = UnityVideoDecode.execute(codec, modality_latent).args
-        return io.NodeOutput(vis, _values_out(modality, M.decode(resolve_modality(modality), vis)))
+        sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", steps).cpu()
+        vis, values = sample_clip(model, empty, empty, frames, "video2flow", modality,
+                                  comfy.samplers.sampler_object("euler"), sigmas, seed, codec=codec,
+                                  text_encoder=text_encoder, node=cls.DISPLAY)
+        return io.NodeOutput(vis, _values_out(modality, values))
 
 
 class UnityVideoModalityDecode(UnityNode):

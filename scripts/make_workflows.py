@@ -85,32 +85,44 @@ def to_ui(graph, specs):
     ids = {nid: i + 1 for i, nid in enumerate(graph)}
     out_links = {}
 
-    def sockets(cls_name):
-        return [n for n, t, _, _ in specs[cls_name]["inputs"] if t != "WIDGET"]
+    def sockets(cls_name, inputs=None):
+        """Input slots in the frontend's order: the sockets, then widgets fed by a link (the
+        frontend gives those a slot too, e.g. Save Video's fps from Load Video)."""
+        linked = [n for n, t, _, _ in specs[cls_name]["inputs"]
+                  if t == "WIDGET" and isinstance((inputs or {}).get(n), tuple)]
+        return [n for n, t, _, _ in specs[cls_name]["inputs"] if t != "WIDGET"] + linked
 
     for nid, (cls_name, inputs) in graph.items():
         for name, value in inputs.items():
             if isinstance(value, tuple):
                 src, slot = value
                 link_id = len(links) + 1
-                links.append([link_id, ids[src], slot, ids[nid], sockets(cls_name).index(name),
+                links.append([link_id, ids[src], slot, ids[nid], sockets(cls_name, inputs).index(name),
                               specs[graph[src][0]]["outputs"][slot][1]])
                 out_links.setdefault((src, slot), []).append(link_id)
     for col, (nid, (cls_name, inputs)) in enumerate(graph.items()):
-        ui_inputs, widgets = [], []
-        for name, typ, control, _ in specs[cls_name]["inputs"]:
+        ui_inputs, widgets, linked_widgets = [], [], []
+
+        def link_of(name):
+            src, slot = inputs[name]
+            return next(li[0] for li in links if li[1] == ids[src] and li[2] == slot and li[3] == ids[nid]
+                        and li[4] == sockets(cls_name, inputs).index(name))
+
+        for name, typ, control, default in specs[cls_name]["inputs"]:
             if typ == "WIDGET":
                 if name in inputs:
-                    widgets.append(inputs[name])
+                    linked = isinstance(inputs[name], tuple)
+                    widgets.append(default if linked else inputs[name])
                     if control:
                         widgets.append("fixed")
+                    if linked:
+                        src, slot = inputs[name]
+                        linked_widgets.append({"name": name, "type": specs[graph[src][0]]["outputs"][slot][1],
+                                               "widget": {"name": name}, "link": link_of(name)})
                 continue
-            link = None
-            if isinstance(inputs.get(name), tuple):
-                src, slot = inputs[name]
-                link = next(li[0] for li in links if li[1] == ids[src] and li[2] == slot and li[3] == ids[nid]
-                            and li[4] == sockets(cls_name).index(name))
+            link = link_of(name) if isinstance(inputs.get(name), tuple) else None
             ui_inputs.append({"name": name, "type": typ, "link": link})
+        ui_inputs += linked_widgets
         nodes.append({
             "id": ids[nid], "type": cls_name, "pos": [40 + 360 * (col % 5), 60 + 560 * (col // 5)], "size": [320, 200],
             "flags": {}, "order": col, "mode": 0, "inputs": ui_inputs,
@@ -130,11 +142,29 @@ def ksampler(model, positive, negative, latent, seed=42, steps=20):
                          "denoise": 1.0})
 
 
+def load_video(**options):
+    """UnityVideo Load Video: the whole clip at its own size (every frame, no size cap) unless
+    ``options`` set a range, stride, frame cap or size cap."""
+    inputs = {"video": VIDEO, "skip_first_frames": 0, "end_frame": 0, "select_every_nth": 1, "frame_load_cap": 0,
+              "max_side": 0}
+    inputs.update(options)
+    return ("UnityVideoLoadVideo", inputs)
+
+
+def windowed(model, positive, negative, frames, task, modality, sampler, sigmas, control_cfg=1.0, window=17,
+             short_side=64, **coders):
+    """UnityVideo Windowed Sampling over a whole clip with core's SAMPLER and SIGMAS (KSamplerSelect,
+    BasicScheduler): Euler / simple / cfg 1, as the release samples."""
+    return ("UnityVideoWindowedSampling", {"model": model, "positive": positive, "negative": negative, "frames": frames,
+                                           "task": task, "modality": modality, "sampler": sampler, "sigmas": sigmas,
+                                           "noise_seed": 42, "cfg": 1.0, "control_cfg": control_cfg, "window": window,
+                                           "short_side": short_side, **coders})
+
+
 def default_jobs():
     loader = ("UnityVideoLoader", {"checkpoint": "(embedded default)", "weight_dtype": "default"})
     model, codec, text = ("1", 0), ("1", 1), ("1", 2)
-    video = ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 17, "width": 64, "height": 64,
-                                     "sampling": "uniform", "stride": 1})
+    video = load_video()
     jobs = {}
     jobs["joint_depth"] = {
         "1": loader,
@@ -151,46 +181,40 @@ def default_jobs():
         "10": ("UnityVideoSaveVideo", {"frames": ("8", 0), "filename_prefix": "unityvideo/joint_depth", "fps": 8.0, "format": "webp"}),
     }
     for modality, name in (("skeleton", "control_pose"), ("raft", "control_flow")):
+        # the whole clip at its size and fps: its control extracted, the RGB generated window by window;
+        # control guidance 8: the embedded default's pipeline.json default (measured in its MODEL_CARD)
         jobs[name] = {
             "1": loader, "2": video,
             "3": ("UnityVideoPreprocess", {"frames": ("2", 0), "modality": modality}),
-            "4": ("UnityVideoEncode", {"codec": codec, "frames": ("3", 0)}),
-            "5": ("UnityVideoTextEncode", {"text_encoder": text, "text": PROMPT_CAR}),
-            "6": ("UnityVideoTextEncode", {"text_encoder": text, "text": ""}),
-            "7": ("UnityVideoTask", {"positive": ("5", 0), "negative": ("6", 0), "task": "flow2video", "modality": modality,
-                                     "text_encoder": text, "modality_latent": ("4", 0)}),
-            # control guidance 8: the embedded default's pipeline.json default (measured in its MODEL_CARD)
-            "8": ("UnityVideoControlGuider", {"model": model, "positive": ("7", 0), "negative": ("7", 1), "cfg": 1.0,
-                                              "control_cfg": 8.0}),
-            "9": ("RandomNoise", {"noise_seed": 42}),
-            "10": ("KSamplerSelect", {"sampler_name": "euler"}),
-            "11": ("BasicScheduler", {"model": model, "scheduler": "simple", "steps": 20, "denoise": 1.0}),
-            "12": ("SamplerCustomAdvanced", {"noise": ("9", 0), "guider": ("8", 0), "sampler": ("10", 0),
-                                             "sigmas": ("11", 0), "latent_image": ("7", 2)}),
-            "13": ("UnityVideoSplit", {"samples": ("12", 0)}),
-            "14": ("UnityVideoDecode", {"codec": codec, "latent": ("13", 0)}),
-            "15": ("UnityVideoSaveVideo", {"frames": ("14", 0), "filename_prefix": f"unityvideo/{name}", "fps": 8.0, "format": "webp"}),
-            "16": ("UnityVideoSaveVideo", {"frames": ("3", 0), "filename_prefix": f"unityvideo/{name}_control", "fps": 8.0, "format": "webp"}),
+            "4": ("UnityVideoTextEncode", {"text_encoder": text, "text": PROMPT_CAR}),
+            "5": ("UnityVideoTextEncode", {"text_encoder": text, "text": ""}),
+            "6": ("KSamplerSelect", {"sampler_name": "euler"}),
+            "7": ("BasicScheduler", {"model": model, "scheduler": "simple", "steps": 20, "denoise": 1.0}),
+            "8": windowed(model, ("4", 0), ("5", 0), ("3", 0), "flow2video", modality, ("6", 0), ("7", 0),
+                          control_cfg=8.0, codec=codec, text_encoder=text),
+            "9": ("UnityVideoSaveVideo", {"frames": ("8", 0), "filename_prefix": f"unityvideo/{name}", "fps": ("2", 1),
+                                          "format": "mp4"}),
+            "10": ("UnityVideoSaveVideo", {"frames": ("3", 0), "filename_prefix": f"unityvideo/{name}_control",
+                                           "fps": ("2", 1), "format": "mp4"}),
         }
     for modality in ("depth", "raft", "skeleton", "segmentation"):
         name = f"estimate_{'flow' if modality == 'raft' else modality}"
+        # the whole clip at its size and fps, estimated window by window (UnityVideo Windowed Sampling)
         jobs[name] = {
             "1": loader, "2": video,
-            "3": ("UnityVideoEncode", {"codec": codec, "frames": ("2", 0)}),
-            "4": ("UnityVideoTextEncode", {"text_encoder": text, "text": ""}),
-            "5": ("UnityVideoTask", {"positive": ("4", 0), "negative": ("4", 0), "task": "video2flow", "modality": modality,
-                                     "text_encoder": text, "rgb_latent": ("3", 0)}),
-            "6": ksampler(model, ("5", 0), ("5", 1), ("5", 2)),
-            "7": ("UnityVideoSplit", {"samples": ("6", 0)}),
-            "8": ("UnityVideoDecode", {"codec": codec, "latent": ("7", 1)}),
-            "9": ("UnityVideoModalityDecode", {"frames": ("8", 0), "modality": modality}),
-            "10": ("UnityVideoSaveVideo", {"frames": ("8", 0), "filename_prefix": f"unityvideo/{name}", "fps": 8.0, "format": "webp"}),
-            "11": ("UnityVideoSaveValues", {"values": ("9", 0), "filename_prefix": "unityvideo/estimate"}),
+            "3": ("UnityVideoTextEncode", {"text_encoder": text, "text": ""}),
+            "4": ("KSamplerSelect", {"sampler_name": "euler"}),
+            "5": ("BasicScheduler", {"model": model, "scheduler": "simple", "steps": 20, "denoise": 1.0}),
+            "6": windowed(model, ("3", 0), ("3", 0), ("2", 0), "video2flow", modality, ("4", 0), ("5", 0), codec=codec,
+                          text_encoder=text),
+            "7": ("UnityVideoSaveVideo", {"frames": ("6", 0), "filename_prefix": f"unityvideo/{name}", "fps": ("2", 1),
+                                          "format": "mp4"}),
+            "8": ("UnityVideoSaveValues", {"values": ("6", 1), "filename_prefix": "unityvideo/estimate"}),
         }
     # exploration: the clip's first frame is the start image; the keyboard widget fills `actions`
     jobs["explore_walk"] = {
         "1": loader,
-        "2": ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 1, "width": 64, "height": 64, "sampling": "uniform", "stride": 1}),
+        "2": load_video(frame_load_cap=1),
         "3": ("UnityVideoExplore", {"model": model, "codec": codec, "text_encoder": text, "image": ("2", 0),
                                     "actions": "W W+A", "prompt": "A first-person view of a room with a wooden floor.",
                                     "start": "last frame", "width": 64, "height": 64, "steps": 20, "seed": 42,
@@ -215,7 +239,7 @@ def five_b_jobs():
         "3": ("VAELoader", {"vae_name": FIVE_B_FILES["vae"]}),
     }
     model, clip, vae = ("1", 0), ("2", 0), ("3", 0)
-    video = ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 33, "width": 256, "height": 256, "sampling": "uniform", "stride": 1})
+    video = load_video()
     jobs = {}
     jobs["joint_depth_5b"] = {**loaders,
         "4": ("CLIPTextEncode", {"clip": clip, "text": "A woman walks through a sunny park."}),
@@ -229,32 +253,28 @@ def five_b_jobs():
         "11": ("UnityVideoSaveVideo", {"frames": ("9", 0), "filename_prefix": "unityvideo/5b_joint_rgb", "fps": 8.0, "format": "mp4"}),
         "12": ("UnityVideoSaveVideo", {"frames": ("10", 0), "filename_prefix": "unityvideo/5b_joint_depth", "fps": 8.0, "format": "mp4"}),
     }
+    # the whole clip at its size and fps, in the 5B's native 33-frame windows at a 256-pixel short side
     for modality, name in (("depth", "estimate_depth_5b"), ("raft", "estimate_flow_5b"), ("skeleton", "estimate_skeleton_5b"),
                            ("segmentation", "estimate_segmentation_5b")):
         jobs[name] = {**loaders, "4": video,
-            "5": ("VAEEncode", {"pixels": ("4", 0), "vae": vae}),
-            "6": ("CLIPTextEncode", {"clip": clip, "text": ""}),
-            "7": ("UnityVideoTask", {"positive": ("6", 0), "negative": ("6", 0), "task": "video2flow", "modality": modality,
-                                     "clip": clip, "rgb_latent": ("5", 0)}),
-            "8": ksampler(model, ("7", 0), ("7", 1), ("7", 2)),
-            "9": ("UnityVideoSplit", {"samples": ("8", 0)}),
-            "10": ("VAEDecode", {"samples": ("9", 1), "vae": vae}),
-            "11": ("UnityVideoModalityDecode", {"frames": ("10", 0), "modality": modality}),
-            "12": ("UnityVideoSaveVideo", {"frames": ("10", 0), "filename_prefix": f"unityvideo/{name}", "fps": 8.0, "format": "mp4"}),
-            "13": ("UnityVideoSaveValues", {"values": ("11", 0), "filename_prefix": f"unityvideo/{name}"}),
+            "5": ("CLIPTextEncode", {"clip": clip, "text": ""}),
+            "6": ("KSamplerSelect", {"sampler_name": "euler"}),
+            "7": ("BasicScheduler", {"model": model, "scheduler": "simple", "steps": 20, "denoise": 1.0}),
+            "8": windowed(model, ("5", 0), ("5", 0), ("4", 0), "video2flow", modality, ("6", 0), ("7", 0), window=33,
+                          short_side=256, vae=vae, clip=clip),
+            "9": ("UnityVideoSaveVideo", {"frames": ("8", 0), "filename_prefix": f"unityvideo/{name}", "fps": ("4", 1), "format": "mp4"}),
+            "10": ("UnityVideoSaveValues", {"values": ("8", 1), "filename_prefix": f"unityvideo/{name}"}),
         }
     for modality, name in (("skeleton", "control_pose_5b"), ("raft", "control_flow_5b")):
         jobs[name] = {**loaders, "4": video,
             "5": ("UnityVideoPreprocess", {"frames": ("4", 0), "modality": modality}),
-            "6": ("VAEEncode", {"pixels": ("5", 0), "vae": vae}),
-            "7": ("CLIPTextEncode", {"clip": clip, "text": PROMPT_CAR}),
-            "8": ("CLIPTextEncode", {"clip": clip, "text": ""}),
-            "9": ("UnityVideoTask", {"positive": ("7", 0), "negative": ("8", 0), "task": "flow2video", "modality": modality,
-                                     "clip": clip, "modality_latent": ("6", 0)}),
-            "10": ksampler(model, ("9", 0), ("9", 1), ("9", 2)),
-            "11": ("UnityVideoSplit", {"samples": ("10", 0)}),
-            "12": ("VAEDecode", {"samples": ("11", 0), "vae": vae}),
-            "13": ("UnityVideoSaveVideo", {"frames": ("12", 0), "filename_prefix": f"unityvideo/{name}", "fps": 8.0, "format": "mp4"}),
+            "6": ("CLIPTextEncode", {"clip": clip, "text": PROMPT_CAR}),
+            "7": ("CLIPTextEncode", {"clip": clip, "text": ""}),
+            "8": ("KSamplerSelect", {"sampler_name": "euler"}),
+            "9": ("BasicScheduler", {"model": model, "scheduler": "simple", "steps": 20, "denoise": 1.0}),
+            "10": windowed(model, ("6", 0), ("7", 0), ("5", 0), "flow2video", modality, ("8", 0), ("9", 0), window=33,
+                           short_side=256, vae=vae, clip=clip),
+            "11": ("UnityVideoSaveVideo", {"frames": ("10", 0), "filename_prefix": f"unityvideo/{name}", "fps": ("4", 1), "format": "mp4"}),
         }
     return jobs
 
@@ -268,8 +288,7 @@ def yume_jobs():
         "1": ("UnityVideoLoader", {"checkpoint": FIVE_B_FILES["diffusion_models"], "weight_dtype": "default"}),
         "2": ("CLIPLoader", {"clip_name": FIVE_B_FILES["text_encoders"], "type": "wan", "device": "default"}),
         "3": ("VAELoader", {"vae_name": FIVE_B_FILES["vae"]}),
-        "4": ("UnityVideoLoadVideo", {"video": VIDEO, "num_frames": 1, "width": 960, "height": 544, "sampling": "uniform",
-                                      "stride": 1}),
+        "4": load_video(frame_load_cap=1),
         "5": ("UnityVideoExplore", {"model": ("1", 0), "clip": ("2", 0), "vae": ("3", 0), "image": ("4", 0),
                                     "actions": "W W+A", "prompt": PROMPT_CAR, "start": "last frame", "width": 960,
                                     "height": 544, "steps": 0, "seed": 42, "sentence_set": "model default",

@@ -11,12 +11,14 @@ from unity_core.io import read_video
 
 def test_estimate_writes_video_and_values(tmp_path, carphone_path, capsys):
     out = tmp_path / "depth.mp4"
-    assert main(["estimate", "--modality", "depth", "--video", str(carphone_path), "--out", str(out), "--steps", "2"]) == 0
-    assert main(["estimate", "--modality", "depth", "--video", str(carphone_path), "--out", str(out), "--steps", "2"]) == 0
-    frames, _ = read_video(out)
-    assert frames.shape == (17, 64, 64, 3)
+    args = ["estimate", "--modality", "depth", "--video", str(carphone_path), "--out", str(out), "--steps", "2",
+            "--frames", "17"]  # the first 17 frames (one window) at the source size and fps
+    assert main(args) == 0
+    assert main(args) == 0
+    frames, fps = read_video(out)
+    assert frames.shape == (17, 144, 176, 3) and fps == pytest.approx(29.97, abs=0.01)
     values = np.load(tmp_path / "depth.npz")
-    assert values["values"].shape == (17, 64, 64) and str(values["modality"]) == "depth"
+    assert values["values"].shape == (17, 144, 176) and str(values["modality"]) == "depth"
     assert (tmp_path / "depth_1.mp4").exists() and (tmp_path / "depth_1.npz").exists()  # second run: new names
     assert "depth_1.mp4" in capsys.readouterr().out
 
@@ -25,18 +27,18 @@ def test_generate_and_control(tmp_path, carphone_path):
     assert main(["generate", "--prompt", "a person walks", "--modality", "flow", "--out", str(tmp_path / "g.mp4"), "--steps", "2"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"g.mp4", "g_raft.mp4", "g_raft.npz"}
     assert main(["control", "--modality", "skeleton", "--control", str(carphone_path), "--preprocess",
-                 "--prompt", "a person", "--out", str(tmp_path / "c.mp4"), "--steps", "2"]) == 0
-    assert read_video(tmp_path / "c.mp4")[0].shape == (17, 64, 64, 3)
+                 "--prompt", "a person", "--out", str(tmp_path / "c.mp4"), "--steps", "2", "--frames", "17"]) == 0
+    assert read_video(tmp_path / "c.mp4")[0].shape == (17, 144, 176, 3)
     assert read_video(tmp_path / "c_control.mp4")[0].max() > 0.5  # the rendered skeleton
     assert main(["control", "--modality", "depth", "--control", str(tmp_path / "c.mp4"), "--prompt", "a person",
-                 "--out", str(tmp_path / "d.mp4"), "--steps", "1", "--control-cfg", "1"]) == 0
+                 "--out", str(tmp_path / "d.mp4"), "--steps", "1", "--control-cfg", "1", "--frames", "9"]) == 0
     assert (tmp_path / "d.mp4").is_file()
 
 
 @pytest.mark.parametrize("args,message", [
     (["estimate", "--modality", "normals", "--video", "{clip}", "--out", "x.mp4"], "unknown modality 'normals'"),
     (["estimate", "--modality", "depth", "--video", "missing.mp4", "--out", "x.mp4"], "does not exist"),
-    (["estimate", "--modality", "depth", "--video", "{clip}", "--out", "x.mp4", "--frames", "16"], "not 4k\\+1"),
+    (["estimate", "--modality", "depth", "--video", "{clip}", "--out", "x.mp4", "--window", "16"], "not 4k\\+1"),
     (["control", "--modality", "depth", "--control", "{clip}", "--preprocess", "--prompt", "p", "--out", "x.mp4"], "no offline depth"),
 ])
 def test_bad_inputs(args, message, carphone_path, tmp_path, capsys):

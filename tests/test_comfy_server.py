@@ -10,6 +10,9 @@ Skipped unless ``COMFYUI_URL`` names a running server (loopback only) with this 
 
 - ``COMFYUI_STEPS`` (optional) overrides every sampler's steps for a quicker run (the preview test
   uses at least 3 steps, so that "every step" counts more than one).
+- ``COMFYUI_FRAMES`` (optional, default 21: two 17-frame windows) caps the frames the graphs' Load
+  Video nodes read (``frame_load_cap``) in every test but the whole-clip one, which runs the
+  default estimate graph on all of the clip; 0 reads the whole clip everywhere.
 - ``COMFYUI_PID`` (optional): the server's process id (the last line of
   ``../shared/comfyui/start_server.sh``). The load-held test reads the server's resident memory
   from ``/proc/<pid>/status`` and skips without it.
@@ -41,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 URL = os.environ.get("COMFYUI_URL", "").strip()
 STEPS = os.environ.get("COMFYUI_STEPS", "").strip()
 PID = os.environ.get("COMFYUI_PID", "").strip()
+FRAMES = int(os.environ.get("COMFYUI_FRAMES", "").strip() or 21)
 pytestmark = pytest.mark.skipif(
     not URL, reason="needs a running ComfyUI with this repo in custom_nodes/: set COMFYUI_URL=http://127.0.0.1:8188")
 
@@ -53,13 +57,23 @@ PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA = 1, 4
 LOAD_JOBS, LOAD_WARMUP_JOBS, LOAD_RSS_TOLERANCE = 30, 5, 0.10
 
 
-def _graph(path: Path, min_steps: int = 1) -> dict:
+def _graph(path: Path, min_steps: int = 1, frames: int = FRAMES) -> dict:
     wf = json.loads(path.read_text())
     if STEPS:
         wf = cc.set_steps(wf, max(int(STEPS), min_steps))
     elif sampling_steps(wf) < min_steps:
         wf = cc.set_steps(wf, min_steps)
-    return wf
+    return _cap_frames(wf, frames)
+
+
+def _cap_frames(workflow: dict, frames: int) -> dict:
+    """A copy whose Load Video nodes that read the whole clip read its first ``frames`` (0: unchanged)."""
+    workflow = json.loads(json.dumps(workflow))
+    for node in workflow.values():
+        inputs = node.get("inputs", {})
+        if frames and node.get("class_type") == "UnityVideoLoadVideo" and not inputs.get("frame_load_cap"):
+            inputs["frame_load_cap"] = frames
+    return workflow
 
 
 def sampling_steps(workflow: dict) -> int:
@@ -166,6 +180,39 @@ def test_workflow_runs_in_comfyui(path, client, object_info):
     assert all(f["bytes"] > 0 for f in result["output_files"])
 
 
+def test_default_estimate_graph_keeps_the_whole_clip(client, object_info, tmp_path):
+    """The default estimate-depth graph on the whole carphone clip: the saved video has every
+    frame, the source size and the source frame rate."""
+    import av
+
+    path = _sampling_graph()
+    assert path.name == PREFERRED_GRAPH, path
+    wf = _fresh_seeds(client.upload_inputs(_graph(path, frames=0), INPUT_DIRS))
+    clip = next(Path(d) / n["inputs"]["video"] for n in wf.values() if n["class_type"] == "UnityVideoLoadVideo"
+                for d in INPUT_DIRS if (Path(d) / n["inputs"]["video"]).is_file())
+    result = cc.run_workflow(client, wf, object_info, timeout=1800)
+    assert result["executed"], result.get("error")
+    print(f"{path.name} on the whole clip: {result['seconds']} s from queueing to the end")
+    videos = [f["file"] for f in result["output_files"] if f["file"].endswith(".mp4")]
+    assert len(videos) == 1, result["output_files"]
+    subfolder, _, name = videos[0].rpartition("/")
+    saved = tmp_path / "saved.mp4"
+    saved.write_bytes(client.get_bytes("/view?" + urllib.parse.urlencode(
+        {"filename": name, "subfolder": subfolder, "type": "output"})))
+
+    def figures(p):
+        with av.open(str(p)) as c:
+            s = c.streams.video[0]
+            return sum(1 for _ in c.decode(s)), (s.height, s.width), float(s.average_rate)
+
+    frames, size, fps = figures(saved)
+    src_frames, src_size, src_fps = figures(clip)
+    print(f"{clip.name}: {frames} frames {size[1]}x{size[0]} at {fps:.3f} fps (source {src_frames} frames "
+          f"{src_size[1]}x{src_size[0]} at {src_fps:.3f} fps)")
+    assert (frames, size) == (src_frames, src_size)
+    assert fps == pytest.approx(src_fps, rel=1e-3)
+
+
 async def _run_watching_ws(client: cc.ComfyClient, workflow: dict):
     """Queue ``workflow`` under a fresh client id while listening on ``/ws?clientId=...``; returns
     ``(prompt_id, [(event type, binary preview payload)], progress events, end event type)``."""
@@ -208,7 +255,8 @@ def test_every_sampling_step_sends_a_preview(client):
     """Needs the server started with ``--preview-method latent2rgb`` (as ``.ci/run`` does)."""
     pytest.importorskip("aiohttp", reason="the /ws listener needs aiohttp (installed with ComfyUI's requirements)")
     path = _sampling_graph()
-    wf = _fresh_seeds(client.upload_inputs(_graph(path, min_steps=3), INPUT_DIRS))
+    # one 17-frame window: one preview per sampling step
+    wf = _fresh_seeds(client.upload_inputs(_graph(path, min_steps=3, frames=17), INPUT_DIRS))
     steps = sampling_steps(wf)
     prompt_id, previews, progress, end = asyncio.run(asyncio.wait_for(_run_watching_ws(client, wf), timeout=900))
     assert end == "execution_success", cc.execution_errors(client.history(prompt_id) or {}) or end
@@ -304,7 +352,7 @@ def test_load_held_over_30_queued_jobs(client, tmp_path):
     assert _rss_kib(pid) > 0, f"COMFYUI_PID={pid}: no such process on this machine"
     path = _sampling_graph()
     graph = tmp_path / path.name
-    graph.write_text(json.dumps(_fresh_seeds(client.upload_inputs(_graph(path), INPUT_DIRS))))
+    graph.write_text(json.dumps(_fresh_seeds(client.upload_inputs(_graph(path, frames=17), INPUT_DIRS))))
     cmd = [sys.executable, "-m", "unity_core.cli", "queue", str(graph), "--server", client.server,
            "--repeat", str(LOAD_JOBS), "--wait", "--timeout", "600"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -26,7 +26,7 @@ pipe = UnityVideoPipeline.from_pretrained("default")  # the library, for compari
 
 
 def load(**kw):
-    inputs = dict(video="clip.mp4", num_frames=17, width=64, height=64, sampling="uniform", stride=1)
+    inputs = dict(video="clip.mp4", skip_first_frames=0, end_frame=0, select_every_nth=1, frame_load_cap=17, max_side=0)
     inputs.update(kw)
     return call_node("UnityVideoLoadVideo", **inputs)[0]
 
@@ -43,7 +43,7 @@ def _():
 
 @record("codec")
 def _():
-    frames, fps = load()
+    frames, fps, _ = load()
     (latent,), _ = call_node("UnityVideoEncode", codec=codec, frames=frames)
     (decoded,), _ = call_node("UnityVideoDecode", codec=codec, latent=latent)
     with torch.no_grad():
@@ -62,17 +62,29 @@ def _():
 
 @record("estimate")
 def _():
-    frames, _ = load()
-    (vis, values), _ = call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=text_encoder,
-                                 frames=frames, modality="depth", seed=3, steps=2)
-    ref = pipe.estimate(frames, "depth", steps=2, seed=3, num_frames=17, size=(64, 64))
-    odd = torch.rand(17, 40, 40, 3)
+    import unity_core.modalities as modalities
+
+    frames, _, _ = load(frame_load_cap=21)  # 21 source frames at 144x176: two windows of 17
+    produced, decode = [], modalities.decode
+
+    def spy(modality, x, **kw):  # the model's own output of each window, before values are decoded
+        produced.append(x.clone())
+        return decode(modality, x, **kw)
+
+    modalities.decode = spy
+    try:
+        (vis, values), _ = call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=text_encoder,
+                                     frames=frames, modality="depth", seed=3, steps=2)
+        ours = list(produced)
+        produced.clear()
+        ref = pipe.estimate(frames, "depth", steps=2, seed=3)  # the library's whole-clip estimate
+    finally:
+        modalities.decode = decode
+    gap = (values["values"] - ref.values).abs()
     return {"vis": list(vis.shape), "modality": values["modality"], "values": list(values["values"].shape),
-            "diff": float((vis - ref.modality_frames).abs().max()),
-            "values_diff": float((values["values"] - ref.values).abs().max()),
-            "odd_size": error_of(lambda: call_node("UnityVideoEstimate", model=model, codec=codec,
-                                                   text_encoder=text_encoder, frames=odd, modality="depth", seed=0,
-                                                   steps=1)),
+            "windows": [len(ours), len(produced)],
+            "produced_diff": max(float((a - b).abs().max()) for a, b in zip(ours, produced)),
+            "values_diff": float(gap.max()), "values_mean_diff": float(gap.mean()),
             "no_text": error_of(lambda: call_node("UnityVideoEstimate", model=model, codec=codec, text_encoder=None,
                                                   frames=frames, modality="depth", seed=0, steps=1))}
 
@@ -87,9 +99,10 @@ def _():
             "missing": error_of(lambda: load(video="nope.mp4")),
             "escape": error_of(lambda: load(video="../clip.mp4")),
             "absolute": error_of(lambda: load(video=str(INPUT / "clip.mp4"))),
-            "not_4k1": error_of(lambda: load(num_frames=16)),
-            "validate_16": LOADER.validate_inputs(num_frames=16), "validate_17": LOADER.validate_inputs(num_frames=17),
-            "validate_linked": LOADER.validate_inputs(num_frames=None)}
+            "end_before_start": error_of(lambda: load(skip_first_frames=9, end_frame=4)),
+            "validate_bad": LOADER.validate_inputs(skip_first_frames=9, end_frame=4),
+            "validate_ok": LOADER.validate_inputs(skip_first_frames=9, end_frame=0),
+            "validate_linked": LOADER.validate_inputs(skip_first_frames=None, end_frame=4)}
 
 
 @record("savers_stay_in_the_output_folder")
@@ -108,8 +121,8 @@ def _():
 @record("graph")
 def _():
     prompt = {
-        "1": {"class_type": "UnityVideoLoadVideo", "inputs": {"video": "clip.mp4", "num_frames": 9, "width": 32,
-                                                              "height": 32, "sampling": "uniform", "stride": 1}},
+        "1": {"class_type": "UnityVideoLoadVideo", "inputs": {"video": "clip.mp4", "skip_first_frames": 0, "end_frame": 0,
+                                                              "select_every_nth": 3, "frame_load_cap": 9, "max_side": 32}},
         "2": {"class_type": "UnityVideoPreprocess", "inputs": {"frames": ["1", 0], "modality": "raft"}},
         "3": {"class_type": "UnityVideoSaveVideo", "inputs": {"frames": ["2", 0], "filename_prefix": "uv/flow",
                                                               "fps": ["1", 1], "format": "mp4"}},
@@ -122,7 +135,7 @@ def _():
     touched = run_prompt(prompt, first.executor)
     saved = sorted(str(p.relative_to(OUTPUT)) for p in OUTPUT.rglob("*") if p.is_file())
     npz = np.load(OUTPUT / "uv" / "flow_raft.npz")
-    bad = {**prompt, "1": {**prompt["1"], "inputs": {**prompt["1"]["inputs"], "num_frames": 8}}}
+    bad = {**prompt, "1": {**prompt["1"], "inputs": {**prompt["1"]["inputs"], "skip_first_frames": 9, "end_frame": 4}}}
     depth = {**prompt, "2": {**prompt["2"], "inputs": {**prompt["2"]["inputs"], "modality": "depth"}}}
     failed = run_prompt(depth)  # ComfyUI 0.3.64 does not check V3 combo values when queued: the node refuses it
     return {"first": [first.success, first.executed], "again": again.executed, "touched": touched.executed,
@@ -146,8 +159,8 @@ def test_modality_nodes_round_trip(checks):
 
 def test_codec_nodes_equal_the_library(checks):
     info = check(checks, "codec")
-    assert info["frames"] == [17, 64, 64, 3] and info["latent"] == [1, 16, 5, 8, 8]
-    assert info["decoded"] == [17, 64, 64, 3] and 0 <= info["range"][0] and info["range"][1] <= 1
+    assert info["frames"] == [17, 144, 176, 3] and info["latent"] == [1, 16, 5, 18, 22]
+    assert info["decoded"] == [17, 144, 176, 3] and 0 <= info["range"][0] and info["range"][1] <= 1
     # the node's codec and the library's are two instances of the same weights: a tight tolerance
     assert info["latent_diff"] < 1e-5 and info["frames_diff"] < 1e-5, info
     assert "48 channels, the built-in codec takes 16" in info["wrong_channels"]
@@ -157,12 +170,13 @@ def test_codec_nodes_equal_the_library(checks):
 
 def test_estimate_node_runs_the_core_model_as_the_pipeline_does(checks):
     info = check(checks, "estimate")
-    assert info["vis"] == [17, 64, 64, 3] and info["modality"] == "depth" and info["values"] == [17, 64, 64]
-    # core's KSampler (euler, simple) against the library's Euler: the frames agree to ~5e-7; the depth
-    # decoder's projection onto its colour map can move a value by a fraction of a map step at the
-    # joints between segments (seen: 3e-4), so the values get that much room
-    assert info["diff"] < 1e-4 and info["values_diff"] < 1e-3
-    assert "frames are 40x40; this model takes sides that are multiples of 16" in info["odd_size"]
+    assert info["vis"] == [21, 144, 176, 3] and info["modality"] == "depth" and info["values"] == [21, 144, 176]
+    # core's sampling (euler, simple) per window against the library's windowed Euler: the windows' frames
+    # agree to ~1e-6; the depth decoder's projection onto its colour map can move a value by a fraction
+    # of a map step at the joints between segments (seen: 1.4e-3 at 64x80), so the values get that
+    # much room at a few pixels and must agree on average
+    assert info["windows"] == [2, 2] and info["produced_diff"] < 1e-4
+    assert info["values_diff"] < 5e-3 and info["values_mean_diff"] < 1e-5
     assert "needs the built-in codec and text encoder" in info["no_text"]
 
 
@@ -172,9 +186,9 @@ def test_video_loader_errors(checks):
     assert info["listed_later"] == ["clip.mp4"]  # read again each time; other files are not listed
     assert "'nope.mp4' is not in ComfyUI's input folder" in info["missing"]
     assert "escapes the input folder" in info["escape"] and "escapes the input folder" in info["absolute"]
-    assert "frame count 16 is not 4k+1; use 13 or 17" in info["not_4k1"]
-    assert info["validate_16"] == "num_frames: frame count 16 is not 4k+1; use 13 or 17"
-    assert info["validate_17"] is True and info["validate_linked"] is True
+    assert "end (4) must be after start (9)" in info["end_before_start"]
+    assert info["validate_bad"] == "end_frame (4) must be after skip_first_frames (9), or 0 for the clip's end"
+    assert info["validate_ok"] is True and info["validate_linked"] is True
 
 
 def test_save_nodes_stay_inside_the_output_folder(checks):
@@ -192,8 +206,8 @@ def test_graph_saves_caches_and_rereads_a_replaced_file(checks):
     assert info["ui"]["images"][0]["filename"] == "flow.mp4" and info["ui"]["images"][0]["subfolder"] == "uv"
     assert info["ui"]["animated"] == [False]
     assert info["saved"] == ["uv/flow.mp4", "uv/flow_1.mp4", "uv/flow_raft.npz", "uv/flow_raft_1.npz"]
-    assert info["npz"] == ["raft", [9, 32, 32, 2]] and "raft (9, 32, 32, 2)" in info["text"][0]
+    assert info["npz"] == ["raft", [9, 26, 32, 2]] and "raft (9, 26, 32, 2)" in info["text"][0]
     assert "prompt failed validation" in info["bad_count"]
-    assert "num_frames: frame count 8 is not 4k+1" in info["bad_count"]
+    assert "end_frame (4) must be after skip_first_frames (9)" in info["bad_count"]
     success, node, message = info["bad_choice"]
     assert not success and node == "2" and "no offline depth estimator" in message

@@ -17,6 +17,7 @@ DEFAULT_API = sorted((WORKFLOWS / "default").glob("*_api.json"))
 FIVE_B_API = sorted((WORKFLOWS / "5b").glob("*_api.json"))
 YUME_API = sorted((WORKFLOWS / "yume").glob("*_api.json"))
 STEPS = 4  # a divisor of 1000: core's simple schedule is then our linspace, as at 20 steps
+FRAMES = 21  # frame_load_cap for the runs: two 17-frame windows, the second conditioned on the first
 # core nodes the graphs use where core has one; the pack supplies the rest
 CORE = {"KSampler", "SamplerCustomAdvanced", "RandomNoise", "KSamplerSelect", "BasicScheduler", "CLIPLoader",
         "CLIPTextEncode", "VAELoader", "VAEEncode", "VAEDecode"}
@@ -54,21 +55,44 @@ def test_templates_are_ui_graphs_only_with_thumbnails():
 
 
 def test_sampling_graphs_use_core_samplers_and_no_pack_sampler():
+    """Single-window graphs put UnityVideo Task and Split around a core sampler; whole-clip graphs
+    give UnityVideo Windowed Sampling (Task, core sampling and Split per window) core's SAMPLER
+    and SIGMAS (KSamplerSelect, BasicScheduler)."""
     for api in DEFAULT_API + FIVE_B_API + YUME_API:
         classes = {n["class_type"] for n in json.loads(api.read_text()).values()}
         assert all(c in CORE or c.startswith("UnityVideo") for c in classes), (api.name, classes)
-        if "explore" not in api.name:
+        if "explore" in api.name:
+            continue
+        if "UnityVideoWindowedSampling" in classes:
+            assert {"KSamplerSelect", "BasicScheduler"} <= classes, api.name
+        else:
             assert classes & {"KSampler", "SamplerCustomAdvanced"}, api.name
             assert "UnityVideoTask" in classes and "UnityVideoSplit" in classes, api.name
     five_b = {n["class_type"] for api in FIVE_B_API for n in json.loads(api.read_text()).values()}
     assert {"CLIPLoader", "VAELoader", "VAEDecode", "CLIPTextEncode"} <= five_b
 
 
+def test_video_graphs_keep_the_whole_clip_and_its_fps():
+    """Every graph that reads the clip to estimate or control reads all of it at its own size and
+    saves at the fps Load Video reports."""
+    for api in DEFAULT_API + FIVE_B_API:
+        graph = json.loads(api.read_text())
+        loaders = {k: n for k, n in graph.items() if n["class_type"] == "UnityVideoLoadVideo"}
+        if "explore" in api.name or not loaders:
+            continue
+        for node in loaders.values():
+            assert node["inputs"]["frame_load_cap"] == 0 and node["inputs"]["max_side"] == 0, api.name
+            assert node["inputs"]["end_frame"] == 0 and node["inputs"]["select_every_nth"] == 1, api.name
+        savers = [n for n in graph.values() if n["class_type"] == "UnityVideoSaveVideo"]
+        assert savers and all(n["inputs"]["fps"] in ([k, 1] for k in loaders) for n in savers), api.name
+
+
 @pytest.fixture(scope="module")
 def figures(carphone_path):
     from tests.workflow_runner import run_workflows
 
-    return run_workflows(DEFAULT_API, FIVE_B_API + YUME_API, carphone_path, steps=STEPS)  # the 5B ones: validated
+    # the 5B ones: validated; the default ones on the clip's first FRAMES frames (more than one window)
+    return run_workflows(DEFAULT_API, FIVE_B_API + YUME_API, carphone_path, steps=STEPS, frames=FRAMES)
 
 
 @pytest.mark.parametrize("path", FIVE_B_API + YUME_API, ids=lambda p: p.stem)
@@ -89,5 +113,11 @@ def test_default_workflows_run_to_success(figures, path):
                                           ("joint_depth", ("rgb", "modality"))])
 def test_default_graphs_equal_the_cli_pipeline(figures, name, streams):
     f = figures["match"][name]
+    if name == "estimate_depth":
+        # the visualisation is drawn from the stitched values, whose decoder projects onto the colour map:
+        # at a few pixels on the map's joints a 1e-6 difference in the windows' frames moves a value by a
+        # fraction of a map step (seen: 3.7e-4 in the frames); everywhere else they are the same
+        assert f["modality"] < 5e-3 and f["modality_mean"] < 1e-5 and f["values_mean"] < 1e-5, f
+        return
     for stream in streams:
         assert f[stream] < 1e-4, f  # frames in [0, 1]: the same video

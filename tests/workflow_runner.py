@@ -40,6 +40,8 @@ for path in CFG["default"]:
         for key in ("steps",):
             if key in node["inputs"]:
                 node["inputs"][key] = CFG["steps"]
+        if node["class_type"] == "UnityVideoLoadVideo" and CFG["frames"] and not node["inputs"]["frame_load_cap"]:
+            node["inputs"]["frame_load_cap"] = CFG["frames"]
     before = {p for p in (BASE / "output").rglob("*") if p.is_file()}
     start = time.time()
     run = run_prompt(prompt, executor)
@@ -59,12 +61,15 @@ pipe = UnityVideoPipeline.from_pretrained("default")
 steps, seed = CFG["steps"], 42
 if "estimate_depth" in runs and runs["estimate_depth"].success:
     r = runs["estimate_depth"]
-    out = pipe.estimate(r.outputs("2")[0], "depth", steps=steps, seed=seed)
-    res["match"]["estimate_depth"] = {"modality": err(r.outputs("8")[0], out.modality_frames)}
+    out = pipe.estimate(r.outputs("2")[0], "depth", steps=steps, seed=seed)  # the whole clip, in windows
+    vis, values = r.outputs("6")
+    res["match"]["estimate_depth"] = {"modality": err(vis, out.modality_frames),
+                                      "modality_mean": float((vis - out.modality_frames).abs().mean()),
+                                      "values_mean": float((values["values"] - out.values).abs().mean())}
 if "control_pose" in runs and runs["control_pose"].success:
     r = runs["control_pose"]
     out = pipe.control(r.outputs("3")[0], "skeleton", CFG["prompt_car"], steps=steps, seed=seed)
-    res["match"]["control_pose"] = {"rgb": err(r.outputs("14")[0], out.rgb), "control_cfg": pipe.defaults["control_cfg"]}
+    res["match"]["control_pose"] = {"rgb": err(r.outputs("8")[0], out.rgb), "control_cfg": pipe.defaults["control_cfg"]}
 if "joint_depth" in runs and runs["joint_depth"].success:
     r = runs["joint_depth"]
     out = pipe.generate(CFG["prompt_room"], "depth", num_frames=17, height=64, width=64, steps=steps, seed=seed)
@@ -73,11 +78,13 @@ emit(res)
 '''
 
 
-def run_workflows(default: Iterable[Path], five_b: Iterable[Path], video: Path, steps: int = 4) -> Dict:
+def run_workflows(default: Iterable[Path], five_b: Iterable[Path], video: Path, steps: int = 4,
+                  frames: int = 0) -> Dict:
     """Validate the 5B API workflows and run the default ones (``steps`` overridden) in one ComfyUI
     process; compare estimate_depth / control_pose / joint_depth with ``UnityVideoPipeline``'s
     estimate / control / generate (what ``unityvideo estimate/control/generate`` call) at the same
-    seed and steps.
+    seed and steps. ``frames``: a frame_load_cap for the graphs' Load Video nodes that read the whole
+    clip (0: all of it).
 
     Returns:
         ``{"validate_5b": {file: {valid, error, outputs}}, "runs": {name: {success, error, seconds,
@@ -90,5 +97,5 @@ def run_workflows(default: Iterable[Path], five_b: Iterable[Path], video: Path, 
 
     config = {"default": [str(Path(p).resolve()) for p in default], "five_b": [str(Path(p).resolve()) for p in five_b],
               "video": str(Path(video).resolve()),
-              "steps": steps, "model_files": FIVE_B_FILES, "prompt_car": PROMPT_CAR, "prompt_room": PROMPT_ROOM}
+              "steps": steps, "frames": int(frames), "model_files": FIVE_B_FILES, "prompt_car": PROMPT_CAR, "prompt_room": PROMPT_ROOM}
     return run_in_comfy(f"CONFIG = {json.dumps(json.dumps(config))}\n" + _CHILD, timeout=1500)

@@ -61,8 +61,10 @@ def finite_float(text: str) -> float:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp); never overwritten")
-    p.add_argument("--frames", type=int, default=None, help="frames, 4k+1 (default: the model's, 17 for the default)")
-    p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16 (default: the model's, 64x64)")
+    p.add_argument("--frames", type=int, default=None, help="generate: frames, 4k+1 (default: the model's, 17); estimate / control: at most N "
+                   "frames from --start (more than the clip holds is an error; default: all)")
+    p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16: generate's size (default 64x64); estimate / control: the size the "
+                   "model sees (default: the short side at the model's 64, aspect kept)")
     p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20, as the release)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--cfg", type=finite_float, default=1.0, help="classifier-free guidance (1 = off)")
@@ -76,6 +78,21 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 _OFFLOAD = ("none", "group", "group-stream", "leaf")
+
+
+def clip_options(p: argparse.ArgumentParser) -> None:
+    """Whole-clip options of ``estimate`` and ``control`` (windows over the whole clip)."""
+    g = p.add_argument_group("whole clip (default: every frame at the source size and fps)")
+    g.add_argument("--start", type=int, default=0, help="first source frame (default 0)")
+    g.add_argument("--end", type=int, default=None, help="source frame to stop before (default: the clip's end)")
+    g.add_argument("--stride", type=int, default=1, help="take every N-th frame (default 1; the output fps is divided by N)")
+    g.add_argument("--window", type=int, default=None, help="frames per window, 4k+1 (default: the model's, 17)")
+    g.add_argument("--overlap", type=int, default=None,
+                   help="frames shared by consecutive windows, < window (default: about a quarter, 5 for 17)")
+    g.add_argument("--conditioning", default="noised", choices=["noised", "clean", "none"],
+                   help="how a window sees the previous window's output on the shared frames: noised to each step's "
+                        "level (default), clean, or none (independent windows)")
+    g.add_argument("--fps", type=float, default=None, help="output fps (default: the source's / stride)")
 
 
 def memory_options(p: argparse.ArgumentParser) -> None:
@@ -182,7 +199,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     est = sub.add_parser("estimate", help="RGB video -> modality video + values (.npz)")
     est.add_argument("--modality", required=True)
     est.add_argument("--video", required=True, type=Path)
+    est.add_argument("--no-values", action="store_true", help="write the video only (no .npz of values)")
     _common(est)
+    clip_options(est)
     gen = sub.add_parser("generate", help="text -> RGB video + modality video (joint generation)")
     gen.add_argument("--prompt", required=True)
     gen.add_argument("--modality", required=True)
@@ -195,6 +214,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ctl.add_argument("--control-cfg", type=finite_float, default=None,
                      help="control guidance, 1 = off (default: the model's; 8 for the embedded default)")
     _common(ctl)
+    clip_options(ctl)
     exp = sub.add_parser("explore", help="start image + camera actions -> a walk through the world (Yume-style)")
     exp.add_argument("--image", required=True, type=Path, help="start image (png, jpg, ...) or a video (see --start)")
     exp.add_argument("--start", default="first", choices=list(EXPLORE_START_CHOICES),
@@ -243,6 +263,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"unityvideo {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"unityvideo {args.command}: cancelled; nothing was written under the output name", file=sys.stderr)
+        return 130
 
 
 def _pipeline(args):
@@ -250,11 +273,28 @@ def _pipeline(args):
 
     if hasattr(args, "modality"):
         args.modality = resolve_modality(args.modality)
-    if args.frames is not None:
+    if args.command == "generate" and args.frames is not None:
         from unity_core.io import check_frame_count
 
         check_frame_count(args.frames)
     return load_pipeline(args)
+
+
+def _check_outputs(args, *names: Path) -> None:
+    """Refuse output names with a suffix we cannot write before loading or sampling anything."""
+    from unity_core.io import check_output_suffix
+
+    for name in names:
+        check_output_suffix(name)
+
+
+def _clip_kwargs(args) -> dict:
+    """The whole-clip options as :func:`unity_core.video.clip.run_clip` takes them."""
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be >= 1, got {args.frames}")
+    return dict(start=args.start, end=args.end, stride=args.stride, max_frames=args.frames, window=args.window,
+                overlap=args.overlap, size=args.size, conditioning=args.conditioning, fps=args.fps, progress=True,
+                steps=args.steps, seed=args.seed, cfg=args.cfg, scheduler=args.scheduler)
 
 
 def _sampler_kwargs(args, desc):
@@ -264,19 +304,22 @@ def _sampler_kwargs(args, desc):
 
 
 def _estimate(args) -> int:
-    from unity_core.io import read_video, write_video
-
     start = time.time()
+    _check_outputs(args, args.out)
     if not args.video.exists():
         raise FileNotFoundError(f"video {args.video} does not exist")
     pipe = _pipeline(args)
-    frames, _ = read_video(args.video)
-    out = pipe.estimate(frames, args.modality, num_frames=args.frames, size=args.size, **_sampler_kwargs(args, f"estimate {args.modality}"))
-    if not is_main_process():
+    main_rank = is_main_process()  # the other ranks of --parallel write nothing
+    out = pipe.estimate(args.video, args.modality, out=args.out if main_rank else None,
+                        values_out=args.out.with_suffix(".npz") if main_rank and not args.no_values else None,
+                        **_clip_kwargs(args))
+    if not main_rank:
         return 0
-    video = write_video(args.out, out.modality_frames, out.fps)
-    values = _save_values(video, args.modality, out.values)
-    print(f"estimate {args.modality}: {video} {values} ({time.time() - start:.1f}s)")
+    info = out.info
+    written = " ".join(str(p) for p in (info["video"], info["values"]) if p is not None)
+    h, w = info["size"]
+    print(f"estimate {args.modality}: {written} ({info['num_frames']} frames, {w}x{h}, {out.fps:.3f} fps, "
+          f"{info['windows']} windows, {time.time() - start:.1f}s)")
     return 0
 
 
@@ -284,6 +327,7 @@ def _generate(args) -> int:
     from unity_core.io import write_video
 
     start = time.time()
+    _check_outputs(args, args.out)
     pipe = _pipeline(args)
     h, w = args.size or (None, None)
     out = pipe.generate(args.prompt, args.modality, num_frames=args.frames, height=h, width=w, **_sampler_kwargs(args, "generate"))
@@ -298,25 +342,29 @@ def _generate(args) -> int:
 
 def _control(args) -> int:
     from unity_core import modalities as M
-    from unity_core.io import read_video, write_video
     from unity_core.preprocess import extract_control
 
     start = time.time()
+    _check_outputs(args, args.out)
     if not args.control.exists():
         raise FileNotFoundError(f"control video {args.control} does not exist")
     pipe = _pipeline(args)
-    frames, _ = read_video(args.control)
-    frames = pipe.prepare_frames(frames, args.frames, args.size)
+    preprocess = None
     if args.preprocess:
-        values = extract_control(args.modality, frames)
-        frames = M.encode(args.modality, values, size=frames.shape[1:3])
+        def preprocess(frames):
+            return M.encode(args.modality, extract_control(args.modality, frames), size=frames.shape[1:3])
     guidance = {} if args.control_cfg is None else {"control_cfg": args.control_cfg}
-    out = pipe.control(frames, args.modality, args.prompt, **_sampler_kwargs(args, "control"), **guidance)
-    if not is_main_process():
+    main_rank = is_main_process()
+    out = pipe.control(args.control, args.modality, args.prompt, preprocess=preprocess,
+                       out=args.out if main_rank else None,
+                       control_out=args.out.with_name(f"{args.out.stem}_control{args.out.suffix}") if main_rank else None,
+                       **_clip_kwargs(args), **guidance)
+    if not main_rank:
         return 0
-    rgb = write_video(args.out, out.rgb, out.fps)
-    ctrl = write_video(rgb.with_name(f"{rgb.stem}_control{rgb.suffix}"), out.modality_frames, out.fps)
-    print(f"control {args.modality}: {rgb} {ctrl} ({time.time() - start:.1f}s)")
+    info = out.info
+    h, w = info["size"]
+    print(f"control {args.modality}: {info['video']} {info['control']} ({info['num_frames']} frames, {w}x{h}, "
+          f"{out.fps:.3f} fps, {time.time() - start:.1f}s)")
     return 0
 
 
@@ -378,9 +426,10 @@ def _speed(text: Optional[str]) -> Optional[dict]:
 def _explore(args) -> int:
     from unity_core.explore.long_video import explore, start_frames
     from unity_core.explore.qcm import format_script, parse_script
-    from unity_core.io import read_video, unique_path, write_video
+    from unity_core.io import read_video, write_new_text, write_video
 
     start = time.time()
+    _check_outputs(args, args.out)
     try:
         actions = parse_script(args.actions)
     except ValueError as err:
@@ -407,8 +456,7 @@ def _explore(args) -> int:
         "segments": [{"action": format_script([a]), "prompt": p, "frames": list(f), "seconds": round(s, 3)}
                      for a, p, f, s in zip(res.actions, res.prompts, res.segment_frames, res.seconds_per_segment)],
     }
-    meta = unique_path(video.with_suffix(".json"))
-    meta.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    meta = write_new_text(video.with_suffix(".json"), json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     print(f"explore {record['actions']}: {video} {meta} ({record['frames']} frames, {time.time() - start:.1f}s)")
     return 0
 

@@ -264,7 +264,7 @@ class UnityVideoPipeline:
         return frames
 
     def _sample(self, task: str, modality: str, prompt: str, rgb_latent=None, modality_latent=None, shape=None,
-                negative_prompt: str = "", **kw):
+                negative_prompt: str = "", model=None, **kw):
         cfg = kw.pop("cfg", self.defaults.get("cfg", 1.0))
         kw.setdefault("shift", self.defaults.get("shift", 1.0))
         if task == "flow2video":
@@ -279,7 +279,7 @@ class UnityVideoPipeline:
         if kw.get("cache") is not None and not callable(kw["cache"]):  # a step cache spec or config, not a block cache
             step_cache = self.step_cache_config(kw.pop("cache"), task, steps)
         with torch.no_grad(), enabled_cache(self.transformer, step_cache):
-            return sample(self.transformer, task, context=ctx, modality=modality,
+            return sample(model if model is not None else self.transformer, task, context=ctx, modality=modality,
                           modality_context=modality_ctx, rgb_latent=rgb_latent,
                           modality_latent=modality_latent, shape=shape, cfg=cfg, negative_context=neg,
                           steps=steps, seed=kw.pop("seed", self.defaults["seed"]), **kw)
@@ -316,11 +316,33 @@ class UnityVideoPipeline:
 
     # -- the three tasks ---------------------------------------------------------------------
 
-    def estimate(self, frames: torch.Tensor, modality: str, prompt: str = "", **sampler) -> PipelineOutput:
-        """Estimation (``video2flow``): RGB ``[F, H, W, 3]`` -> the modality's visualisation and values."""
+    def estimate(self, frames, modality: str, prompt: str = "", **sampler) -> PipelineOutput:
+        """Estimation (``video2flow``): RGB video -> the modality's visualisation and values, for
+        the whole clip at its size and frame rate.
+
+        ``frames``: a path, a tensor / numpy array ``[F, H, W, 3]`` (float in [0, 1], or uint8
+        0-255, converted explicitly), or an iterable of frames. The clip is cut into windows of
+        the model's length and stitched (:func:`unity_core.video.clip.run_clip`, which takes the
+        options ``start``, ``end``, ``stride``, ``max_frames``, ``window``, ``overlap``, ``size``,
+        ``conditioning``, ``fps``, ``out``, ``values_out``, ``progress``); the result has every
+        selected frame at the source size and the source's fps.
+
+        With ``num_frames`` (4k+1) the release's single window is run instead: ``num_frames``
+        frames spread uniformly over the clip, resized and centre-cropped to ``size`` (default:
+        the pipeline's), at the pipeline's fps.
+
+        Raises:
+            ValueError: frames of the wrong shape (one ``[H, W, 3]`` frame: add the frame axis),
+                empty, or float outside [0, 1]; bad options (before any sampling).
+        """
         self._require_modality_stream("estimation")
         modality = resolve_modality(modality)
-        rgb = self.prepare_frames(frames, sampler.pop("num_frames", None), sampler.pop("size", None))
+        if sampler.get("num_frames") is None:
+            from unity_core.video.clip import run_clip
+
+            sampler.pop("num_frames", None)
+            return run_clip(self, "video2flow", frames, modality, prompt, **sampler)
+        rgb = self.prepare_frames(door_frames(frames), sampler.pop("num_frames", None), sampler.pop("size", None))
         out = self._sample("video2flow", modality, prompt, rgb_latent=self.encode_frames(rgb), **sampler)
         vis = self.decode_latent(out.modality_latent)
         return PipelineOutput(rgb, vis, self._values(modality, vis), modality, self.defaults["fps"],
@@ -339,11 +361,23 @@ class UnityVideoPipeline:
         return PipelineOutput(self.decode_latent(out.rgb_latent), vis, self._values(modality, vis), modality,
                               self.defaults["fps"], {"model_evaluations": out.model_evaluations})
 
-    def control(self, control_frames: torch.Tensor, modality: str, prompt: str, **sampler) -> PipelineOutput:
-        """Controllable generation (``flow2video``): a modality visualisation video -> RGB."""
+    def control(self, control_frames, modality: str, prompt: str, **sampler) -> PipelineOutput:
+        """Controllable generation (``flow2video``): a modality visualisation video -> RGB, for the
+        whole clip in windows at its size and fps (as :meth:`estimate`: same inputs and options,
+        plus ``preprocess``); with ``num_frames`` the release's single window.
+
+        Raises:
+            ValueError: as :meth:`estimate`.
+        """
         self._require_modality_stream("controllable generation")
         modality = resolve_modality(modality)
-        ctrl = self.prepare_frames(control_frames, sampler.pop("num_frames", None), sampler.pop("size", None))
+        if sampler.get("num_frames") is None:
+            from unity_core.video.clip import run_clip
+
+            sampler.pop("num_frames", None)
+            res = run_clip(self, "flow2video", control_frames, modality, prompt, **sampler)
+            return res
+        ctrl = self.prepare_frames(door_frames(control_frames), sampler.pop("num_frames", None), sampler.pop("size", None))
         out = self._sample("flow2video", modality, prompt, modality_latent=self.encode_frames(ctrl), **sampler)
         return PipelineOutput(self.decode_latent(out.rgb_latent), ctrl, None, modality, self.defaults["fps"],
                               {"model_evaluations": out.model_evaluations})
@@ -351,6 +385,32 @@ class UnityVideoPipeline:
     def run(self, task: str, **kwargs) -> PipelineOutput:
         """Dispatch by task name (release or paper name)."""
         return {"video2flow": self.estimate, "text2all": self.generate, "flow2video": self.control}[resolve_task(task)](**kwargs)
+
+
+def door_frames(frames) -> torch.Tensor:
+    """Frames at the pipeline's door: a tensor or numpy array ``[F, H, W, 3]``, float in [0, 1]
+    (returned as float32) or uint8 0-255 (divided by 255: an explicit conversion, never a wrap).
+
+    Raises:
+        ValueError: one frame ``[H, W, 3]`` (add the frame axis: ``frames[None]``), zero frames,
+            another shape, another integer dtype, or float values outside [0, 1].
+    """
+    import numpy as np
+
+    from unity_core.io.video import check_unit_frames
+
+    if isinstance(frames, np.ndarray):
+        frames = torch.from_numpy(np.ascontiguousarray(frames))
+    if not isinstance(frames, torch.Tensor):
+        raise ValueError(f"frames must be a tensor or numpy array [F, H, W, 3], got {type(frames).__name__}")
+    if frames.ndim == 3 and frames.shape[-1] == 3:
+        raise ValueError(f"frames must be [F, H, W, 3]; got one frame {tuple(frames.shape)}: add the frame axis, "
+                         "e.g. frames[None]")
+    if frames.ndim == 4 and frames.shape[0] == 0:
+        raise ValueError("no frames: the clip is empty ([0, H, W, 3])")
+    if frames.dtype == torch.uint8:
+        frames = frames.float() / 255.0
+    return check_unit_frames(frames).float()
 
 
 def make_random_default(folder: PathLike, seed: int = 0) -> Path:

@@ -28,13 +28,30 @@ def _masked(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
     return x[_check_mask(mask)] if mask is not None else x.reshape(-1)
 
 
+def fit_scale_shift(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Tuple[float, float]:
+    """Least-squares scale ``s`` and shift ``b`` minimising ``|s * pred + b - target|^2`` over the
+    elements (where ``mask``), in closed form (float64): MiDaS-style alignment of relative depth,
+    and Video Depth Anything's alignment of a window to the previous one on their overlap
+    (:class:`unity_core.video.windows.Stitcher`). A constant ``pred`` gets ``s = 1`` and the mean
+    offset; no elements give ``(1, 0)``."""
+    p, q = pred.double().flatten(), target.double().flatten()
+    if mask is not None:
+        m = _check_mask(mask).flatten()
+        p, q = p[m], q[m]
+    if p.numel() == 0:
+        return 1.0, 0.0
+    pm, qm = p.mean(), q.mean()
+    var = ((p - pm) ** 2).sum()
+    if var <= 1e-12 * max(1, p.numel()):
+        return 1.0, float(qm - pm)
+    s = ((p - pm) * (q - qm)).sum() / var
+    return float(s), float(qm - s * pm)
+
+
 def align_scale_shift(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Least-squares s, b minimising ||s * pred + b - target||^2 over the clip; returns s * pred + b
-    (MiDaS-style alignment for relative depth, one (s, b) per clip)."""
-    p, t = _masked(pred.double(), mask), _masked(target.double(), mask)
-    a = torch.stack([p, torch.ones_like(p)], 1)
-    sol = torch.linalg.lstsq(a, t[:, None]).solution[:, 0]
-    return (pred.double() * sol[0] + sol[1]).to(pred.dtype)
+    """``s * pred + b`` with (s, b) of :func:`fit_scale_shift` over the clip (one pair per clip)."""
+    s, b = fit_scale_shift(pred, target, mask)
+    return (pred.double() * s + b).to(pred.dtype)
 
 
 def abs_rel(pred: torch.Tensor, target: torch.Tensor, mask: Optional[torch.Tensor] = None, align: bool = False) -> float:
@@ -117,4 +134,4 @@ def action_accuracy(predicted: Sequence[Tuple[str, str]], commanded: Sequence[Tu
     return {"overall": both, "movement": move, "rotation": rot}
 
 
-__all__ = ["abs_rel", "action_accuracy", "align_scale_shift", "delta1", "epe", "miou", "pck", "warping_error"]
+__all__ = ["abs_rel", "action_accuracy", "align_scale_shift", "delta1", "epe", "fit_scale_shift", "miou", "pck", "warping_error"]
