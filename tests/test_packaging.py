@@ -220,6 +220,7 @@ def test_pack_in_comfyui_without_the_extras(tmp_path, carphone_path):
         import json, shutil, sys, torch, nodes
         from unity_core import comfy_client as cc
         shutil.copy({str(carphone_path)!r}, BASE / "input" / "carphone_pristine.mp4")
+        load_extras("nodes_custom_sampler")  # the estimate graph's KSamplerSelect and BasicScheduler
         graph = cc.set_steps(json.loads({json.dumps(json.dumps(graph))}), 1)
 
         @record("hidden")
