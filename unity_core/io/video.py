@@ -68,23 +68,6 @@ def select_frames(total: int, num_frames: Optional[int], sampling: str = "unifor
     raise ValueError(f"unknown frame sampling {sampling!r}; use 'uniform' or 'stride'")
 
 
-def _read_av(path: Path) -> Tuple[List[np.ndarray], float]:
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoReadError(f"{path} has no video stream")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 8.0)
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    except VideoReadError:
-        raise
-    except Exception as err:  # noqa: BLE001 - PyAV raises many error types for bad files
-        raise VideoReadError(f"cannot decode {path}: {err}; is it a complete video file?") from None
-    return frames, fps
-
-
 def _rgb(image: np.ndarray) -> np.ndarray:
     """Grey ``[H, W]``, grey + alpha, RGB or RGBA -> ``[H, W, 3]``."""
     image = np.asarray(image)
@@ -93,31 +76,6 @@ def _rgb(image: np.ndarray) -> np.ndarray:
     if image.shape[-1] in (1, 2):  # grey (+ alpha)
         image = np.repeat(image[..., :1], 3, axis=-1)
     return image[..., :3]
-
-
-def _read_images(path: Path) -> Tuple[List[np.ndarray], float]:
-    import imageio.v3 as iio
-
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise VideoReadError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        frames = [_rgb(iio.imread(p)) for p in files]
-        sizes = sorted({f.shape[:2] for f in frames})
-        if len(sizes) > 1:
-            raise VideoReadError(f"the images in {path} differ in size ({sizes}); resize them to one size")
-        return frames, 8.0
-    from PIL import Image, ImageSequence
-
-    try:
-        with Image.open(path) as im:
-            frames, durations = [], []
-            for frame in ImageSequence.Iterator(im):
-                frames.append(np.asarray(frame.convert("RGB")))
-                durations.append(frame.info.get("duration") or 125)
-    except Exception as err:  # noqa: BLE001 - Pillow raises many error types for bad files
-        raise VideoReadError(f"cannot decode {path}: {err}") from None
-    return frames, 1000.0 / float(np.mean(durations))
 
 
 def check_unit_frames(frames) -> torch.Tensor:
@@ -180,23 +138,17 @@ def read_video(
         FileNotFoundError: no such path.
         VideoReadError: empty, corrupt or frameless input.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"video {path} does not exist")
-    if path.is_file() and path.stat().st_size == 0:
-        raise VideoReadError(f"{path} is empty (0 bytes)")
-    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
-        frames, fps = _read_images(path)
-    else:
-        frames, fps = _read_av(path)
-    if not frames:
-        raise VideoReadError(f"{path} has no decodable frames")
-    idx = select_frames(len(frames), num_frames, sampling, stride, start)
-    if sampling == "uniform" and num_frames is not None and len(frames) > 1 and num_frames > 1:
-        fps = fps * (len(idx) - 1) / (len(frames) - 1)
+    from unity_core.io.stream import VideoSource  # the one decoding path (stream.py imports this module)
+
+    source = VideoSource.open(Path(path))
+    idx = select_frames(source.num_frames, num_frames, sampling, stride, start)
+    fps = source.fps
+    if sampling == "uniform" and num_frames is not None and source.num_frames > 1 and num_frames > 1:
+        fps = fps * (len(idx) - 1) / (source.num_frames - 1)
     elif sampling == "stride":
         fps = fps / max(1, stride)
-    video = torch.from_numpy(np.stack([frames[i] for i in idx])).float() / 255.0
+    # only the selected frames are decoded and kept (uint8 until the one float conversion)
+    video = torch.stack([frame for _, frame in source.frames(idx)]).float() / 255.0
     if size is not None:
         video = resize_center_crop(video, *size)
     return video, float(fps)
