@@ -303,7 +303,7 @@ def test_explore_streams_each_segment_and_its_previews_while_it_walks(client):
     """Needs ``--preview-method latent2rgb``: previews arrive during every segment and each segment's
     frames (an animated WEBP in the temp folder) arrive before the walk ends."""
     pytest.importorskip("aiohttp", reason="the /ws listener needs aiohttp (installed with ComfyUI's requirements)")
-    wf = json.loads((ROOT / "workflows" / "explore_walk_api.json").read_text())
+    wf = json.loads((ROOT / "workflows" / "default" / "explore_walk_api.json").read_text())
     node = next(k for k, v in wf.items() if v["class_type"] == "UnityVideoExplore")
     wf[node]["inputs"].update(actions="W D ←", steps=max(int(STEPS or 2), 2))
     wf = _fresh_seeds(client.upload_inputs(wf, INPUT_DIRS))
