@@ -41,8 +41,12 @@ def test_group_offload_to_disk_gives_the_plain_result(clip, tmp_path, default_pi
     assert _fingerprints(on_disk) == _fingerprints(reference.transformer.state_dict().values())
     out = _estimate(pipe, clip)
     # outputs of two model instances: BLAS may pick other kernels for other buffers (measured max
-    # difference 2.4e-6 here, 3.6e-7 on another CPU), so a tight tolerance rather than bit equality
-    torch.testing.assert_close(out.modality_frames, plain.modality_frames, atol=2e-5, rtol=0)
+    # difference 2.4e-6 in the decoded frames here, 3.6e-7 on another CPU), so no bit equality. Depth
+    # values are read back from the decoded frames through the 256-entry colour map, where such a
+    # difference can tip a pixel into the neighbouring entry: at most one entry's step, on a few pixels
+    # (measured: 63 of 69,632 pixels, 1.7e-3 at most); a wrong weight moves far more of the map
+    diff = (out.values - plain.values).abs()
+    assert diff.max() <= 1 / 255 + 1e-6 and (diff > 2e-5).float().mean() < 0.005, (diff.max(), (diff > 2e-5).sum())
 
 
 def test_bf16_fp8_storage_and_freed_text_encoder(clip, default_pipeline):

@@ -294,7 +294,8 @@ def _clip_kwargs(args) -> dict:
         raise ValueError(f"--frames must be >= 1, got {args.frames}")
     return dict(start=args.start, end=args.end, stride=args.stride, max_frames=args.frames, window=args.window,
                 overlap=args.overlap, size=args.size, conditioning=args.conditioning, fps=args.fps, progress=True,
-                steps=args.steps, seed=args.seed, cfg=args.cfg, scheduler=args.scheduler)
+                steps=args.steps, seed=args.seed, cfg=args.cfg, scheduler=args.scheduler,
+                **({} if args.cache is None else {"cache": args.cache}))
 
 
 def _sampler_kwargs(args, desc):
