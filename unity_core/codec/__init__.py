@@ -238,11 +238,15 @@ class LatentCodec(nn.Module):
             FileNotFoundError: no ``config.json`` in the folder.
         """
         from diffusers import AutoencoderKLWan
+        from diffusers.utils import is_accelerate_available
 
         folder = Path(folder)
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"no codec in {folder}: config.json missing")
-        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype), encode_window).eval()
+        # accelerate is optional (the 'offload' extra): without it, say so to diffusers instead of
+        # letting it print a warning that asks every user of the default to install it
+        vae = AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=is_accelerate_available())
+        return cls(vae, encode_window).eval()
 
     @classmethod
     def from_single_file(cls, path: Union[str, Path], dtype: torch.dtype = torch.float32,
