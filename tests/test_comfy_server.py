@@ -213,14 +213,15 @@ def test_default_estimate_graph_keeps_the_whole_clip(client, object_info, tmp_pa
     assert fps == pytest.approx(src_fps, rel=1e-3)
 
 
-async def _run_watching_ws(client: cc.ComfyClient, workflow: dict):
-    """Queue ``workflow`` under a fresh client id while listening on ``/ws?clientId=...``; returns
-    ``(prompt_id, [(event type, binary preview payload)], progress events, end event type)``."""
+async def _watch_ws(client: cc.ComfyClient, workflow: dict, on_preview, on_event):
+    """Queue ``workflow`` under a fresh client id while listening on ``/ws?clientId=...``: each binary
+    preview image goes to ``on_preview(event type, payload)``, each JSON message to
+    ``on_event(type, data, prompt_id)``; returns ``(prompt_id, end event type)`` once the prompt ends."""
     import aiohttp
 
     client_id = uuid.uuid4().hex
     ws_url = re.sub(r"^http", "ws", client.server) + f"/ws?clientId={client_id}"
-    previews, progress, end = [], 0, None
+    end = None
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url, max_msg_size=0) as ws:
             prompt_id = await asyncio.to_thread(client.queue, workflow, client_id)
@@ -228,18 +229,32 @@ async def _run_watching_ws(client: cc.ComfyClient, workflow: dict):
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     (event,) = struct.unpack(">I", msg.data[:4])
                     if event in (PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA):
-                        previews.append((event, bytes(msg.data[4:])))
+                        on_preview(event, bytes(msg.data[4:]))
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     event = json.loads(msg.data)
                     data = event.get("data") or {}
-                    progress += event.get("type") == "progress" and data.get("prompt_id") == prompt_id
+                    on_event(event.get("type"), data, prompt_id)
                     if event.get("type") in ("execution_success", "execution_error", "execution_interrupted") \
                             and data.get("prompt_id") == prompt_id:
                         end = event["type"]
                         break
                 else:
                     break
-    return prompt_id, previews, progress, end
+    return prompt_id, end
+
+
+async def _run_watching_ws(client: cc.ComfyClient, workflow: dict):
+    """:func:`_watch_ws` for one graph; returns ``(prompt_id, [(event type, binary preview payload)],
+    progress events, end event type)``."""
+    previews, progress = [], []
+
+    def on_event(kind, data, prompt_id):
+        if kind == "progress" and data.get("prompt_id") == prompt_id:
+            progress.append(data)
+
+    prompt_id, end = await _watch_ws(client, workflow, lambda event, payload: previews.append((event, payload)),
+                                     on_event)
+    return prompt_id, previews, len(progress), end
 
 
 def _is_image(event: int, payload: bytes) -> bool:
@@ -270,32 +285,15 @@ async def _walk_watching_ws(client: cc.ComfyClient, workflow: dict, node: str):
     """Queue an explore graph while listening on ``/ws``; returns ``(prompt_id, events, end)`` where
     ``events`` lists, in arrival order, ``"preview"`` (a binary preview image), ``("segment", k)``
     (``unityvideo.explore.segment`` for ``node``) and ``"executed"`` (the graph's save node ran)."""
-    import aiohttp
+    events = []
 
-    client_id = uuid.uuid4().hex
-    ws_url = re.sub(r"^http", "ws", client.server) + f"/ws?clientId={client_id}"
-    events, end = [], None
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(ws_url, max_msg_size=0) as ws:
-            prompt_id = await asyncio.to_thread(client.queue, workflow, client_id)
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    (event,) = struct.unpack(">I", msg.data[:4])
-                    if event in (PREVIEW_IMAGE, PREVIEW_IMAGE_WITH_METADATA):
-                        events.append("preview")
-                elif msg.type == aiohttp.WSMsgType.TEXT:
-                    event = json.loads(msg.data)
-                    data = event.get("data") or {}
-                    if event.get("type") == "unityvideo.explore.segment" and data.get("node") == node:
-                        events.append(("segment", data["segment"], data["segments"], data["images"]))
-                    if event.get("type") == "executed" and data.get("prompt_id") == prompt_id:
-                        events.append("executed")
-                    if event.get("type") in ("execution_success", "execution_error", "execution_interrupted") \
-                            and data.get("prompt_id") == prompt_id:
-                        end = event["type"]
-                        break
-                else:
-                    break
+    def on_event(kind, data, prompt_id):
+        if kind == "unityvideo.explore.segment" and data.get("node") == node:
+            events.append(("segment", data["segment"], data["segments"], data["images"]))
+        if kind == "executed" and data.get("prompt_id") == prompt_id:
+            events.append("executed")
+
+    prompt_id, end = await _watch_ws(client, workflow, lambda event, payload: events.append("preview"), on_event)
     return prompt_id, events, end
 
 
