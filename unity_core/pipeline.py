@@ -85,8 +85,6 @@ class UnityVideoPipeline:
             FileNotFoundError: the folder or one of the files it names is missing.
             ValueError: ``pipeline.json`` is not valid JSON, or names no transformer or codec.
         """
-        from unity_core.text import load_text_encoder
-
         folder = DEFAULT_DIR if str(path) == "default" else Path(path)
         cfg_path = folder / "pipeline.json"
         if not cfg_path.is_file():
@@ -105,15 +103,43 @@ class UnityVideoPipeline:
             p = Path(name)
             return p if p.is_absolute() else folder / p
 
-        transformer = load_transformer(resolve(config["transformer"]), dtype=dtype, device=device)
-        # codec_window: the clip length the codec was trained on
-        codec = LatentCodec.from_pretrained(resolve(config["codec"]), encode_window=config.get("codec_window")).to(device)
         text = config.get("text_encoder", "minilm")
-        text_encoder = load_text_encoder(text if text == "minilm" else str(resolve(text)),
-                                         device=text_encoder_device or device)
-        pipe = cls(transformer, codec, text_encoder, config)
+        pipe = cls.from_files(resolve(config["transformer"]), resolve(config["codec"]),
+                              text if text == "minilm" else resolve(text), config=config, dtype=dtype, device=device,
+                              text_encoder_device=text_encoder_device)
         pipe.folder = folder
         return pipe
+
+    @classmethod
+    def from_files(cls, transformer: PathLike, codec: PathLike, text_encoder: PathLike = "minilm", *,
+                   config: Optional[dict] = None, dtype: torch.dtype = torch.float32, device="cpu",
+                   text_encoder_device=None) -> "UnityVideoPipeline":
+        """Build a pipeline from its three parts' files: the one constructor every front end uses
+        (:meth:`from_pretrained` after reading ``pipeline.json``, the command line's bare
+        checkpoint with ``--vae`` / ``--text-encoder``, the benches).
+
+        Args:
+            transformer: a transformer checkpoint (``.safetensors`` file, shard index or folder, in
+                the release's or diffusers' layout; :func:`unity_core.model.load_transformer`).
+            codec: the codec folder (the default's, or the Wan2.2 VAE in diffusers' layout).
+            text_encoder: ``"minilm"`` (the embedded default's) or a UMT5-XXL folder.
+            config: the rest of a ``pipeline.json`` (``defaults``, ``codec_window``, ...).
+            dtype: the transformer's dtype (float32, bfloat16 or float16); the codec stays float32.
+            device: where the transformer and the codec live.
+            text_encoder_device: where the text encoder runs (default: ``device``).
+
+        Raises:
+            FileNotFoundError: a part's file or folder is missing.
+        """
+        from unity_core.text import load_text_encoder
+
+        config = dict(config or {})
+        loaded = load_transformer(Path(transformer), dtype=dtype, device=device)
+        # codec_window: the clip length the codec was trained on
+        vae = LatentCodec.from_pretrained(Path(codec), encode_window=config.get("codec_window")).to(device)
+        text = str(text_encoder) if str(text_encoder) == "minilm" else str(Path(text_encoder).resolve())
+        encoder = load_text_encoder(text, device=text_encoder_device or device)
+        return cls(loaded, vae, encoder, config)
 
     def save_pretrained(self, folder: PathLike) -> Path:
         """Write a pipeline folder (transformer in the release's layout, codec, pipeline.json).
