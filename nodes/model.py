@@ -5,7 +5,7 @@ memory manager loads, offloads and partially loads it, and every core sampler, s
 and model patch reaches it. What this module adds to ComfyUI's pattern:
 
 - **Operations.** After :func:`unity_core.model.load_transformer` has read a checkpoint (with the
-  one key map of ``unity_core/model/checkpoint.py``), :func:`adapt_transformer` swaps each
+  one key map of ``unity_core/model/keys.py``), :func:`adapt_transformer` swaps each
   ``nn.Linear`` / ``nn.Conv3d`` / affine ``LayerNorm`` / ``RMSNorm`` in place for the class
   ``comfy.ops.pick_operations`` gives (the same parameters, cast to the storage dtype), so fp8
   storage casts per layer, lowvram streams the weights layer by layer and LoRA patches apply as
@@ -398,9 +398,9 @@ def unityvideo_lora_keys(model, key_map: dict) -> dict:
     (``blocks.0.self_attn.q``, bare, with ``diffusion_model.`` / ``model.diffusion_model.``, and as
     ``lora_unet_blocks_0_self_attn_q``), the release's name (``base.blocks.0.self_attn.q``), and the
     diffusers names (``transformer.blocks.0.attn1.to_q`` and bare ``blocks.0.attn1.to_q``). The
-    names come from ``unity_core.model.checkpoint``'s one key map.
+    names come from ``unity_core.model.keys``'s one key map.
     """
-    from unity_core.model.checkpoint import ours_to_official_key
+    from unity_core.model.keys import ours_to_official_key
 
     for k in model.state_dict():
         if not (k.startswith("diffusion_model.") and k.endswith(".weight")):

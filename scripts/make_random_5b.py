@@ -159,7 +159,7 @@ def dit_keys(tiny: bool) -> List[Tuple[str, Tuple[int, ...]]]:
     """(release name, shape) of the transformer file, in the release's order. Full size: the key
     manifest, checked against our model built on the meta device; tiny: that model's own keys."""
     from unity_core.model import UnityVideoTransformer, get_config
-    from unity_core.model.checkpoint import ours_to_official_key
+    from unity_core.model.keys import ours_to_official_key
 
     cfg = get_config(dict(DIT_TINY) if tiny else "wan2.2-ti2v-5b")
     with torch.device("meta"):
@@ -179,7 +179,7 @@ def yume_keys(tiny: bool) -> List[Tuple[str, Tuple[int, ...]]]:
     Full size: the key set recorded from the official class, checked against our model; tiny:
     that model's own keys."""
     from unity_core.model import UnityVideoTransformer, get_config
-    from unity_core.model.checkpoint import ours_to_wan_key
+    from unity_core.model.keys import ours_to_wan_key
 
     cfg = get_config({**DIT_TINY, "modality_stream": False, "history_embeddings": True} if tiny else "yume-5b")
     with torch.device("meta"):

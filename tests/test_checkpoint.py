@@ -19,13 +19,12 @@ from unity_core.model import (
     save_transformer,
 )
 from tests.conftest import TINY_DIT
-from unity_core.model.checkpoint import (
-    _family_flags,
-    _our_names,
+from unity_core.model.checkpoint import infer_config, official_state_dict
+from unity_core.model.keys import (
     checkpoint_kind,
     detect_layout,
-    infer_config,
-    official_state_dict,
+    family_flags,
+    our_names,
     ours_to_official_key,
     ours_to_wan_key,
     release_key_function,
@@ -333,7 +332,7 @@ def test_yume_files_load_as_the_yume_family(yume, tmp_path):
     save_file(load_file(str(path)), str(tmp_path / "bare.safetensors"))
     loaded = load_transformer(tmp_path / "bare.safetensors", config=dict(YUME_CFG))
     _assert_same_model(yume, loaded)
-    assert _family_flags(load_file(str(tmp_path / "bare.safetensors"))) == dict(modality_stream=False,
+    assert family_flags(load_file(str(tmp_path / "bare.safetensors"))) == dict(modality_stream=False,
                                                                                 history_embeddings=True)
     # width 64 is no known preset: the head count is not guessed (it used to assume head dim 128: 1 head)
     with pytest.raises(CheckpointError, match="width 64 is no known preset.*pass config="):
@@ -367,7 +366,7 @@ def test_5b_presets_match_the_release_key_sets_exactly(fixtures_dir, preset, man
     assert sum(v.numel() for v in m.state_dict().values()) == total
     assert checkpoint_kind(expected) == ("yume" if preset == "yume-5b" else "unityvideo")
     # the loader's own path: file names -> ours -> the config it infers is the preset
-    names = _our_names(list(expected), detect_layout(list(expected)), manifest)
+    names = our_names(list(expected), detect_layout(list(expected)), manifest)
     assert infer_config({ours: expected[k] for ours, k in names.items()}) == get_config(preset)
 
 
@@ -511,7 +510,7 @@ def test_missing_file_and_unknown_layout(tmp_path):
 
 
 def test_key_maps_round_trip_every_release_key(fixtures_dir):
-    from unity_core.model.checkpoint import official_key_to_ours
+    from unity_core.model.keys import official_key_to_ours
 
     keys = [name for name, _ in json.loads((fixtures_dir / "unityvideo_5b_keys.json").read_text())["keys"]]
     ours = [official_key_to_ours(k) for k in keys]

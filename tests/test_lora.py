@@ -11,13 +11,8 @@ from safetensors.torch import save_file
 
 from tests.conftest import TINY_DIT
 from unity_core.model import CheckpointError, UnityVideoConfig, UnityVideoTransformer
-from unity_core.model.checkpoint import (
-    load_lora,
-    lora_state_dict_to_peft,
-    lora_target_keys,
-    ours_to_official_key,
-    ours_to_wan_key,
-)
+from unity_core.model.keys import ours_to_official_key, ours_to_wan_key
+from unity_core.model.lora import load_lora, lora_state_dict_to_peft, lora_target_keys
 
 CFG = TINY_DIT
 # our layer -> (rank, alpha or None = no alpha key, i.e. scale 1)

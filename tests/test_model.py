@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from tests.conftest import TINY_ORACLE
 from unity_core.model import UnityVideoConfig, UnityVideoTransformer, get_config, load_transformer, official_state_dict
-from unity_core.model.checkpoint import ours_to_official_key, wan_key_to_ours
+from unity_core.model.keys import ours_to_official_key, wan_key_to_ours
 
 TINY = TINY_ORACLE
 

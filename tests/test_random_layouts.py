@@ -51,7 +51,7 @@ def test_full_size_plan_is_the_release_file():
 
 def test_tiny_files_hold_the_real_layouts(tiny_set):
     from unity_core.model import UnityVideoTransformer, get_config
-    from unity_core.model.checkpoint import ours_to_official_key
+    from unity_core.model.keys import ours_to_official_key
 
     dit = _header(tiny_set / mk.TRANSFORMER_FILE)
     with torch.device("meta"):

@@ -51,8 +51,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-#: Spatial kernels Yume derives from the base (1, 2, 2) one.
-COARSE_KERNELS = (4, 8, 16, 32)
+from unity_core.model.keys import HISTORY_EMBEDDINGS
+
+#: Spatial kernels Yume derives from the base (1, 2, 2) one: those of its history patch embeddings
+#: to the model width (``patch_embedding_2x`` ... ``_16x``: 4, 8, 16, 32).
+COARSE_KERNELS = tuple(sorted(k for out, k in HISTORY_EMBEDDINGS.values() if out == "dim"))
 
 
 def _check_kernel(kernel: int) -> None:

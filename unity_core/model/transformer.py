@@ -17,7 +17,7 @@ commit e79e9b6): the Wan2.2-TI2V-5B DiT plus
 
 The Wan parts are diffusers' modules (``WanTransformerBlock``, ``WanAttention``,
 ``WanTimeTextImageEmbedding``, ``FeedForward``), so parameter names inside this module follow
-diffusers for the base and the release for the additions; ``checkpoint.py`` maps the official,
+diffusers for the base and the release for the additions; ``keys.py`` maps the official,
 original-Wan and diffusers layouts onto them. Two precision choices follow the release (not
 diffusers), which is what makes the official outputs reproducible to ~1e-6 in float32: the
 timestep sinusoid is computed in float64, and RoPE rotates interleaved (2i, 2i+1) pairs as
@@ -87,6 +87,7 @@ from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedd
 
 from unity_core.constants import MODALITIES, resolve_modality
 from unity_core.model.config import UnityVideoConfig, get_config
+from unity_core.model.keys import HISTORY_EMBEDDINGS
 from unity_core.model.parallel import check_divisible, context_parallel_plan
 
 BlockRunner = Callable[[int, Callable[[torch.Tensor], torch.Tensor], torch.Tensor], torch.Tensor]
@@ -411,16 +412,6 @@ def _modulated_head(x, temb, norm, linear, table):
 # ----------------------------------------------------------------------------------------------
 # The model
 # ----------------------------------------------------------------------------------------------
-
-#: Yume-5B's history patch embeddings: name -> (output channels "dim" or "in", spatial kernel).
-HISTORY_EMBEDDINGS = {
-    "patch_embedding_2x": ("dim", 4),
-    "patch_embedding_4x": ("dim", 8),
-    "patch_embedding_8x": ("dim", 16),
-    "patch_embedding_16x": ("dim", 32),
-    "patch_embedding_2x_f": ("in", 4),
-}
-
 
 class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
     """UnityVideo's DiT (see the module docstring), a diffusers model.

@@ -52,6 +52,7 @@ from typing import List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
+from unity_core.model.keys import HISTORY_EMBEDDINGS
 from unity_core.model.transformer import grid_positions, rope_table
 
 #: Rows the release pads every text context to (``text_len`` of its config).
@@ -61,15 +62,16 @@ YUME_NEW_FRAMES = 8
 #: Most history latent frames any tier covers (2 + 4 + 16 + 64 + 256 + 1024).
 YUME_MAX_HISTORY = 1366
 
-#: Module names of the patch embedding(s) for each kernel (latent pixels per token side).
-#: 128 is the release's "64x": ``patch_embedding_2x_f`` (4 x 4, 48 -> 48) then ``_16x``.
+_TO_WIDTH = {k: name for name, (out, k) in HISTORY_EMBEDDINGS.items() if out == "dim"}  # 4: patch_embedding_2x, ...
+_LATENT_TO_LATENT = [(name, k) for name, (out, k) in HISTORY_EMBEDDINGS.items() if out == "in"]  # [(.._2x_f, 4)]
+#: Module names of the patch embedding(s) for each kernel (latent pixels per token side), from
+#: :data:`~unity_core.model.keys.HISTORY_EMBEDDINGS`: 2 is the base patch, 4..32 one embedding
+#: each (``patch_embedding_2x`` ... ``_16x``); 128 is the release's "64x": ``patch_embedding_2x_f``
+#: (4 x 4, 48 -> 48) then ``_16x``.
 HISTORY_CONVS = {
     2: ("patch_embedding",),
-    4: ("patch_embedding_2x",),
-    8: ("patch_embedding_4x",),
-    16: ("patch_embedding_8x",),
-    32: ("patch_embedding_16x",),
-    128: ("patch_embedding_2x_f", "patch_embedding_16x"),
+    **{k: (name,) for k, name in sorted(_TO_WIDTH.items())},
+    **{k * max(_TO_WIDTH): (name, _TO_WIDTH[max(_TO_WIDTH)]) for name, k in _LATENT_TO_LATENT},
 }
 #: The release's name of each kernel's compression (relative to the base 2 x 2 patch).
 KERNEL_NAMES = {2: "1x", 4: "2x", 8: "4x", 16: "8x", 32: "16x", 128: "64x"}

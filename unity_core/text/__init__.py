@@ -14,10 +14,8 @@ set to zero (no attention mask is used downstream).
 
 from __future__ import annotations
 
-import json
-import struct
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Dict, Sequence, Union
 
 import torch
 
@@ -65,53 +63,9 @@ class MiniLMTextEncoder(TextEncoder):
         self.name = "minilm"
 
 
-# ComfyUI's single-file text encoders: tensors that are not weights of the encoder
+# ComfyUI's single-file text encoders: tensors that are not weights of the encoder (besides the
+# fp8 scales, which the reader pairs with their weights)
 _COMFY_EXTRA_KEYS = ("scaled_fp8", "spiece_model")
-_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "U8": torch.uint8,
-                       "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64}
-
-
-def read_safetensors_header(path: Union[str, Path]) -> Tuple[Dict[str, dict], int]:
-    """The header of a safetensors file: ``{name: {"dtype", "shape", "data_offsets"}}`` (no
-    ``__metadata__``) and the byte offset where tensor data starts.
-
-    Raises:
-        ValueError: not a readable safetensors file (truncated or another format).
-    """
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) != 8:
-            raise ValueError(f"{path} is not a safetensors file (shorter than 8 bytes)")
-        (n,) = struct.unpack("<Q", head)
-        if n > 100_000_000 or n > path.stat().st_size:
-            raise ValueError(f"{path} is not a safetensors file (header length {n}); re-download or convert it")
-        header = json.loads(f.read(n))
-    header.pop("__metadata__", None)
-    return header, 8 + n
-
-
-def iter_safetensors(path: Union[str, Path], names: Optional[Sequence[str]] = None) -> Iterator[Tuple[str, torch.Tensor]]:
-    """Yield ``(name, tensor)`` read with plain file reads, one tensor at a time (no memory map:
-    the process's RSS then counts only the tensors it keeps).
-
-    Raises:
-        ValueError: an unknown dtype or a file shorter than its header says (truncated).
-    """
-    header, start = read_safetensors_header(path)
-    with open(path, "rb") as f:
-        for name in (names if names is not None else list(header)):
-            info = header[name]
-            dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
-            if dtype is None:
-                raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
-            begin, end = info["data_offsets"]
-            out = torch.empty(info["shape"], dtype=dtype)
-            buf = out.view(-1).view(torch.uint8) if out.numel() else torch.empty(0, dtype=torch.uint8)
-            f.seek(start + begin)
-            if f.readinto(memoryview(buf.numpy())) != end - begin:
-                raise ValueError(f"{path} is truncated (tensor {name!r}); re-download it")
-            yield name, out
 
 
 class SentencePieceTokenizer:
@@ -192,49 +146,51 @@ class UMT5TextEncoder(TextEncoder):
                          max_length: int = 512) -> "UMT5TextEncoder":
         """Load ComfyUI's single-file UMT5 (``models/text_encoders/umt5_xxl_*.safetensors``).
 
-        fp8 weights are dequantised tensor by tensor (``weight.float() * scale_weight`` ->
-        ``dtype``) into a ``UMT5EncoderModel`` built on the meta device, so RAM holds one copy
-        in ``dtype`` (UMT5-XXL: 5.7 G parameters, 11.4 GB in bf16). ComfyUI's key names are
+        The file is read through :class:`unity_core.model.reader.WeightFile` (``safe_open``: the
+        transformer loader's reader). fp8 weights are dequantised tensor by tensor
+        (``weight.float() * scale_weight`` -> ``dtype``) into a ``UMT5EncoderModel`` built on the
+        meta device, so RAM holds one copy in ``dtype`` (UMT5-XXL: 5.7 G parameters, 11.4 GB in
+        bf16); every kept tensor owns its memory, so the file is unmapped once loading ends. ComfyUI's key names are
         transformers' own (``shared.weight``, ``encoder.block.N.layer.0.SelfAttention.q.weight``,
         ...); ``encoder.embed_tokens`` is tied to ``shared``.
 
         Raises:
             FileNotFoundError: no such file.
-            ValueError: no embedded ``spiece_model`` tokenizer, not a UMT5 file, or missing /
-                unexpected tensors (listed).
+            ValueError: no embedded ``spiece_model`` tokenizer, not a UMT5 file, or (as
+                :class:`~unity_core.model.reader.CheckpointError`, a ``ValueError``) an unreadable or
+                truncated file, or missing / unexpected / mis-shaped tensors (all listed).
         """
         from transformers import UMT5EncoderModel
+
+        from unity_core.model.reader import WeightFile, check_keys, dequantize, split_fp8_keys
 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"text encoder file {path} does not exist")
-        header, _ = read_safetensors_header(path)
-        if "spiece_model" not in header:
+        source = WeightFile(path)  # safetensors (or a weights_only pickle), checked and memory-mapped
+        keys = source.keys()
+        if "spiece_model" not in keys:
             raise ValueError(f"{path.name} has no embedded tokenizer (uint8 'spiece_model' tensor), as ComfyUI's "
                              "UMT5 files carry; use a transformers folder with its tokenizer instead")
-        shapes = {k: tuple(v["shape"]) for k, v in header.items()}
+        weights, scales, orphans, _ = split_fp8_keys(keys)
+        shapes = {k: source.shape(k) for k in weights if k not in _COMFY_EXTRA_KEYS}
         config = umt5_config_from_shapes(shapes)
         with torch.device("meta"):
             model = UMT5EncoderModel(config)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
-        weights = {k for k in shapes
-                   if not k.endswith((".scale_weight", ".scale_input")) and k not in _COMFY_EXTRA_KEYS}
-        missing, unexpected = sorted(set(expected) - weights), sorted(weights - set(expected))
-        wrong = sorted(k for k in set(expected) & weights if shapes[k] != expected[k])
-        if missing or unexpected or wrong:
-            raise ValueError(f"{path.name} does not match a UMT5 encoder: missing {missing[:10]} ({len(missing)}), "
-                             f"unexpected {unexpected[:10]} ({len(unexpected)}), mis-shaped {wrong[:10]}")
-        scales = {k[: -len(".scale_weight")] + ".weight": t for k, t in
-                  iter_safetensors(path, [k for k in shapes if k.endswith(".scale_weight")])}
+        check_keys(f"{path.name} does not match a UMT5 encoder", expected, shapes,
+                   "use ComfyUI's umt5_xxl_*.safetensors file (or a transformers UMT5 folder)", also_unexpected=orphans)
         state = {}
-        for name, t in iter_safetensors(path, sorted(expected)):
-            if t.dtype in (torch.float8_e4m3fn, torch.float8_e5m2):
-                t = (t.float() * scales.get(name, torch.ones(())).float()).to(dtype)  # one tensor at a time
-            state[name] = t.to(dtype)
+        for name in sorted(expected):  # one tensor at a time, in dtype
+            raw = source.get(name)
+            scale = source.get(scales[name]) if name in scales else None
+            t = dequantize(raw, scale).to(dtype)
+            state[name] = t.clone() if t is raw else t  # own memory: the file's pages are not kept mapped
         state["encoder.embed_tokens.weight"] = state["shared.weight"]
         model.load_state_dict(state, strict=True, assign=True)
         del state
-        spiece = next(iter_safetensors(path, ["spiece_model"]))[1]
+        spiece = source.get("spiece_model").clone()
+        del source
         enc = cls(SentencePieceTokenizer(spiece.numpy().tobytes()), model, max_length, device)
         enc.dim, enc.name, enc.path = int(config.d_model), "umt5", str(path.resolve())
         return enc
@@ -276,5 +232,5 @@ def load_text_encoder(name: str, device="cpu") -> TextEncoder:
                      "ComfyUI umt5_xxl_*.safetensors file")
 
 
-__all__ = ["MiniLMTextEncoder", "SentencePieceTokenizer", "TextEncoder", "UMT5TextEncoder", "iter_safetensors",
-           "load_text_encoder", "read_safetensors_header", "umt5_config_from_shapes"]
+__all__ = ["MiniLMTextEncoder", "SentencePieceTokenizer", "TextEncoder", "UMT5TextEncoder", "load_text_encoder",
+           "umt5_config_from_shapes"]

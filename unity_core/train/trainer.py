@@ -36,7 +36,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Union
 import torch
 
 from unity_core.constants import TRAIN_MODALITY_WEIGHTS, TRAIN_TASK_WEIGHTS
-from unity_core.model.checkpoint import ADDITION_PREFIXES
+from unity_core.model.keys import ADDITION_PREFIXES
 from unity_core.train.objective import EXPLORE_TASK, drop_prompts, flow_matching_loss, sample_modality, sample_task
 
 OPTIMIZERS = ("adamw", "adamw8bit")
