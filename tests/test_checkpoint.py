@@ -122,6 +122,24 @@ def test_every_container_gives_the_same_model(model, tmp_path):
     _assert_same_model(model, load_transformer(one))
 
 
+def test_diffusers_layout_shards_as_save_pretrained_does(model, tmp_path):
+    """Sharded diffusers folders: the same files, tensors per file and total size as ModelMixin's
+    save_pretrained (both plan with huggingface_hub's splitter), also where one tensor alone is
+    over the limit and sits in a shard of its own; a cast to bf16 halves the planned sizes."""
+    sizes = sorted(v.numel() * v.element_size() for v in model.state_dict().values())
+    for limit in (sizes[-1] - 1, sizes[-1] * 3, _shard_size(model)):
+        model.save_pretrained(str(tmp_path / f"ref{limit}"), max_shard_size=limit)
+        save_transformer(model, tmp_path / f"ours{limit}", layout="diffusers", max_shard_size=limit)
+        ref, ours = (json.loads((tmp_path / f"{n}{limit}" / "diffusion_pytorch_model.safetensors.index.json")
+                                .read_text()) for n in ("ref", "ours"))
+        assert ours["weight_map"] == ref["weight_map"], limit
+        assert ours["metadata"]["total_size"] == ref["metadata"]["total_size"] == sum(sizes)
+    half = save_transformer(model, tmp_path / "bf16", layout="diffusers", dtype=torch.bfloat16,
+                            max_shard_size=_shard_size(model) // 2)
+    index = json.loads((half / "diffusion_pytorch_model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) == 3 and index["metadata"]["total_size"] == sum(sizes) // 2
+
+
 def test_saving_never_overwrites_silently_and_overwrite_replaces_stale_shards(model, tmp_path):
     folder = save_transformer(model, tmp_path / "d", layout="diffusers", max_shard_size=_shard_size(model))
     with pytest.raises(FileExistsError, match="overwrite=True"):

@@ -171,6 +171,30 @@ def test_broken_files_give_clear_errors(tmp_path, tiny_set):
         UMT5TextEncoder.from_single_file(cut)
 
 
+def test_umt5_file_goes_through_the_transformer_loaders_strict_check(tmp_path, tiny_set):
+    """The UMT5 file loader reads with the DiT's reader: one error lists missing, unexpected and
+    mis-shaped tensors together, an fp8 weight's scale goes with it."""
+    from safetensors.torch import load_file, save_file
+
+    from unity_core.model import CheckpointError
+    from unity_core.text import UMT5TextEncoder
+
+    sd = load_file(str(tiny_set / TE))
+    fp8 = next(k for k, v in sd.items() if v.dtype == torch.float8_e4m3fn and k.endswith(".weight"))
+    assert fp8[: -len("weight")] + "scale_weight" in sd
+    del sd[fp8]  # its scale_weight is left behind: an orphan, reported as unexpected
+    sd["encoder.extra.weight"] = torch.zeros(2)
+    sd["encoder.final_layer_norm.weight"] = torch.zeros(3, dtype=torch.bfloat16)
+    save_file(sd, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(CheckpointError) as err:
+        UMT5TextEncoder.from_single_file(tmp_path / "bad.safetensors")
+    msg = str(err.value)
+    assert msg.startswith("bad.safetensors does not match a UMT5 encoder:")
+    assert f"missing keys [1]: {fp8}\n" in msg
+    assert f"unexpected keys [2]: {fp8[: -len('weight')]}scale_weight, encoder.extra.weight\n" in msg
+    assert "mis-shaped [1]: encoder.final_layer_norm.weight: file (3,) vs model (" in msg
+
+
 def test_comfyui_loaders_read_the_files(tiny_set):
     """ComfyUI's VAELoader / CLIPLoader (type wan) logic on the tiny files, in a subprocess."""
     from tests.comfy_env import comfy_path
