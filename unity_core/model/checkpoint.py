@@ -57,6 +57,7 @@ _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Containers and configs
 # ----------------------------------------------------------------------------------------------
 
+
 def _open_checkpoint(path: Path):
     """Resolve a file / index / folder into (source, folder config dict or None)."""
     if path.is_dir():

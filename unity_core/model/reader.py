@@ -69,8 +69,9 @@ class WeightFile:
     ``torch.load(weights_only=True, mmap=True)``; a ``{"state_dict": {...}}`` wrapper is unwrapped.
 
     Attributes:
-        path: the file. label: its name, for messages. metadata: the safetensors ``__metadata__``
-        (``{}`` for pickles).
+        path: the file.
+        label: its name, for messages.
+        metadata: the safetensors ``__metadata__`` (``{}`` for pickles).
 
     Raises:
         FileNotFoundError: no such file.
