@@ -220,7 +220,7 @@ def _tiny_model(in_channels=4, text_dim=16, seed=0):
 
 
 def test_long_video_shapes_determinism_and_history_untouched(monkeypatch):
-    import unity_core.explore.long_video as lv
+    import unity_core.explore.samplers as lv
 
     model = _tiny_model()
     history = torch.randn(1, 4, 3, 8, 8)
@@ -273,31 +273,31 @@ class _StubText:
 
 def test_explore_end_to_end_and_continue():
     from unity_core.codec import LatentCodec
-    from unity_core.explore.long_video import explore
+    from unity_core.pipeline import UnityVideoPipeline
     from unity_core.sampling import SamplingInterrupted
 
     torch.manual_seed(0)
     codec = LatentCodec.from_config(dict(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
                                          temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
                                          latents_std=[1.0] * 4)).eval()
-    parts = {"transformer": _tiny_model(), "codec": codec, "text_encoder": _StubText(),
-             "defaults": {"steps": 2, "height": 32, "width": 32, "fps": 8.0}}
+    pipe = UnityVideoPipeline(_tiny_model(), codec, _StubText(),
+                              {"defaults": {"steps": 2, "height": 32, "width": 32, "fps": 8.0}})
     image = torch.rand(40, 48, 3)
-    res = explore(parts, image, "W ←", "a room", latent_frames_per_segment=1, seed=3)
+    res = pipe.explore(image, "W ←", "a room", latent_frames_per_segment=1, seed=3)
     # start image (1 frame) + 2 segments x 1 latent frame x 4 video frames
     assert res.frames.shape == (1 + 2 * 4, 32, 32, 3)
     assert res.segment_frames == [(1, 5), (5, 9)]
     assert res.latent.shape == (1, 4, 2 + 2, 4, 4)  # image + 1 still repeat, then 2 segments
     assert res.prompts[0].startswith("a room ") and "(W)" in res.prompts[0] and "(←)" in res.prompts[1]
     assert float(res.frames.min()) >= 0 and float(res.frames.max()) <= 1
-    more = explore(parts, None, "D", "a room", history=res, latent_frames_per_segment=1, seed=4)
+    more = pipe.explore(None, "D", "a room", history=res, latent_frames_per_segment=1, seed=4)
     assert torch.equal(more.latent[:, :, :4], res.latent)
     assert [a.movement for a in more.actions] == ["W", "·", "D"] and more.segment_frames[-1] == (9, 13)
     assert more.frames.shape[0] == 13 and more.new_segments == 1
     with pytest.raises(ValueError, match="entry 1"):
-        explore(parts, image, "W+S", "a room")
+        pipe.explore(image, "W+S", "a room")
     with pytest.raises(SamplingInterrupted):
-        explore(parts, image, "W", should_interrupt=lambda: True, latent_frames_per_segment=1)
+        pipe.explore(image, "W", should_interrupt=lambda: True, latent_frames_per_segment=1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ def test_scorer_recovers_synthworld_ground_truth_actions():
 
 
 def test_long_content_is_shortened_never_the_action_text():
-    from unity_core.explore.long_video import _fit_content
+    from unity_core.explore.prompts import fit_content
 
     class WordTokens(_StubText):
         max_length = 20
@@ -375,9 +375,9 @@ def test_long_content_is_shortened_never_the_action_text():
     enc = WordTokens()
     action = "Person moves forward (W). Camera turns right (→)."
     content = " ".join(f"w{i}" for i in range(30))
-    fitted = _fit_content(enc, content, action)
+    fitted = fit_content(enc, content, action)
     assert content.startswith(fitted) and len((fitted + " " + action).split()) + 2 == 20
-    assert _fit_content(enc, "short room", action) == "short room"
+    assert fit_content(enc, "short room", action) == "short room"
 
 
 def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
@@ -396,7 +396,7 @@ def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
 def test_one_guidance_helper_serves_the_samplers(monkeypatch):
     """CFG's text batch and mix (sampling.sampler) as generate_long_video uses them: the guided
     walk equals the walk whose velocity is mixed by hand from two unguided forwards."""
-    import unity_core.explore.long_video as lv
+    import unity_core.explore.samplers as lv
     from unity_core.sampling.sampler import guidance_context, guidance_mix
 
     pos, neg = torch.randn(2, 3, 16), torch.randn(1, 5, 16)
