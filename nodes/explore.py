@@ -35,9 +35,9 @@ from comfy_api.latest import io
 
 from unity_core.constants import EXPLORE_DEFAULT_PROMPT
 from unity_core.explore.long_video import ExploreResult
+from unity_core.explore.qcm import SENTENCE_SETS, format_script, parse_script
 from unity_core.explore.samplers import HISTORY_MODES, is_yume_model
 from unity_core.explore.start import start_frames
-from unity_core.explore.qcm import SENTENCE_SETS, format_script, parse_script
 
 from . import _comfy
 from .common import CODEC, TEXT_ENCODER, seed_input, size_inputs
