@@ -18,8 +18,8 @@ from typing import Callable, Optional
 import torch
 from comfy_api.latest import io
 
-from unity_core.explore.samplers import HISTORY_MODES, yume_history
 from unity_core.explore.qcm import SENTENCE_SETS, parse_script
+from unity_core.explore.samplers import HISTORY_MODES, yume_history
 from unity_core.model.yume import YUME_NEW_FRAMES
 
 from .common import make_conditioning

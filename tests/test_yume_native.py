@@ -25,8 +25,8 @@ import comfy.model_management as mm
 import comfy.sample
 from safetensors.torch import save_file
 
-from unity_core.explore.samplers import generate_yume_walk, yume_history
 from unity_core.explore.qcm import parse_script
+from unity_core.explore.samplers import generate_yume_walk, yume_history
 
 load_extras("nodes_model_advanced", "nodes_easycache")
 _comfy = pack.nodes._comfy
