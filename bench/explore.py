@@ -24,7 +24,7 @@ segment for a pipeline walking through held-out synthworld starts.
                             [--cfg 1.0 [--action-guidance]]
 
 ``--cfg`` applies to the scored walks and the latent check (the timed walk keeps the default).
-Steps, latent frames per segment and the sentence set default to the model's (explore()'s):
+Steps, latent frames per segment and the sentence set default to the model's (pipe.explore()'s):
 20 / 1 / v1 for the default model, 4 / 8 / v1_5 for Yume-5B.
 
 A Yume-5B checkpoint (a model with Yume's history embeddings) is a pipeline folder, or the bare
@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core.data.synthworld import random_actions, render_clip  # noqa: E402
 from unity_core.explore.history import PAPER_SCHEDULE, HistorySchedule  # noqa: E402
-from unity_core.explore.long_video import explore, is_yume_model  # noqa: E402
+from unity_core.explore.samplers import is_yume_model  # noqa: E402
 from unity_core.explore.qcm import format_script  # noqa: E402
 from unity_core.metrics.camera_motion import merge_scores, score_video  # noqa: E402
 
@@ -64,18 +64,24 @@ HELD_OUT = 200000
 def load(checkpoint: str, vae: Optional[str] = None, text_encoder: Optional[str] = None):
     """(pipeline, is_random) for a checkpoint name; random ones are built in memory. A bare
     transformer checkpoint (no pipeline.json, e.g. the Yume-5B release) needs ``vae`` and
-    ``text_encoder`` (the command line's loading, :func:`unity_core.cli.load_pipeline`)."""
+    ``text_encoder`` (:meth:`UnityVideoPipeline.from_files`); all load in float32 on the CPU.
+
+    Raises:
+        FileNotFoundError: no such checkpoint, or a part's file is missing.
+        ValueError: a bare checkpoint without ``vae`` / ``text_encoder``.
+    """
     from unity_core.pipeline import UnityVideoPipeline
 
     if not checkpoint.startswith("random"):
-        if checkpoint == "default" or (Path(checkpoint) / "pipeline.json").is_file():
+        ckpt = Path(checkpoint)
+        if checkpoint == "default" or (ckpt / "pipeline.json").is_file():
             return UnityVideoPipeline.from_pretrained(checkpoint), False
-        from unity_core.cli import _explore_pipeline
-
-        flags = dict(checkpoint=checkpoint, vae=vae, text_encoder=text_encoder, device="cpu", dtype="fp32",
-                     offload="none", fp8_storage=False, vae_tiling=False, text_encoder_device=None,
-                     free_text_encoder=False, compile=False)
-        return _explore_pipeline(argparse.Namespace(**flags)), False
+        if not ckpt.exists():
+            raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
+        if vae is None or text_encoder is None:
+            raise ValueError(f"{ckpt} is a bare transformer checkpoint (no pipeline.json): give --vae (the Wan2.2 VAE "
+                             "folder, diffusers layout) and --text-encoder (a UMT5-XXL folder), or a pipeline folder")
+        return UnityVideoPipeline.from_files(ckpt, vae, text_encoder, dtype=torch.float32, device="cpu"), False
     from unity_core.codec import LatentCodec
     from unity_core.model import UnityVideoTransformer, get_config
     from unity_core.text import MiniLMTextEncoder
@@ -156,9 +162,9 @@ def latent_following(pipe, starts: int, steps: Optional[int], seed: int, size: i
             clip = render_clip(start, num_frames=13 + 4 * latent_frames, height=size, width=size,
                                actions=history + [action] * latent_frames)
             truth.append(pipe.encode_frames(clip.rgb)[0, :, -latent_frames:])
-            walk = explore(pipe, clip.rgb[:13], [action], clip.caption, steps=steps, seed=seed + i, decode=False,
-                           size=(size, size), cfg=cfg, negative_prompt=clip.caption if action_guidance else "",
-                           sentence_set=sentence_set)
+            walk = pipe.explore(clip.rgb[:13], [action], clip.caption, steps=steps, seed=seed + i, decode=False,
+                                size=(size, size), cfg=cfg, negative_prompt=clip.caption if action_guidance else "",
+                                sentence_set=sentence_set)
             generated.append(walk.latent[0, :, -latent_frames:])
         d = ((torch.stack(generated)[:, None] - torch.stack(truth)[None]) ** 2).flatten(2).mean(-1)
         hits += (d.argmin(1) == torch.arange(len(candidates))).tolist()
@@ -205,9 +211,10 @@ def main() -> None:
         # ground truth: the same scene walked by the same actions
         actions, gt = held_out_walk(i, args.segments, args.size, latent_frames)
         K = gt.intrinsics.numpy()
-        res = explore(pipe, gt.rgb[0], actions, gt.caption, steps=args.steps, seed=args.seed + i,
-                      latent_frames_per_segment=args.latent_frames, sentence_set=args.sentence_set,
-                      size=(args.size, args.size), cfg=args.cfg, negative_prompt=gt.caption if args.action_guidance else "")
+        res = pipe.explore(gt.rgb[0], actions, gt.caption, steps=args.steps, seed=args.seed + i,
+                           latent_frames_per_segment=args.latent_frames, sentence_set=args.sentence_set,
+                           size=(args.size, args.size), cfg=args.cfg,
+                           negative_prompt=gt.caption if args.action_guidance else "")
         frames = res.frames.numpy()
         scores.append(score_video(frames, actions, frames_per_segment=seg_frames, K=K))
         gt_scores.append(score_video(gt.rgb, actions, frames_per_segment=seg_frames, K=K))
@@ -233,9 +240,9 @@ def main() -> None:
     variants = ((("all", {"history_mode": "all"}), ("start+last", {"history_mode": "start+last"})) if yume else
                 (("compressed", {"schedule": PAPER_SCHEDULE}), ("uncompressed", {"schedule": HistorySchedule(((10**6, 2),))})))
     for name, option in variants:
-        long = explore(pipe, start.rgb[0], long_actions, start.caption, steps=args.steps, seed=args.seed,
-                       latent_frames_per_segment=args.latent_frames, decode=False, size=(args.size, args.size),
-                       sentence_set=args.sentence_set, **option)
+        long = pipe.explore(start.rgb[0], long_actions, start.caption, steps=args.steps, seed=args.seed,
+                            latent_frames_per_segment=args.latent_frames, decode=False, size=(args.size, args.size),
+                            sentence_set=args.sentence_set, **option)
         secs = long.seconds_per_segment
         q = max(1, len(secs) // 4)
         t = {"seconds_per_segment": [round(x, 4) for x in secs], "history_tokens": long.info["history_tokens"],

@@ -1,5 +1,5 @@
 """Core's VAE and CLIP seen as our codec and text encoder, so that the library calls that run a whole
-task (:func:`unity_core.explore.long_video.explore`) take the 5B stack as ComfyUI loads it: the Wan2.2
+task (:meth:`unity_core.pipeline.UnityVideoPipeline.explore`) take the 5B stack as ComfyUI loads it: the Wan2.2
 VAE from ``VAELoader`` and UMT5-XXL from ``CLIPLoader`` (type ``wan``).
 
 Both adapters leave memory to ComfyUI: ``vae.encode`` / ``vae.decode`` and
@@ -22,7 +22,7 @@ TILE_PIXELS, TILE_OVERLAP_PIXELS, TILE_FRAMES, TILE_OVERLAP_FRAMES = 512, 64, 64
 
 class ComfyVaeCodec:
     """A core ``VAE`` (a video VAE such as Wan2.2's, from ``VAELoader``) with the interface of
-    :class:`unity_core.codec.LatentCodec` that :func:`~unity_core.explore.long_video.explore` uses.
+    :class:`unity_core.codec.LatentCodec` that :meth:`~unity_core.pipeline.UnityVideoPipeline.explore` uses.
 
     Latents are in the MODEL's space: ``encode`` applies the MODEL's ``latent_format.process_in``
     to the VAE's latent (Wan2.2: per-channel ``(z - mean) / std``), ``decode`` its ``process_out``

@@ -1,12 +1,12 @@
 """World exploration node: Yume-style keyboard camera control (one camera action per segment)
-over :func:`unity_core.explore.long_video.explore`, with the walk kept in memory so it can be continued.
+over :meth:`unity_core.pipeline.UnityVideoPipeline.explore`, with the walk kept in memory so it can be continued.
 
 The model is core's MODEL from UnityVideo Loader, loaded onto its device by ComfyUI's memory manager
 (which unloads other models to make room and applies LoRA patches). The codec and text encoder are
 either the embedded default's built-in ones (from the same loader) or, for a 5B checkpoint
 (UnityVideo-5B, Yume-5B), core's VAE (``VAELoader``, Wan2.2 VAE) and CLIP (``CLIPLoader`` type wan,
 UMT5-XXL) through the adapters of :mod:`nodes.adapters`. On a Yume-5B MODEL the walk runs the
-walk (:func:`unity_core.explore.long_video.generate_yume_walk`: noise, history, prompts) samples
+walk (:func:`unity_core.explore.samplers.generate_yume_walk`: noise, history, prompts) samples
 every segment with core's sampling (:func:`nodes.yume.sample_segment`, the Yume Segment node's
 functions): the MODEL as patched (``ModelSamplingSD3``, LoRA, ``EasyCache``, UnityVideo Block Cache,
 ``TorchCompileModel``), loaded by ComfyUI's memory manager per segment, with the connected SAMPLER
@@ -34,8 +34,10 @@ import torch
 from comfy_api.latest import io
 
 from unity_core.constants import EXPLORE_DEFAULT_PROMPT
-from unity_core.explore.long_video import HISTORY_MODES, ExploreResult, explore, is_yume_model, start_frames
+from unity_core.explore.long_video import ExploreResult
 from unity_core.explore.qcm import SENTENCE_SETS, format_script, parse_script
+from unity_core.explore.samplers import HISTORY_MODES, is_yume_model
+from unity_core.explore.start import start_frames
 
 from . import _comfy
 from .common import CODEC, TEXT_ENCODER, seed_input, size_inputs
@@ -43,7 +45,7 @@ from .schema import UnityNode, out
 
 log = logging.getLogger(__name__)
 
-#: The node's start choices (saved in workflows) -> :func:`unity_core.explore.long_video.start_frames`'s.
+#: The node's start choices (saved in workflows) -> :func:`unity_core.explore.start.start_frames`'s.
 START_CHOICES = {"last frame": "last", "first frame": "first", "whole clip": "clip"}
 #: Walks kept in memory across runs, by ComfyUI node id (a few; each holds latents and frames).
 MAX_WALKS = 4
@@ -240,14 +242,14 @@ class UnityVideoExplore(UnityNode):
             core = _CoreSegments(model, node, len(parsed), sampler, sigmas, int(steps), int(seed))
         try:
             new_walk = previous is None  # a continuation keeps its own start and size
-            result = explore(pipe, frames if new_walk else None, parsed, prompt,
-                             steps=None if int(steps) == STEPS_MODEL_DEFAULT else int(steps), seed=seed,
-                             sentence_set=None if sentence_set == MODEL_DEFAULT else sentence_set,
-                             size=(height, width) if new_walk else None, history=previous,
-                             history_mode=history_mode or "all",
-                             callback=None if yume else _comfy.progress(len(parsed) * max(int(steps), 1), model),
-                             should_interrupt=_comfy.should_interrupt,
-                             segment_sampler=core, on_segment=live)
+            result = pipe.explore(frames if new_walk else None, parsed, prompt,
+                                  steps=None if int(steps) == STEPS_MODEL_DEFAULT else int(steps), seed=seed,
+                                  sentence_set=None if sentence_set == MODEL_DEFAULT else sentence_set,
+                                  size=(height, width) if new_walk else None, history=previous,
+                                  history_mode=history_mode or "all",
+                                  callback=None if yume else _comfy.progress(len(parsed) * max(int(steps), 1), model),
+                                  should_interrupt=_comfy.should_interrupt,
+                                  segment_sampler=core, on_segment=live)
         except SamplingInterrupted as err:
             raise _comfy.interrupted_error(err) from None
         if core is not None:
@@ -259,7 +261,7 @@ class UnityVideoExplore(UnityNode):
 # -- each segment through core, and on screen as it lands -------------------------------------------
 
 class _CoreSegments:
-    """The Yume-5B walk's segment sampler (:data:`unity_core.explore.long_video.SegmentSampler`):
+    """The Yume-5B walk's segment sampler (:data:`unity_core.explore.samplers.SegmentSampler`):
     core's sampling of the MODEL (:func:`nodes.yume.sample_segment`) with core's latent previews and
     progress bar per segment, and "segment k/n" as the bar's text."""
 
@@ -317,10 +319,10 @@ class _LiveWalk:
         if self.node is None or not _comfy.server_running():
             return
         from unity_core.codec import video_to_frames
-        from unity_core.explore.long_video import _codec_device
+        from unity_core.explore.start import codec_device
 
         tail = latent[:, :, -min(latent.shape[2], new + 1):]
-        frames = video_to_frames(self.codec.decode(tail.to(_codec_device(self.codec))))[0].cpu()
+        frames = video_to_frames(self.codec.decode(tail.to(codec_device(self.codec))))[0].cpu()
         if tail.shape[2] > new:
             frames = frames[1:]  # the frame of the latent before the segment
         image = _comfy.save_temp_animation(frames, f"unityvideo_walk_{self.node}_{k}")

@@ -18,8 +18,8 @@ from typing import Callable, Optional
 import torch
 from comfy_api.latest import io
 
-from unity_core.explore.long_video import HISTORY_MODES, yume_history
 from unity_core.explore.qcm import SENTENCE_SETS, parse_script
+from unity_core.explore.samplers import HISTORY_MODES, yume_history
 from unity_core.model.yume import YUME_NEW_FRAMES
 
 from .common import make_conditioning
@@ -130,7 +130,7 @@ class UnityVideoYumeSegment(UnityNode):
     def execute(cls, clip, history, prompt, action, sentence_set, history_mode, start_latents,
                 negative_prompt) -> io.NodeOutput:
         """Build the segment. Raises ValueError: not exactly one action, or a bad history LATENT."""
-        from unity_core.explore.long_video import segment_prompts
+        from unity_core.explore.prompts import segment_prompts
 
         from .adapters import ComfyClipTextEncoder
 

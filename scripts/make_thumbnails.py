@@ -87,9 +87,7 @@ def render_default(name: str, pipe, clip: torch.Tensor, steps: int):
         out = pipe.control(control, modality, PROMPT_CAR, control_cfg=8.0, **sampler)
         return _pair(control[mid], out.rgb[mid])
     if name == "explore_walk":
-        from unity_core.explore.long_video import explore
-
-        out = explore(pipe, clip[0], "W W+A", "A first-person view of a room with a wooden floor.", steps=steps, seed=42)
+        out = pipe.explore(clip[0], "W W+A", "A first-person view of a room with a wooden floor.", steps=steps, seed=42)
         return _pair(clip[0], out.frames[-1])
     raise ValueError(f"no thumbnail recipe for {name!r}")
 

@@ -67,7 +67,7 @@ def _run(kind, model, spec):
             res = sample(model, "video2flow", context=ctx, modality="depth", rgb_latent=x, steps=STEPS, seed=0)
             out = [res.modality_latent]
         else:
-            from unity_core.explore.long_video import generate_yume_walk
+            from unity_core.explore.samplers import generate_yume_walk
 
             res = generate_yume_walk(model, x[:, :, :1], [ctx[:, :3], ctx[:, 2:]], steps=STEPS, seed=0, text_len=8)
             out = [res.latent]

@@ -220,7 +220,7 @@ def _tiny_model(in_channels=4, text_dim=16, seed=0):
 
 
 def test_long_video_shapes_determinism_and_history_untouched(monkeypatch):
-    import unity_core.explore.long_video as lv
+    import unity_core.explore.samplers as lv
 
     model = _tiny_model()
     history = torch.randn(1, 4, 3, 8, 8)
@@ -271,33 +271,71 @@ class _StubText:
         return out
 
 
-def test_explore_end_to_end_and_continue():
+def _tiny_pipe(defaults: dict):
+    """The tiny model, a 4-channel codec (8x spatial, 4x temporal) and the stub text encoder, with
+    the pipeline config's ``defaults``."""
     from unity_core.codec import LatentCodec
-    from unity_core.explore.long_video import explore
-    from unity_core.sampling import SamplingInterrupted
+    from unity_core.pipeline import UnityVideoPipeline
 
     torch.manual_seed(0)
     codec = LatentCodec.from_config(dict(base_dim=8, z_dim=4, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
                                          temperal_downsample=[False, True, True], latents_mean=[0.0] * 4,
                                          latents_std=[1.0] * 4)).eval()
-    parts = {"transformer": _tiny_model(), "codec": codec, "text_encoder": _StubText(),
-             "defaults": {"steps": 2, "height": 32, "width": 32, "fps": 8.0}}
+    return UnityVideoPipeline(_tiny_model(), codec, _StubText(), {"defaults": defaults})
+
+
+def test_explore_end_to_end_and_continue():
+    from unity_core.sampling import SamplingInterrupted
+
+    pipe = _tiny_pipe({"steps": 2, "height": 32, "width": 32, "fps": 8.0})
     image = torch.rand(40, 48, 3)
-    res = explore(parts, image, "W ←", "a room", latent_frames_per_segment=1, seed=3)
+    res = pipe.explore(image, "W ←", "a room", latent_frames_per_segment=1, seed=3)
     # start image (1 frame) + 2 segments x 1 latent frame x 4 video frames
     assert res.frames.shape == (1 + 2 * 4, 32, 32, 3)
     assert res.segment_frames == [(1, 5), (5, 9)]
     assert res.latent.shape == (1, 4, 2 + 2, 4, 4)  # image + 1 still repeat, then 2 segments
     assert res.prompts[0].startswith("a room ") and "(W)" in res.prompts[0] and "(←)" in res.prompts[1]
     assert float(res.frames.min()) >= 0 and float(res.frames.max()) <= 1
-    more = explore(parts, None, "D", "a room", history=res, latent_frames_per_segment=1, seed=4)
+    more = pipe.explore(None, "D", "a room", history=res, latent_frames_per_segment=1, seed=4)
     assert torch.equal(more.latent[:, :, :4], res.latent)
     assert [a.movement for a in more.actions] == ["W", "·", "D"] and more.segment_frames[-1] == (9, 13)
     assert more.frames.shape[0] == 13 and more.new_segments == 1
     with pytest.raises(ValueError, match="entry 1"):
-        explore(parts, image, "W+S", "a room")
+        pipe.explore(image, "W+S", "a room")
     with pytest.raises(SamplingInterrupted):
-        explore(parts, image, "W", should_interrupt=lambda: True, latent_frames_per_segment=1)
+        pipe.explore(image, "W", should_interrupt=lambda: True, latent_frames_per_segment=1)
+
+
+def test_walk_settings_come_from_the_call_the_pipeline_and_the_sampler():
+    """A walk's settings: the call's, else the pipeline's defaults, else the sampler's; for
+    Yume-5B only the defaults the pipeline's own config names (not the library-wide 20 steps)."""
+    from unity_core.explore.long_video import walk_settings
+
+    pipe = _tiny_pipe({"steps": 2, "seed": 5, "fps": 12, "height": 32, "width": 32})
+    derived = walk_settings(pipe, False, {"cfg": None, "shift": 3})
+    assert derived == {"steps": 2, "shift": 3.0, "cfg": 1.0, "latent_frames_per_segment": 1, "sentence_set": "v1",
+                       "seed": 5, "fps": 12.0, "image_repeats": 1}
+    assert walk_settings(pipe, False, {"latent_frames_per_segment": 3})["image_repeats"] == 3
+    yume = walk_settings(pipe, True, {})
+    assert (yume["steps"], yume["shift"], yume["latent_frames_per_segment"], yume["image_repeats"]) == (2, 7.0, 8, 4)
+    assert yume["sentence_set"] == "v1_5" and yume["seed"] == 5
+    assert walk_settings(_tiny_pipe({}), True, {})["steps"] == 4  # pipe.defaults' library-wide 20 is UnityVideo's
+    with pytest.raises(ValueError, match="8 latent frames per segment"):
+        walk_settings(pipe, True, {"latent_frames_per_segment": 2})
+    with pytest.raises(ValueError, match="image_repeats must be >= 0"):
+        walk_settings(pipe, False, {"image_repeats": -1})
+
+
+def test_walk_frees_the_text_encoder_once_its_prompts_are_encoded():
+    pipe = _tiny_pipe({"steps": 1, "height": 32, "width": 32})
+    pipe.free_text_encoder_after_encoding = True
+    first = pipe.explore(torch.rand(32, 32, 3), "W", "a room", latent_frames_per_segment=1, decode=False)
+    assert pipe.text_encoder is None
+    # the encoded prompts stay cached and serve another walk with the same prompt; a new prompt cannot be encoded
+    again = pipe.explore(torch.rand(32, 32, 3), "W", "a room", latent_frames_per_segment=1, decode=False)
+    assert again.prompts == first.prompts and again.latent.shape == first.latent.shape
+    with pytest.raises(ValueError, match="text encoder was freed"):
+        pipe.explore(torch.rand(32, 32, 3), "W", "a garden", latent_frames_per_segment=1, decode=False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,7 +402,7 @@ def test_scorer_recovers_synthworld_ground_truth_actions():
 
 
 def test_long_content_is_shortened_never_the_action_text():
-    from unity_core.explore.long_video import _fit_content
+    from unity_core.explore.prompts import fit_content
 
     class WordTokens(_StubText):
         max_length = 20
@@ -375,9 +413,9 @@ def test_long_content_is_shortened_never_the_action_text():
     enc = WordTokens()
     action = "Person moves forward (W). Camera turns right (→)."
     content = " ".join(f"w{i}" for i in range(30))
-    fitted = _fit_content(enc, content, action)
+    fitted = fit_content(enc, content, action)
     assert content.startswith(fitted) and len((fitted + " " + action).split()) + 2 == 20
-    assert _fit_content(enc, "short room", action) == "short room"
+    assert fit_content(enc, "short room", action) == "short room"
 
 
 def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
@@ -396,7 +434,7 @@ def test_scorer_routes_tracking_settings_and_refuses_them_with_a_given_flow():
 def test_one_guidance_helper_serves_the_samplers(monkeypatch):
     """CFG's text batch and mix (sampling.sampler) as generate_long_video uses them: the guided
     walk equals the walk whose velocity is mixed by hand from two unguided forwards."""
-    import unity_core.explore.long_video as lv
+    import unity_core.explore.samplers as lv
     from unity_core.sampling.sampler import guidance_context, guidance_mix
 
     pos, neg = torch.randn(2, 3, 16), torch.randn(1, 5, 16)

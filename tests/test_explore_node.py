@@ -397,7 +397,8 @@ def test_yume_model_from_our_loader_has_history_layers_and_no_builtin_codec(yume
 
 
 def test_yume_walk_with_core_vae_and_clip_takes_the_yume_defaults(yume_checks):
-    from unity_core.explore.long_video import YUME5B_DEFAULTS, walk_frame_count
+    from unity_core.explore.long_video import walk_frame_count
+    from unity_core.explore.samplers import YUME5B_DEFAULTS
 
     info = check(yume_checks, "yume_walk")
     assert info["shape"] == [walk_frame_count(2), 32, 32, 3] == [1 + 32 * 2, 32, 32, 3] and info["done"] == "W D"
@@ -495,27 +496,25 @@ def test_cli_explore_bad_inputs(args, message, tmp_path, capsys):
 
 
 def test_continuing_from_a_bare_latent_numbers_the_new_frames(pipe):
-    from unity_core.explore.long_video import explore
-
-    first = explore(pipe, torch.rand(1, 32, 32, 3), "W S", steps=1, seed=0)
+    first = pipe.explore(torch.rand(1, 32, 32, 3), "W S", steps=1, seed=0)
     assert first.segment_frames == [(1, 5), (5, 9)] and first.frames.shape[0] == 9
-    more = explore(pipe, None, "D", steps=1, seed=0, history=first.latent)
+    more = pipe.explore(None, "D", steps=1, seed=0, history=first.latent)
     # a bare latent keeps all of its decoded frames (it has no record of still frames)
     total = 1 + (first.latent.shape[2] - 1) * 4
     assert more.frames.shape[0] == total + 4 and more.segment_frames == [(total, total + 4)]
-    again = explore(pipe, None, "D", steps=1, seed=0, history=first)
+    again = pipe.explore(None, "D", steps=1, seed=0, history=first)
     assert again.segment_frames[-1] == (9, 13) and again.frames.shape[0] == 13
     assert again.info["content_shortened"] is False and "prefix" in again.info
     with pytest.raises(ValueError, match="pass image=None and size=None"):
-        explore(pipe, torch.rand(1, 32, 32, 3), "D", steps=1, history=first)
+        pipe.explore(torch.rand(1, 32, 32, 3), "D", steps=1, history=first)
     with pytest.raises(ValueError, match="pass image=None and size=None"):
-        explore(pipe, None, "D", steps=1, history=first, size=(64, 64))
+        pipe.explore(None, "D", steps=1, history=first, size=(64, 64))
 
 
 def test_start_choices_and_grey_start_images(tmp_path):
     import imageio.v3 as iio
 
-    from unity_core.explore.long_video import _as_frames, start_frames
+    from unity_core.explore.start import as_frames, start_frames
 
     clip = torch.rand(5, 8, 8, 3)
     assert torch.equal(start_frames(clip, "first"), clip[:1]) and torch.equal(start_frames(clip, "last"), clip[4:])
@@ -524,4 +523,4 @@ def test_start_choices_and_grey_start_images(tmp_path):
         start_frames(clip, "middle")
     grey = tmp_path / "grey.png"
     iio.imwrite(grey, (np.random.default_rng(0).random((40, 48)) * 255).astype(np.uint8))
-    assert _as_frames(grey).shape == (1, 40, 48, 3)
+    assert as_frames(grey).shape == (1, 40, 48, 3)

@@ -11,13 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import TINY_DIT
-from unity_core.explore.long_video import (
-    YUME5B_DEFAULTS,
-    explore,
-    generate_yume_walk,
-    walk_frame_count,
-    yume_history,
-)
+from unity_core.explore.long_video import walk_frame_count
+from unity_core.explore.samplers import YUME5B_DEFAULTS, generate_yume_walk, yume_history
 from unity_core.model import load_transformer
 from unity_core.model.yume import (
     chunk_grid,
@@ -270,7 +265,7 @@ def yume_pipe(model):
 
 def test_explore_runs_the_yume_sampler(yume_pipe, model):
     image = torch.rand(32, 32, 3)
-    res = explore(yume_pipe, image, "W D", "a street", event="It starts to rain.", seed=1)
+    res = yume_pipe.explore(image, "W D", "a street", event="It starts to rain.", seed=1)
     ratio = yume_pipe.codec.temporal_ratio
     assert res.info["sampler"] == "yume-5b" and (res.info["steps"], res.info["shift"]) == (4, 7.0)
     assert res.latent.shape[2] == 5 + 2 * 8  # 17 still frames -> 5 start latents, then 8 per segment
@@ -283,7 +278,7 @@ def test_explore_runs_the_yume_sampler(yume_pipe, model):
     direct = generate_yume_walk(model, res.latent[:, :, :5], [yume_pipe.encode_prompt(p) for p in res.prompts],
                                 seed=1)
     assert torch.equal(direct.latent, res.latent)
-    more = explore(yume_pipe, None, "←", "a street", history=res, decode=False, seed=2)
+    more = yume_pipe.explore(None, "←", "a street", history=res, decode=False, seed=2)
     assert torch.equal(more.latent[:, :, :21], res.latent) and more.segment_frames[-1] == (65, 97)
     assert more.info["start_latents"] == 5
 
@@ -293,14 +288,14 @@ def test_explore_refuses_what_the_model_lacks(yume_pipe):
     from unity_core.pipeline import UnityVideoPipeline
 
     with pytest.raises(ValueError, match="8 latent frames per segment"):
-        explore(yume_pipe, torch.rand(32, 32, 3), "W", latent_frames_per_segment=2)
+        yume_pipe.explore(torch.rand(32, 32, 3), "W", latent_frames_per_segment=2)
     with pytest.raises(ValueError, match="estimation needs UnityVideo.s modality stream, and this pipeline holds a Yume-5B"):
         yume_pipe.estimate(torch.rand(5, 32, 32, 3), "depth", steps=1)
     plain = UnityVideoPipeline(UnityVideoTransformer.from_config({**TINY, "history_embeddings": False}),
                                yume_pipe.codec, yume_pipe.text_encoder)
     for option in ({"time_travel": TimeTravel()}, {"cache": BlockCache((0,))}, {"history_mode": "start+last"}):
         with pytest.raises(ValueError, match="options of the Yume-5B sampler"):
-            explore(plain, torch.rand(32, 32, 3), "W", **option)
+            plain.explore(torch.rand(32, 32, 3), "W", **option)
 
 
 def test_noise_is_sized_from_the_latent_at_544x960(model):

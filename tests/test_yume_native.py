@@ -2,8 +2,8 @@
 
 On the tiny random Yume-5B of scripts/make_random_5b.py (--tiny --yume) through UnityVideo Loader,
 core's VAELoader and CLIPLoader: UnityVideo Explore samples every segment with core's sampling, so
-with its defaults it equals the library's walk (:func:`unity_core.explore.long_video.generate_yume_walk`
-through :func:`~unity_core.explore.long_video.explore`); ``ModelSamplingSD3`` sets the walk's shift;
+with its defaults it equals the library's walk (:func:`unity_core.explore.samplers.generate_yume_walk`
+through :meth:`~unity_core.pipeline.UnityVideoPipeline.explore`); ``ModelSamplingSD3`` sets the walk's shift;
 ``EasyCache`` and UnityVideo Block Cache cut DiT work (counted); a LoRA from ``LoraLoaderModelOnly``
 changes the walk as weights merged by hand do; the Yume Segment node + core ``KSampler`` sample the
 same segment as the library with the same noise.
@@ -25,8 +25,8 @@ import comfy.model_management as mm
 import comfy.sample
 from safetensors.torch import save_file
 
-from unity_core.explore.long_video import explore, generate_yume_walk, yume_history
 from unity_core.explore.qcm import parse_script
+from unity_core.explore.samplers import generate_yume_walk, yume_history
 
 load_extras("nodes_model_advanced", "nodes_easycache")
 _comfy = pack.nodes._comfy
@@ -44,10 +44,10 @@ def node_walk(m, node, **kw):
 
 
 def library_walk(**kw):
-    # the library's own sampler (generate_yume_walk inside explore), same start, prompts and seed
+    # the library's own sampler (generate_yume_walk inside pipe.explore), same start, prompts and seed
     pipe = _comfy.pipeline(model, None, None, "test", vae=vae, clip=clip)
     frames = image[-1:]
-    return explore(pipe, frames, parse_script(ACTIONS), "a room", seed=1, size=(32, 32), decode=False, **kw)
+    return pipe.explore(frames, parse_script(ACTIONS), "a room", seed=1, size=(32, 32), decode=False, **kw)
 
 
 def count_forwards(fn, modules):

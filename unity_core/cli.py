@@ -425,7 +425,7 @@ def _speed(text: Optional[str]) -> Optional[dict]:
 
 
 def _explore(args) -> int:
-    from unity_core.explore.long_video import explore, start_frames
+    from unity_core.explore.start import start_frames
     from unity_core.explore.qcm import format_script, parse_script
     from unity_core.io import read_video, write_new_text, write_video
 
@@ -441,9 +441,10 @@ def _explore(args) -> int:
     speed = _speed(args.speed)
     image = start_frames(read_video(args.image)[0], args.start)
     pipe = _explore_pipeline(args)
-    res = explore(pipe, image, actions, args.prompt, steps=args.steps, shift=args.shift, cfg=args.cfg, seed=args.seed,
-                  sentence_set=args.sentence_set, event=args.event, speed=speed, size=args.size, history_mode=args.history,
-                  time_travel=travel, cache=cache, callback=_progress(f"explore {len(actions)} actions"))
+    res = pipe.explore(image, actions, args.prompt, steps=args.steps, shift=args.shift, cfg=args.cfg, seed=args.seed,
+                       sentence_set=args.sentence_set, event=args.event, speed=speed, size=args.size,
+                       history_mode=args.history, time_travel=travel, cache=cache,
+                       callback=_progress(f"explore {len(actions)} actions"))
     if not is_main_process():  # under torchrun every rank holds the same walk; rank 0 writes it
         return 0
     video = write_video(args.out, res.frames, res.fps)

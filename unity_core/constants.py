@@ -70,7 +70,7 @@ TRAIN_TASK_WEIGHTS: Dict[str, float] = dict(_UNITY["train_task_weights"])
 TRAIN_MODALITY_WEIGHTS: Dict[str, float] = dict(_UNITY["train_modality_weights"])
 INFERENCE_DEFAULTS: Dict[str, Any] = dict(_UNITY["inference_defaults"])
 #: How an exploration walk starts from a clip: its first or last frame, or the whole 4k+1 clip
-#: (:func:`unity_core.explore.long_video.start_frames`).
+#: (:func:`unity_core.explore.start.start_frames`).
 EXPLORE_START_CHOICES: Tuple[str, ...] = ("first", "last", "clip")
 #: Content prompt of an exploration when none is given (command line, node): the kind of scene
 #: synthworld renders, which the default model was trained on.

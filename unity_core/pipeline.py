@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 
 import torch
 
@@ -30,6 +30,9 @@ from unity_core.constants import INFERENCE_DEFAULTS, MODALITY_PROMPTS, resolve_m
 from unity_core.model import UnityVideoTransformer, load_transformer
 from unity_core.sampling import sample
 from unity_core.sampling.caches import enabled_cache
+
+if TYPE_CHECKING:
+    from unity_core.explore.long_video import ExploreResult
 
 DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "default"
 PathLike = Union[str, Path]
@@ -260,6 +263,12 @@ class UnityVideoPipeline:
         self.text_encoder = None
         gc.collect()
 
+    def _after_prompts_encoded(self) -> None:
+        """Every prompt of a task is encoded: free the text encoder when
+        :attr:`free_text_encoder_after_encoding` asks for it."""
+        if self.free_text_encoder_after_encoding and self.text_encoder is not None:
+            self.free_text_encoder()
+
     def modality_context(self, modality: str) -> torch.Tensor:
         """Embedding ``[1, L, D]`` of the modality's fixed prompt (the in-context learner)."""
         return self.encode_prompt(MODALITY_PROMPTS[resolve_modality(modality)])
@@ -411,6 +420,66 @@ class UnityVideoPipeline:
     def run(self, task: str, **kwargs) -> PipelineOutput:
         """Dispatch by task name (release or paper name)."""
         return {"video2flow": self.estimate, "text2all": self.generate, "flow2video": self.control}[resolve_task(task)](**kwargs)
+
+    # -- exploration (Yume) ------------------------------------------------------------------
+
+    def explore(self, image, actions_script, prompt: str = "", **options) -> "ExploreResult":
+        """Walk through a generated world: one segment per camera action, from a start image, with
+        compressed history (Yume). The walk is :func:`unity_core.explore.long_video.walk`.
+
+        The model decides the sampler (:mod:`unity_core.explore.samplers`): Yume-5B (history
+        embeddings) runs the release's, every other model the derived-history one. Settings left
+        None take the pipeline's defaults, else the model's: Yume-5B 4 steps, shift 7, cfg 1, 8
+        latent frames per segment, sentence set ``v1_5``, 4 image repeats (17 still frames -> 5
+        latents), where only the defaults of the pipeline's own config count; otherwise 20, 1.0,
+        1.0, 1, ``v1`` and image repeats = latent frames per segment. Seed 42.
+
+        Args:
+            image: start image ``[H, W, 3]`` / ``[1, H, W, 3]`` in [0, 1], a 4k+1-frame video
+                ``[F, H, W, 3]``, or a path to an image or video file (grey and RGBA images are
+                made RGB). None when ``history`` continues an earlier walk. A video is encoded as
+                it is and becomes the history (the release's Yume-5B script keeps only a video's
+                frame 0, repeated like an image).
+            actions_script: e.g. ``"W W W+A ← ·"`` (grammar in :mod:`unity_core.explore.qcm`) or a
+                list of :class:`~unity_core.explore.actions.CameraAction`; one segment per action.
+            prompt: content prompt; each segment adds its action's text and ``event``
+                (:func:`~unity_core.explore.prompts.segment_prompts`; the content is shortened from
+                its end, with a warning, when the whole exceeds the encoder's token limit).
+
+        Keyword options (all optional):
+            steps, shift, cfg, seed: sampler settings; ``negative_prompt`` for cfg != 1.
+            latent_frames_per_segment: new latent frames per action, 4 video frames each (Yume-5B: 8).
+            sentence_set, prefix, speed, event: the segment prompts
+                (:func:`~unity_core.explore.prompts.segment_prompts`).
+            schedule: derived history compression (default: the paper's, fitted to the latent size).
+            size: (height, width) of the walk (default: the pipeline's; the image is resized and
+                centre-cropped). None with ``history``: a continuation keeps its walk's size.
+            image_repeats: still latent frames of the start image besides its own.
+            history: an earlier :class:`~unity_core.explore.long_video.ExploreResult` (or its
+                latent ``[1, C, T, h, w]``) to continue from. A bare latent keeps every frame it
+                decodes to and numbers the new frames after them.
+            history_mode, time_travel, cache: Yume-5B only
+                (:func:`~unity_core.explore.samplers.generate_yume_walk`); off by default.
+            decode: decode the latents to frames (default True).
+            callback: ``callback(step, total, latent, None)`` after every step.
+            should_interrupt: checked before every step; True raises ``SamplingInterrupted``.
+            segment_sampler: Yume-5B only: another sampler of each segment (ComfyUI's core sampling;
+                :data:`~unity_core.explore.samplers.SegmentSampler`).
+            on_segment: ``on_segment(k, latent, new)`` after each segment.
+
+        Returns:
+            :class:`~unity_core.explore.long_video.ExploreResult` (frames:
+            :func:`~unity_core.explore.long_video.walk_frame_count` of its segments from an image).
+
+        Raises:
+            ValueError: a bad action script, image, size or setting (the message names it), an image
+                or size given together with ``history``, or a Yume-only option on another model.
+            TypeError: an unknown option.
+            SamplingInterrupted: when ``should_interrupt()`` returns True.
+        """
+        from unity_core.explore.long_video import walk
+
+        return walk(self, image, actions_script, prompt, **options)
 
 
 def door_frames(frames) -> torch.Tensor:

@@ -171,7 +171,7 @@ def check_yume_model(model) -> None:
     if not has_history_embeddings(model):
         raise ValueError("this model has no Yume history patch embeddings (patch_embedding_2x ... _2x_f); load a "
                          "Yume-5B checkpoint (preset 'yume-5b'), or explore with the derived history of "
-                         "unity_core.explore.long_video.generate_long_video")
+                         "unity_core.explore.samplers.generate_long_video")
 
 
 def _pad_to(latent: torch.Tensor, multiple: int) -> torch.Tensor:

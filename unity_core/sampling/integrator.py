@@ -1,7 +1,7 @@
 """The one flow-matching integrator of the project, and the one CFG helper.
 
 Every sampler here (the pipeline's :func:`~unity_core.sampling.sample`, the Yume walks of
-:mod:`unity_core.explore.long_video`, and the Time Travel / AAM SAMPLERs of ``nodes/sampling.py``)
+:mod:`unity_core.explore.samplers`, and the Time Travel / AAM SAMPLERs of ``nodes/sampling.py``)
 integrates with :func:`integrate`; they differ only in the velocity they pass in (which model
 forward, which guidance) and in the step hooks:
 

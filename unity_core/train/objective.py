@@ -12,7 +12,7 @@ trained from scratch (the shipped default) must learn it, because world explorat
 (:mod:`unity_core.explore`) runs the RGB stream alone.
 
 A second is ``explore_segment`` (:data:`EXPLORE_TASK`), one exploration segment after a history,
-as :func:`unity_core.explore.long_video.explore` samples it: the whole clip is noised to one t
+as :meth:`unity_core.pipeline.UnityVideoPipeline.explore` samples it: the whole clip is noised to one t
 (Yume re-noises the history to the current level), and only the last ``new_frames`` latent
 frames are supervised. Its clips change action at that last segment and their prompt names only
 the new action, so the motion of the history does not give the answer away: the prompt does.

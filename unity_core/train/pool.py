@@ -85,7 +85,7 @@ WALK_SEED0 = 300000
 def render_walks(seeds: Iterable[int], num_frames: int = 17, height: int = 64, width: int = 64,
                  still_share: float = 0.3, log=print):
     """Walk clips for the ``explore_segment`` task: a history, then one last 4-frame segment
-    under a new random action, prompted as :func:`unity_core.explore.long_video.explore`
+    under a new random action, prompted as :meth:`unity_core.pipeline.UnityVideoPipeline.explore`
     prompts that segment (content, Yume v1 prefix and the new action's sentences only).
 
     The history's segments take random actions, or (``still_share`` of the clips) stand still,
