@@ -37,7 +37,6 @@ and the LoRA key conversion (:func:`lora_target_keys`, :func:`load_lora`) use it
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -51,7 +50,7 @@ import torch
 import torch.nn as nn
 
 from unity_core.constants import MODALITIES
-from unity_core.model.config import PRESETS, UnityVideoConfig, get_config
+from unity_core.model.config import PRESETS, UnityVideoConfig, config_schema, get_config
 from unity_core.model.transformer import UnityVideoTransformer
 
 PathLike = Union[str, Path]
@@ -336,7 +335,7 @@ def config_from_folder_json(data: Mapping[str, Any]) -> Optional[Dict[str, Any]]
         CheckpointError: an image-conditioned diffusers Wan (``image_dim`` / ``added_kv_proj_dim``),
             which this model does not have.
     """
-    fields = {f.name for f in dataclasses.fields(UnityVideoConfig)}
+    fields = set(config_schema())
     cls = data.get("_class_name")
     if cls == "UnityVideoTransformer" or (cls is None and "modalities" in data):
         return {k: v for k, v in data.items() if k in fields}
@@ -436,7 +435,7 @@ def known_num_heads(dim: int) -> Optional[int]:
     return _KNOWN_HEADS.get(int(dim))
 
 
-_KNOWN_HEADS: Dict[int, int] = {1536: 12, 5120: 40, **{c.dim: c.num_heads for c in PRESETS.values()}}
+_KNOWN_HEADS: Dict[int, int] = {1536: 12, 5120: 40, **{c.dim: c.num_heads for c in map(get_config, PRESETS)}}
 
 
 def infer_config(shapes: Mapping[str, Tuple[int, ...]]) -> UnityVideoConfig:
