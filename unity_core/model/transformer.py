@@ -514,7 +514,9 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         history_embeddings: bool = False,
     ):
         super().__init__()
-        config = self.unity_config  # register_to_config filled self.config before this body
+        # register_to_config has recorded the arguments in self.config before this body runs; the
+        # body reads them through the validated view (checks, tuples, derived values)
+        config = self.unity_config = UnityVideoConfig.from_model_config(self.config)
         d, patch = config.dim, config.patch_size
         out_features = config.out_channels * math.prod(patch)
         self.patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=patch, stride=patch)
@@ -561,11 +563,6 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         if isinstance(config, (str, UnityVideoConfig)):
             config = get_config(config).to_kwargs()  # tuples stay tuples, as in the presets
         return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
-
-    @property
-    def unity_config(self) -> UnityVideoConfig:
-        """The validated view of ``self.config`` with the derived values (a fresh object each read)."""
-        return UnityVideoConfig.from_model_config(self.config)
 
     @torch.no_grad()
     def reset_unity_parameters(self, modality_embedding_std: float = 0.0) -> None:
