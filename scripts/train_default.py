@@ -17,7 +17,6 @@ CACHE`` encodes the data once and stops, so several runs can then share the cach
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -167,7 +166,7 @@ def main(argv=None) -> None:
     else:
         config = get_config("unityvideo-small")
         if args.patch_size:
-            config = dataclasses.replace(config, patch_size=tuple(args.patch_size))
+            config = get_config({**config.to_kwargs(), "patch_size": tuple(args.patch_size)})
         model, codec, text_encoder, preset = UnityVideoTransformer.from_config(config), None, None, "unityvideo-small"
         if not args.resume:  # a resumed run loads every weight from its checkpoint
             model.reset_unity_parameters(modality_embedding_std=args.modality_embedding_std)

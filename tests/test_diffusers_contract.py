@@ -15,8 +15,6 @@ Each test names the diffusers behaviour it checks:
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from diffusers.utils import BaseOutput
@@ -30,8 +28,8 @@ KEPT = ("time_embedder", "scale_shift_table", "modulation", "norm1", "norm2", "n
 VARIANTS = {
     "rgb": SMALL,
     "joint": SMALL,
-    "joint_switcher": dataclasses.replace(SMALL, modality_switcher=True),
-    "yume_packed": dataclasses.replace(SMALL, modality_stream=False, history_embeddings=True),
+    "joint_switcher": get_config({**SMALL.to_kwargs(), "modality_switcher": True}),
+    "yume_packed": get_config({**SMALL.to_kwargs(), "modality_stream": False, "history_embeddings": True}),
 }
 
 

@@ -30,7 +30,6 @@ by ``huggingface_hub``'s splitter, as diffusers' ``save_pretrained`` plans them)
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -41,7 +40,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 
 from unity_core.constants import MODALITIES
-from unity_core.model.config import PRESETS, UnityVideoConfig, get_config
+from unity_core.model.config import PRESETS, UnityVideoConfig, config_schema, get_config
 from unity_core.model.keys import ADDITION_PREFIXES, detect_layout, family_flags, our_names, release_key_function
 from unity_core.model.reader import (PICKLE_SUFFIXES, CheckpointError, PathLike, ShardedWeights, WeightFile,
                                      check_keys, dequantize, show, split_fp8_keys)
@@ -108,7 +107,7 @@ def config_from_folder_json(data: Mapping[str, Any]) -> Optional[Dict[str, Any]]
         CheckpointError: an image-conditioned diffusers Wan (``image_dim`` / ``added_kv_proj_dim``),
             which this model does not have.
     """
-    fields = {f.name for f in dataclasses.fields(UnityVideoConfig)}
+    fields = set(config_schema())
     cls = data.get("_class_name")
     if cls == "UnityVideoTransformer" or (cls is None and "modalities" in data):
         return {k: v for k, v in data.items() if k in fields}
@@ -141,7 +140,7 @@ def known_num_heads(dim: int) -> Optional[int]:
     return _KNOWN_HEADS.get(int(dim))
 
 
-_KNOWN_HEADS: Dict[int, int] = {1536: 12, 5120: 40, **{c.dim: c.num_heads for c in PRESETS.values()}}
+_KNOWN_HEADS: Dict[int, int] = {1536: 12, 5120: 40, **{c.dim: c.num_heads for c in map(get_config, PRESETS)}}
 
 
 def infer_config(shapes: Mapping[str, Tuple[int, ...]]) -> UnityVideoConfig:

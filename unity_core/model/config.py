@@ -1,67 +1,59 @@
-"""Model configurations: the one preset table of the suite.
+"""Model configurations: the one preset table of the suite, and a validated view of a config.
+
+The schema is the signature of ``UnityVideoTransformer.__init__`` (diffusers' ``@register_to_config``
+records those keyword arguments as ``model.config`` and writes them to ``config.json``), as in
+diffusers' ``WanTransformer3DModel``: its parameters are the fields, its defaults the defaults.
+Nothing here lists the fields again; :class:`UnityVideoConfig` reads them from that signature and
+adds the validation and the derived values (``head_dim``, ``rope_dims``), which live only here.
 
 ``wan2.2-ti2v-5b`` is the public UnityVideo release (KlingTeam/UnityVideo, built on
-Wan2.2-TI2V-5B). ``unityvideo-small`` is the default model this project trains and ships
-(sized from the CPU calibration: about 9 M parameters). Any other size is a plain config.
+Wan2.2-TI2V-5B); its config is the signature's defaults. ``unityvideo-small`` is the default model
+this project trains and ships (sized from the CPU calibration: about 9 M parameters). Any other
+size is a plain config.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
+import inspect
 import json
-from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Dict, Mapping, Tuple, Union
 
-from unity_core.constants import MODALITIES
+
+@functools.lru_cache(maxsize=None)
+def config_schema() -> Mapping[str, Any]:
+    """The config fields, name -> default, read from ``UnityVideoTransformer.__init__`` (read-only).
+
+    The meaning of every field is documented on :class:`~unity_core.model.UnityVideoTransformer`.
+    """
+    from unity_core.model.transformer import UnityVideoTransformer  # the schema's owner imports this module
+
+    params = list(inspect.signature(UnityVideoTransformer.__init__).parameters.values())[1:]  # after self
+    return MappingProxyType({p.name: p.default for p in params})
 
 
-@dataclass
 class UnityVideoConfig:
-    """Hyper-parameters of :class:`~unity_core.model.UnityVideoTransformer`.
+    """A validated view of a transformer config: the fields of :func:`config_schema` (those not
+    given take the ``__init__`` defaults) as attributes, plus the derived values.
 
-    Attributes:
-        dim: model width D (3072 for the 5B).
-        num_layers: number of DiT blocks.
-        num_heads: attention heads; head dim ``dim // num_heads`` must be even.
-        ffn_dim: hidden width of the feed-forward network.
-        in_channels: latent channels C of both streams (48 for the Wan2.2 VAE).
-        out_channels: velocity channels (equal to ``in_channels`` for flow matching).
-        text_dim: width of the text encoder's token embeddings (4096 UMT5-XXL, 384 MiniLM).
-        freq_dim: width of the sinusoidal timestep embedding.
-        patch_size: (pt, ph, pw) patch of the Conv3d patch embeddings.
-        eps: epsilon of every LayerNorm / RMSNorm.
-        rope_theta: RoPE base.
-        modalities: modality names that get a learned embedding (the release's five).
-        modality_switcher: the paper's modality-adaptive switcher (modality-specific AdaLN
-            parameters from MLP(L_m + t_emb)) for newly trained models. The release does not use
-            it (False), and neither does its key layout.
-        modality_stream: True (UnityVideo) builds the release's additions for the modality stream
-            (``flow_patch_embedding``, ``flow_in``, ``modality_embeddings``, ``flow_head``);
-            False leaves a plain Wan2.2 DiT (the base of Yume-5B), which runs the RGB stream only.
-        history_embeddings: True builds Yume-5B's five patch embeddings for compressed history
-            (``patch_embedding_2x`` / ``_4x`` / ``_8x`` / ``_16x`` with kernels (1, 2k, 2k) for
-            k = 2, 4, 8, 16 over the latent, and ``patch_embedding_2x_f``, a latent-to-latent
-            (1, 4, 4) kernel feeding the 16x one for the coarsest tier), as in stdstu12/YUME.
+    ``UnityVideoConfig(**kwargs)`` takes ``UnityVideoTransformer.__init__``'s keyword arguments;
+    ``model.unity_config`` is the view of ``model.config``. ``patch_size`` and ``modalities`` are
+    normalised to tuples; two views are equal when their fields are.
+
+    Raises:
+        ValueError: unknown field names (the message lists the valid ones), ``dim`` not divisible
+            by ``num_heads``, an odd head dim (RoPE needs pairs), a ``patch_size`` that is not
+            three entries, or ``modality_switcher`` without ``modality_stream``.
     """
 
-    dim: int = 3072
-    num_layers: int = 30
-    num_heads: int = 24
-    ffn_dim: int = 14336
-    in_channels: int = 48
-    out_channels: int = 48
-    text_dim: int = 4096
-    freq_dim: int = 256
-    patch_size: Tuple[int, int, int] = (1, 2, 2)
-    eps: float = 1e-6
-    rope_theta: float = 10000.0
-    modalities: Tuple[str, ...] = field(default_factory=lambda: tuple(MODALITIES))
-    modality_switcher: bool = False
-    modality_stream: bool = True
-    history_embeddings: bool = False
-
-    def __post_init__(self) -> None:
-        self.patch_size = tuple(int(p) for p in self.patch_size)  # type: ignore[assignment]
+    def __init__(self, **fields: Any) -> None:
+        schema = config_schema()
+        unknown = sorted(set(fields) - set(schema))
+        if unknown:
+            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(schema)}")
+        self.__dict__.update({**schema, **fields})
+        self.patch_size = tuple(int(p) for p in self.patch_size)
         self.modalities = tuple(self.modalities)
         if self.dim % self.num_heads:
             raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
@@ -74,6 +66,7 @@ class UnityVideoConfig:
 
     @property
     def head_dim(self) -> int:
+        """Per-head width ``dim // num_heads``."""
         return self.dim // self.num_heads
 
     @property
@@ -88,32 +81,48 @@ class UnityVideoConfig:
         hw = 2 * (self.head_dim // 6)
         return (self.head_dim - 2 * hw, hw, hw)
 
+    def to_kwargs(self) -> Dict[str, Any]:
+        """The ``UnityVideoTransformer.__init__`` keyword arguments (tuples kept, as the presets give them)."""
+        return {name: getattr(self, name) for name in config_schema()}
+
     def to_dict(self) -> Dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["patch_size"] = list(self.patch_size)
-        d["modalities"] = list(self.modalities)
-        return d
+        """The fields as JSON types (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.to_kwargs().items()}
 
     def to_json(self) -> str:
+        """The fields as JSON, keys sorted (the form checkpoints record)."""
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "UnityVideoConfig":
         """Build from a mapping; unknown keys raise ``ValueError`` naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}; valid keys: {sorted(names)}")
         return cls(**dict(data))
 
+    @classmethod
+    def from_model_config(cls, config: Mapping[str, Any]) -> "UnityVideoConfig":
+        """The view of a diffusers ``model.config``, whose bookkeeping keys (``_class_name``,
+        ``_use_default_values``, ...: those starting with ``_``) are not fields."""
+        return cls(**{k: v for k, v in config.items() if not k.startswith("_")})
 
-PRESETS: Dict[str, UnityVideoConfig] = {
-    # KlingTeam/UnityVideo = Wan2.2-TI2V-5B + UnityVideo additions.
-    "wan2.2-ti2v-5b": UnityVideoConfig(),
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UnityVideoConfig):
+            return NotImplemented
+        return self.to_kwargs() == other.to_kwargs()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        return f"UnityVideoConfig({', '.join(f'{k}={v!r}' for k, v in self.to_kwargs().items())})"
+
+
+#: Named presets: ``UnityVideoTransformer.__init__`` keyword arguments (resolve with :func:`get_config`).
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # KlingTeam/UnityVideo = Wan2.2-TI2V-5B + UnityVideo additions: the __init__ defaults.
+    "wan2.2-ti2v-5b": {},
     # Yume-5B (stdstu12/YUME, Yume 1.5): stock Wan2.2-TI2V-5B plus five history patch embeddings.
-    "yume-5b": UnityVideoConfig(modality_stream=False, history_embeddings=True),
+    "yume-5b": dict(modality_stream=False, history_embeddings=True),
     # The shipped default: MiniLM text (384), a small Wan-style VAE with 16 latent channels.
-    "unityvideo-small": UnityVideoConfig(
+    "unityvideo-small": dict(
         dim=256, num_layers=8, num_heads=4, ffn_dim=1024, in_channels=16, out_channels=16, text_dim=384
     ),
 }
@@ -126,11 +135,11 @@ def get_config(spec: Union[str, Mapping[str, Any], UnityVideoConfig]) -> UnityVi
         ValueError: unknown preset name (the message lists the presets) or unknown keys.
     """
     if isinstance(spec, UnityVideoConfig):
-        return dataclasses.replace(spec)
+        return UnityVideoConfig(**spec.to_kwargs())
     if isinstance(spec, str):
         if spec not in PRESETS:
             raise ValueError(f"unknown preset {spec!r}; use one of: {', '.join(PRESETS)}")
-        return dataclasses.replace(PRESETS[spec])
+        return UnityVideoConfig(**PRESETS[spec])
     if isinstance(spec, Mapping):
         return UnityVideoConfig.from_dict(spec)
     raise ValueError(f"cannot make a config from {type(spec).__name__}")

@@ -416,15 +416,40 @@ def _modulated_head(x, temb, norm, linear, table):
 class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixin, AttentionMixin):
     """UnityVideo's DiT (see the module docstring), a diffusers model.
 
-    Build with ``UnityVideoTransformer.from_config(spec)`` (``spec``: a :class:`UnityVideoConfig`,
-    a preset name such as ``"wan2.2-ti2v-5b"`` / ``"unityvideo-small"`` / ``"yume-5b"``, or a dict)
-    or with the config's fields as keyword arguments. Load checkpoints with
+    Build with ``UnityVideoTransformer.from_config(spec)`` (``spec``: a preset name such as
+    ``"wan2.2-ti2v-5b"`` / ``"unityvideo-small"`` / ``"yume-5b"``, a :class:`UnityVideoConfig`,
+    or a dict) or with the config's fields as keyword arguments. Load checkpoints with
     :func:`unity_core.model.load_transformer` (official, original-Wan, diffusers, sharded and fp8
     layouts) or ``from_pretrained`` on a folder written by ``save_pretrained``.
 
-    ``self.config`` is diffusers' frozen config (the fields of :class:`UnityVideoConfig`);
-    ``self.unity_config`` is the same as a validated :class:`UnityVideoConfig` with the derived
-    values (``head_dim``, ``rope_dims``).
+    The ``__init__`` signature is the config schema (as in diffusers' ``WanTransformer3DModel``):
+    ``self.config`` is diffusers' frozen record of its arguments, and ``self.unity_config`` the
+    validated :class:`UnityVideoConfig` view of it with the derived values (``head_dim``,
+    ``rope_dims``); :data:`~unity_core.model.config.PRESETS` names sets of these arguments.
+
+    Args:
+        dim: model width D (3072 for the 5B).
+        num_layers: number of DiT blocks.
+        num_heads: attention heads; head dim ``dim // num_heads`` must be even.
+        ffn_dim: hidden width of the feed-forward network.
+        in_channels: latent channels C of both streams (48 for the Wan2.2 VAE).
+        out_channels: velocity channels (equal to ``in_channels`` for flow matching).
+        text_dim: width of the text encoder's token embeddings (4096 UMT5-XXL, 384 MiniLM).
+        freq_dim: width of the sinusoidal timestep embedding.
+        patch_size: (pt, ph, pw) patch of the Conv3d patch embeddings.
+        eps: epsilon of every LayerNorm / RMSNorm.
+        rope_theta: RoPE base.
+        modalities: modality names that get a learned embedding (the release's five).
+        modality_switcher: the paper's modality-adaptive switcher (modality-specific AdaLN
+            parameters from MLP(L_m + t_emb)) for newly trained models. The release does not use
+            it (False), and neither does its key layout.
+        modality_stream: True (UnityVideo) builds the release's additions for the modality stream
+            (``flow_patch_embedding``, ``flow_in``, ``modality_embeddings``, ``flow_head``);
+            False leaves a plain Wan2.2 DiT (the base of Yume-5B), which runs the RGB stream only.
+        history_embeddings: True builds Yume-5B's five patch embeddings for compressed history
+            (``patch_embedding_2x`` / ``_4x`` / ``_8x`` / ``_16x`` with kernels (1, 2k, 2k) for
+            k = 2, 4, 8, 16 over the latent, and ``patch_embedding_2x_f``, a latent-to-latent
+            (1, 4, 4) kernel feeding the 16x one for the coarsest tier), as in stdstu12/YUME.
 
     Parameters (diffusers names for the Wan base, release names for the additions):
     ``patch_embedding``, ``condition_embedder``, ``blocks``, ``norm_out`` / ``proj_out`` /
@@ -480,13 +505,9 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         history_embeddings: bool = False,
     ):
         super().__init__()
-        config = UnityVideoConfig(
-            dim=dim, num_layers=num_layers, num_heads=num_heads, ffn_dim=ffn_dim, in_channels=in_channels,
-            out_channels=out_channels, text_dim=text_dim, freq_dim=freq_dim, patch_size=patch_size, eps=eps,
-            rope_theta=rope_theta, modalities=modalities, modality_switcher=modality_switcher,
-            modality_stream=modality_stream, history_embeddings=history_embeddings,
-        )
-        self.unity_config = config
+        # register_to_config has recorded the arguments in self.config before this body runs; the
+        # body reads them through the validated view (checks, tuples, derived values)
+        config = self.unity_config = UnityVideoConfig.from_model_config(self.config)
         d, patch = config.dim, config.patch_size
         out_features = config.out_channels * math.prod(patch)
         self.patch_embedding = nn.Conv3d(config.in_channels, d, kernel_size=patch, stride=patch)
@@ -531,7 +552,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
             ValueError: unknown preset name or config keys.
         """
         if isinstance(config, (str, UnityVideoConfig)):
-            config = dataclasses.asdict(get_config(config))  # tuples stay tuples, as in the presets
+            config = get_config(config).to_kwargs()  # tuples stay tuples, as in the presets
         return super().from_config(config, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     @torch.no_grad()
@@ -545,7 +566,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
                 near the token scale (e.g. 1.0) draws them from ``N(0, std^2)`` with torch's
                 global RNG, so every modality starts with its own distinct signature.
         """
-        if self.patch_embedding.weight.is_meta or not self.unity_config.modality_stream:
+        if self.patch_embedding.weight.is_meta or not self.config.modality_stream:
             return
         self.flow_patch_embedding.load_state_dict(self.patch_embedding.state_dict())
         self.flow_head.head.load_state_dict(self.proj_out.state_dict())
@@ -557,7 +578,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
                 nn.init.normal_(p, std=modality_embedding_std)
             else:
                 nn.init.zeros_(p)
-        if self.unity_config.modality_switcher:
+        if self.config.modality_switcher:
             nn.init.zeros_(self.switcher_mlp[1].weight)
             nn.init.zeros_(self.switcher_mlp[1].bias)
 
@@ -670,7 +691,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         return x.flatten(2).transpose(1, 2).contiguous(), grid  # type: ignore[return-value]
 
     def _require_modality_stream(self) -> None:
-        if not self.unity_config.modality_stream:
+        if not self.config.modality_stream:
             raise ValueError("this model has no modality stream (a plain Wan2.2 / Yume DiT): it runs the RGB stream "
                              "only; load a UnityVideo checkpoint for joint generation, control or estimation")
 
@@ -696,7 +717,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
     def unpatchify(self, features: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
         """Head features ``[B, f*h*w, C*pt*ph*pw]`` ((pt, ph, pw, c) order) -> ``[B, C, F, H, W]``."""
         f, h, w = grid
-        pt, ph, pw = self.unity_config.patch_size
+        pt, ph, pw = self.config.patch_size
         b = features.shape[0]
         x = features.reshape(b, f, h, w, pt, ph, pw, -1).permute(0, 7, 1, 4, 2, 5, 3, 6)
         return x.reshape(b, -1, f * pt, h * ph, w * pw)
@@ -804,7 +825,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
                              f"encoder width), got {tuple(context.shape)}")
 
     def _check_latent(self, name: str, latent: torch.Tensor) -> None:
-        c = self.unity_config
+        c = self.config
         if latent.ndim != 5:
             raise ValueError(f"{name} must be [B, C, F, H, W], got shape {tuple(latent.shape)}")
         if latent.shape[1] != c.in_channels:
@@ -899,7 +920,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         self._check_parallel_tokens(x.shape[1])
         rope = self.rope(grid_positions(f, h, 2 * w, device=x.device))
         tmod_tokens = tmod[:, None]
-        if self.unity_config.modality_switcher and name is not None:
+        if self.config.modality_switcher and name is not None:
             m_mod = tmod + self.switcher_mlp(self.switcher_embeddings(temb, name).to(tmod.dtype)).unflatten(1, (6, -1))
             n = f * h * w
             tmod_tokens = join_width(tmod[:, None].expand(-1, n, -1, -1), m_mod[:, None].expand(-1, n, -1, -1), grid)
