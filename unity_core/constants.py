@@ -110,6 +110,22 @@ def resolve_modality(name: str) -> str:
     return key
 
 
+def check_release_modality(name: str, extra: Tuple[str, ...] = ()) -> str:
+    """Refuse anything but a release modality name (or one of ``extra``, e.g. ``"rgb"``) and
+    return it unchanged: the check of the library's inner functions, which take the names the
+    edges (command line, nodes, pipeline methods) resolved with :func:`resolve_modality`; no
+    aliases or labels are mapped here.
+
+    Raises:
+        ValueError: any other name; the message lists the release's names.
+    """
+    if name in MODALITIES or name in extra:
+        return name
+    valid = ", ".join(list(MODALITIES) + list(extra))
+    raise ValueError(f"unknown modality {name!r}; use one of the release's names: {valid} "
+                     "(resolve_modality maps aliases and labels to them)")
+
+
 def resolve_task(name: str) -> str:
     """Map a task name (release or paper name) to the release's name.
 
