@@ -123,7 +123,6 @@ class VideoSource:
         if not wanted:
             return
         pos = 0
-        last: Optional[Tuple[int, torch.Tensor]] = None
         for i, frame in self._decode(wanted[-1]):
             while pos < len(wanted) and wanted[pos] == i:
                 yield i, frame
