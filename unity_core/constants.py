@@ -13,6 +13,11 @@ Optical flow's names (the one place that says which name goes where):
 - ``optical_flow`` is our name wherever we choose one: the modules
   :mod:`unity_core.modalities.optical_flow` and :mod:`unity_core.preprocess.optical_flow`, prose
   and docs. ``flow`` / ``optical_flow`` are accepted as aliases (:func:`resolve_modality`).
+- Names are resolved at the edges: the command line, the nodes, the pipeline's public methods and
+  the public functions a user calls (``modalities.encode``, ``save_values``, ...) call
+  :func:`resolve_modality`; everything inside (the transformer's forward, the sampler, the
+  window runner and stitcher) takes the release's name, checked by
+  :func:`check_release_modality`.
 - The UI shows :data:`MODALITY_LABELS` ("optical flow (raft)"); :func:`resolve_modality`
   accepts those labels too, so a saved workflow loads whichever of them it holds.
 - The release calls the modality *stream* "flow": the checkpoint's ``flow_patch_embedding``,
@@ -45,7 +50,8 @@ YUME_QCM: Dict[str, Any] = load_table("yume_qcm.json")
 
 #: The five auxiliary modalities, by the release's names ("raft" is optical flow).
 MODALITIES: Tuple[str, ...] = tuple(_UNITY["modalities"])
-#: Friendlier names accepted everywhere a modality is named.
+#: Friendlier names accepted wherever a user names a modality (command line, nodes, pipeline
+#: methods, public functions: the edges that call :func:`resolve_modality`).
 MODALITY_ALIASES: Dict[str, str] = dict(_UNITY["modality_aliases"])
 #: What a user interface shows for each modality (release name -> label); resolvable back by
 #: :func:`resolve_modality`.
