@@ -30,8 +30,6 @@ CODEC = io.Custom("UNITYVIDEO_CODEC")
 TEXT_ENCODER = io.Custom("UNITYVIDEO_TEXT_ENCODER")
 VALUES = io.Custom("UNITYVIDEO_VALUES")
 
-#: The most frames a video socket takes (4k+1 up to this).
-MAX_FRAMES = 1025
 #: The largest width/height a size input takes, in pixels.
 MAX_SIDE = 4096
 

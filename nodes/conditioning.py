@@ -9,8 +9,6 @@ with a ``noise_mask`` that is 0 over the conditioning stream, so core samplers k
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from comfy_api.latest import io
 
@@ -197,8 +195,3 @@ class UnityVideoSplit(UnityNode):
         if clean.get("modality") is not None and clean["modality"].shape == mod.shape:
             mod = clean["modality"]
         return io.NodeOutput({"samples": rgb}, {"samples": mod})
-
-
-def modality_context_of(cond) -> Optional[torch.Tensor]:
-    """The modality prompt tokens a task node wrote into a CONDITIONING, or None."""
-    return cond[0][1].get(COND_MODALITY_CONTEXT) if cond else None

@@ -39,7 +39,7 @@ from unity_core.explore.qcm import SENTENCE_SETS, format_script, parse_script
 from unity_core.explore.samplers import HISTORY_MODES, is_yume_model
 from unity_core.explore.start import start_frames
 
-from . import _comfy
+from . import host
 from .common import CODEC, TEXT_ENCODER, seed_input, size_inputs
 from .schema import UnityNode, out
 
@@ -216,7 +216,7 @@ class UnityVideoExplore(UnityNode):
         if history_mode is not None and history_mode not in HISTORY_MODES:
             raise ValueError(f"unknown history_mode {history_mode!r}; use one of {list(HISTORY_MODES)}")
         frames = start_frames(image, START_CHOICES[start])
-        transformer = _comfy.unity_transformer(model, "UnityVideo Explore")
+        transformer = host.unity_transformer(model, "UnityVideo Explore")
         if history_mode not in (None, "all") and not is_yume_model(transformer):
             raise ValueError(f"history_mode {history_mode!r} is Yume-5B's: this MODEL has no Yume history patch "
                              "embeddings (patch_embedding_2x ... _2x_f); load a Yume-5B checkpoint with UnityVideo "
@@ -234,7 +234,7 @@ class UnityVideoExplore(UnityNode):
             log.warning("UnityVideo Explore: no earlier walk with this model, prompt, size and start image in memory; "
                         "starting a new walk from the image")
         # a Yume-5B walk samples through core, which loads the MODEL per segment (after UMT5 and the VAE ran)
-        pipe = _comfy.pipeline(model, codec, text_encoder, "UnityVideo Explore", vae=vae, clip=clip,
+        pipe = host.pipeline(model, codec, text_encoder, "UnityVideo Explore", vae=vae, clip=clip,
                                tiled_decode=bool(tiled_decode), load=not yume)
         live = _LiveWalk(pipe.codec, node if node != DIRECT_CALL else None, len(parsed))
         core = None
@@ -247,11 +247,11 @@ class UnityVideoExplore(UnityNode):
                                   sentence_set=None if sentence_set == MODEL_DEFAULT else sentence_set,
                                   size=(height, width) if new_walk else None, history=previous,
                                   history_mode=history_mode or "all",
-                                  callback=None if yume else _comfy.progress(len(parsed) * max(int(steps), 1), model),
-                                  should_interrupt=_comfy.should_interrupt,
+                                  callback=None if yume else host.progress(len(parsed) * max(int(steps), 1), model),
+                                  should_interrupt=host.should_interrupt,
                                   segment_sampler=core, on_segment=live)
         except SamplingInterrupted as err:
-            raise _comfy.interrupted_error(err) from None
+            raise host.interrupted_error(err) from None
         if core is not None:
             result.info.update(core.info())
         _remember(node, _Walk(weakref.ref(model), key, result))
@@ -290,9 +290,9 @@ class _CoreSegments:
         from .common import make_conditioning
         from .yume import sample_segment
 
-        if _comfy.should_interrupt():
-            raise _comfy.interrupted_error(None)
-        _comfy.progress_text(f"segment {k + 1}/{self.segments}", self.node)
+        if host.should_interrupt():
+            raise host.interrupted_error(None)
+        host.progress_text(f"segment {k + 1}/{self.segments}", self.node)
         cond = make_conditioning(context.cpu())
         steps, n = int(self.sigmas.shape[0]) - 1, 0 if history is None else history.shape[2]
         previewer = latent_preview.get_previewer(self.model.load_device, self.model.model.latent_format)
@@ -316,7 +316,7 @@ class _LiveWalk:
         self.codec, self.node, self.segments = codec, node, segments
 
     def __call__(self, k, latent, new):
-        if self.node is None or not _comfy.server_running():
+        if self.node is None or not host.server_running():
             return
         from unity_core.codec import video_to_frames
         from unity_core.explore.start import codec_device
@@ -325,8 +325,8 @@ class _LiveWalk:
         frames = video_to_frames(self.codec.decode(tail.to(codec_device(self.codec))))[0].cpu()
         if tail.shape[2] > new:
             frames = frames[1:]  # the frame of the latent before the segment
-        image = _comfy.save_temp_animation(frames, f"unityvideo_walk_{self.node}_{k}")
-        _comfy.send_to_browser("unityvideo.explore.segment",
+        image = host.save_temp_animation(frames, f"unityvideo_walk_{self.node}_{k}")
+        host.send_to_browser("unityvideo.explore.segment",
                                {"node": self.node, "segment": k, "segments": self.segments, "images": [image]})
 
 

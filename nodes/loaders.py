@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from comfy_api.latest import io
 
-from . import _comfy
+from . import host
 from .common import CODEC, TEXT_ENCODER
 from .model import WEIGHT_DTYPES, make_model_patcher
 from .schema import UnityNode, out
@@ -48,7 +48,7 @@ class UnityVideoLoader(UnityNode):
     DISPLAY = "UnityVideo Loader"
     GROUP = "loaders"
     INPUTS = [
-        lambda: io.Combo.Input("checkpoint", options=_comfy.model_choices(), default=_comfy.EMBEDDED,
+        lambda: io.Combo.Input("checkpoint", options=host.model_choices(), default=host.EMBEDDED,
                                tooltip="'(embedded default)' runs offline; other files come from models/unityvideo "
                                        "or models/diffusion_models (official UnityVideo layout, or plain Wan2.2-TI2V-5B)."),
         io.Combo.Input("weight_dtype", options=list(WEIGHT_DTYPES), default="default",
@@ -66,7 +66,7 @@ class UnityVideoLoader(UnityNode):
         the folders it was looked for in and the README section."""
         if checkpoint is None:
             return True
-        return _comfy.missing_model_message(checkpoint) or True
+        return host.missing_model_message(checkpoint) or True
 
     @classmethod
     def execute(cls, checkpoint, weight_dtype="default") -> io.NodeOutput:
@@ -74,7 +74,7 @@ class UnityVideoLoader(UnityNode):
 
         if weight_dtype not in WEIGHT_DTYPES:
             raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
-        if checkpoint == _comfy.EMBEDDED:
+        if checkpoint == host.EMBEDDED:
             import json
 
             from unity_core.codec import LatentCodec
@@ -86,7 +86,7 @@ class UnityVideoLoader(UnityNode):
             codec = LatentCodec.from_pretrained(DEFAULT_DIR / cfg["codec"], encode_window=cfg.get("codec_window"))
             text = load_text_encoder(cfg.get("text_encoder", "minilm"))
             return io.NodeOutput(make_model_patcher(transformer, weight_dtype, default_codec=True), codec, text)
-        path = _comfy.model_path(checkpoint)
+        path = host.model_path(checkpoint)
         transformer = load_transformer(path, dtype=_load_dtype(path, weight_dtype))
         return io.NodeOutput(make_model_patcher(transformer, weight_dtype), None, None)
 

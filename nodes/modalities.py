@@ -11,7 +11,7 @@ from unity_core.constants import resolve_modality
 from unity_core.io import save_values
 from unity_core.preprocess import extract_control
 
-from . import _comfy
+from . import host
 from .common import CODEC, MAX_SIDE, TEXT_ENCODER, VALUES, modality_input, seed_input, steps_input
 from .schema import UnityNode, out
 
@@ -60,7 +60,7 @@ class UnityVideoEstimate(UnityNode):
             raise ValueError("UnityVideo Estimate needs the built-in codec and text encoder (the embedded default); "
                              "for a checkpoint use UnityVideo Windowed Sampling with core's CLIP and VAE")
         _check_codec(codec)
-        _comfy.unity_transformer(model, cls.DISPLAY)  # refuses a MODEL that is not UnityVideo's
+        host.unity_transformer(model, cls.DISPLAY)  # refuses a MODEL that is not UnityVideo's
         (empty,) = UnityVideoTextEncode.execute(text_encoder, "").args
         sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "simple", steps).cpu()
         vis, values = sample_clip(model, empty, empty, frames, "video2flow", modality,
@@ -134,7 +134,7 @@ class UnityVideoSaveValues(UnityNode):
 
     @classmethod
     def execute(cls, values, filename_prefix) -> io.NodeOutput:
-        path = save_values(_comfy.output_path(filename_prefix, f"_{values['modality']}.npz"), values["modality"],
+        path = save_values(host.output_path(filename_prefix, f"_{values['modality']}.npz"), values["modality"],
                            values["values"])
         summary = f"{values['modality']} {tuple(np.asarray(values['values']).shape)} -> {path.name}"
         return io.NodeOutput(ui={"text": [summary]})

@@ -60,7 +60,6 @@ import comfy.ops
 import comfy.patcher_extension
 import comfy.supported_models_base
 
-from unity_core.constants import resolve_modality
 from unity_core.model import UnityVideoTransformer
 
 #: conditioning keys written by the task node and read by :class:`UnityVideoModel`
@@ -321,8 +320,8 @@ def transformer_call(model: "UnityVideoModel", x, timestep, context, unity: Dict
     if not unity["packed"]:
         return tf(x, timestep, context, block_runner=block_runner, return_dict=False)
     w = x.shape[-1] // 2
-    name = unity["modality"]
-    return tf(x[..., :w], timestep, context, x[..., w:], resolve_modality(name) if name else None,
+    name = unity["modality"]  # the release's name: UnityVideo Task resolved it
+    return tf(x[..., :w], timestep, context, x[..., w:], name or None,
               unity["modality_context"], block_runner=block_runner, return_dict=False)
 
 

@@ -6,7 +6,7 @@ from comfy_api.latest import io
 
 from unity_core.io import write_video
 
-from . import _comfy
+from . import host
 from .common import MAX_SIDE
 from .schema import UnityNode, out
 
@@ -55,7 +55,7 @@ class UnityVideoLoadVideo(UnityNode):
     DISPLAY = "UnityVideo Load Video"
     GROUP = "video"
     INPUTS = [
-        lambda: io.Combo.Input("video", options=_comfy.input_videos(), upload=io.UploadType.video,
+        lambda: io.Combo.Input("video", options=host.input_videos(), upload=io.UploadType.video,
                                tooltip="A video in ComfyUI's input folder; the upload button adds one."),
         io.Int.Input("skip_first_frames", default=0, min=0, max=10**7,
                      tooltip="Start at this source frame (0 = the first)."),
@@ -87,7 +87,7 @@ class UnityVideoLoadVideo(UnityNode):
     def fingerprint_inputs(cls, video, **kwargs):
         """The file's modification time and size: a file replaced under the same name is read again."""
         try:
-            stat = _comfy.input_path(video).stat()
+            stat = host.input_path(video).stat()
         except (ValueError, OSError, TypeError):
             return video  # execute() reports the problem
         return f"{video}:{stat.st_mtime_ns}:{stat.st_size}"
@@ -95,7 +95,7 @@ class UnityVideoLoadVideo(UnityNode):
     @classmethod
     def execute(cls, video, skip_first_frames=0, end_frame=0, select_every_nth=1, frame_load_cap=0,
                 max_side=0) -> io.NodeOutput:
-        frames, fps = read_selected(_comfy.input_path(video), skip_first_frames, end_frame, select_every_nth,
+        frames, fps = read_selected(host.input_path(video), skip_first_frames, end_frame, select_every_nth,
                                        frame_load_cap, max_side)
         return io.NodeOutput(frames, float(fps), int(frames.shape[0]))
 
@@ -119,8 +119,8 @@ class UnityVideoSaveVideo(UnityNode):
 
     @classmethod
     def execute(cls, frames, filename_prefix, fps, format) -> io.NodeOutput:
-        path = write_video(_comfy.output_path(filename_prefix, f".{format}"), frames, fps)
-        rel = path.relative_to(_comfy.output_dir().resolve())
+        path = write_video(host.output_path(filename_prefix, f".{format}"), frames, fps)
+        rel = path.relative_to(host.output_dir().resolve())
         subfolder = "" if str(rel.parent) == "." else str(rel.parent)
         return io.NodeOutput(ui={"images": [{"filename": rel.name, "subfolder": subfolder, "type": "output"}],
                                  "animated": (format == "webp",)})

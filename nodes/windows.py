@@ -186,7 +186,7 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
 
     from unity_core import video as V
 
-    from . import _comfy
+    from . import host
     from .conditioning import CLEAN_KEY, UnityVideoSplit, UnityVideoTask
     from .model import COND_MODALITY_CONTEXT
     from .sampling import ControlGuider
@@ -208,7 +208,7 @@ def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, moda
         raise ValueError(f"{node}: conditioning must be one of {list(CONDITIONING)}, got {conditioning!r}")
     name = resolve_modality(modality)
     encode, decode, spatial, temporal = _coders(codec, vae, node)
-    patch = int(_comfy.unity_transformer(model, node).config["patch_size"][-1])
+    patch = int(host.unity_transformer(model, node).config["patch_size"][-1])
     source_hw = (int(frames.shape[1]), int(frames.shape[2]))
     model_hw = V.model_size(*source_hw, short_side=short_side, multiple=spatial * patch)
     if overlap is None or overlap < 0:

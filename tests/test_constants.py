@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 
@@ -43,6 +44,17 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(ValueError, match="unknown task 'inpaint'.*text2all"):
         C.resolve_task("inpaint")
     assert C.resolve_task("estimation") == "video2flow"
+
+
+def test_inner_check_takes_release_names_only():
+    """The library's inner functions take what the edges resolved: release names pass unchanged,
+    aliases and labels are refused with the release's names listed."""
+    for name in C.MODALITIES:
+        assert C.check_release_modality(name) == name
+    assert C.check_release_modality("rgb", ("rgb",)) == "rgb"
+    for user_name in ("flow", "optical flow (raft)", "Depth", "rgb"):
+        with pytest.raises(ValueError, match=re.escape(f"unknown modality {user_name!r}") + ".*depth, raft, .*resolve_modality"):
+            C.check_release_modality(user_name)
 
 
 def test_action_geometry_round_trips_through_quantisation():

@@ -19,7 +19,7 @@ from unity_core.explore.history import (
     HistorySchedule,
     derive_patch_embedding,
     kept_frames,
-    pack_history,
+    pack_compressed_history,
     parse_schedule,
     plan_history,
     sequence_length,
@@ -177,7 +177,7 @@ def test_packing_shapes_and_rope_indices(segments, latent_hw):
     history = torch.randn(2, 4, 1 + frames_per_segment * (segments - 1), h, w)
     new = torch.randn(2, 4, frames_per_segment, h, w)
     schedule = PAPER_SCHEDULE.fit(h, w)
-    packed = pack_history(emb, history, new, schedule)
+    packed = pack_compressed_history(emb, history, new, schedule)
     kept = kept_frames(history.shape[2], schedule)
     assert len(kept) == min(history.shape[2], 24)
     n = packed.tokens.shape[1]
@@ -202,7 +202,7 @@ def test_packing_shapes_and_rope_indices(segments, latent_hw):
     torch.testing.assert_close(packed.tokens[:, packed.new_slice], emb.embed(new, 2)[0])
     if segments == 30:  # the schedule is full: the sequence no longer grows
         longer = torch.randn(2, 4, history.shape[2] + 40, h, w)
-        assert pack_history(emb, longer, new, schedule).tokens.shape[1] == n
+        assert pack_compressed_history(emb, longer, new, schedule).tokens.shape[1] == n
 
 
 # ----------------------------------------------------------------------------------------------
@@ -226,13 +226,13 @@ def test_long_video_shapes_determinism_and_history_untouched(monkeypatch):
     history = torch.randn(1, 4, 3, 8, 8)
     contexts = [torch.randn(1, 5, 16) for _ in range(3)]
     seen = []
-    real_pack = lv.pack_history
+    real_pack = lv.pack_compressed_history
 
     def spy(embedder, hist, latent, schedule, history_is_selected=False):
         seen.append(hist.clone())
         return real_pack(embedder, hist, latent, schedule, history_is_selected)
 
-    monkeypatch.setattr(lv, "pack_history", spy)
+    monkeypatch.setattr(lv, "pack_compressed_history", spy)
     out = lv.generate_long_video(model, history, contexts, latent_frames_per_segment=2, steps=3, seed=7)
     assert out.latent.shape == (1, 4, 3 + 3 * 2, 8, 8)
     assert torch.equal(out.latent[:, :, :3], history)  # history never integrated or changed
@@ -242,7 +242,7 @@ def test_long_video_shapes_determinism_and_history_untouched(monkeypatch):
     assert (seen[2] - history).abs().mean() < (seen[1] - history).abs().mean() < (seen[0] - history).abs().mean()
     # segment 2's history holds segment 1's output
     assert seen[3].shape[2] == 5
-    monkeypatch.setattr(lv, "pack_history", real_pack)
+    monkeypatch.setattr(lv, "pack_compressed_history", real_pack)
     again = lv.generate_long_video(model, history, contexts, latent_frames_per_segment=2, steps=3, seed=7)
     assert torch.equal(again.latent, out.latent)
     other = lv.generate_long_video(model, history, contexts, latent_frames_per_segment=2, steps=3, seed=8)

@@ -289,7 +289,7 @@ def info_of(node):
 @record("yume_loader")
 def _():
     return {"codec": none_codec is None, "text": none_text is None,
-            "history": pack.nodes._comfy.unity_transformer(model).config.get("history_embeddings")}
+            "history": pack.nodes.host.unity_transformer(model).config.get("history_embeddings")}
 
 
 @record("yume_walk")

@@ -185,6 +185,7 @@ def test_random_modality_embeddings_tell_the_modalities_apart_from_the_start():
         (dict(t=torch.zeros(3)), r"timestep must be \[B\]"),
         (dict(mod=torch.zeros(1, 8, 1, 4, 6)), "must match rgb_latent"),
         (dict(mod=None, modality="normals"), "unknown modality 'normals'"),  # checked without a latent too
+        (dict(modality="flow"), "unknown modality 'flow'; use one of the release's names"),  # edges resolve aliases
         (dict(ctx_width=5), r"context must be \[B=1, L, text_dim=\d+\]"),
         (dict(mctx_width=5), r"modality_context must be \[B=1, L, text_dim=\d+\]"),
     ],

@@ -13,7 +13,7 @@ CHILD = r'''
 import importlib, torch
 import nodes, comfy.model_patcher, latent_preview
 P = importlib.import_module(pack.__name__ + ".nodes")
-_comfy = importlib.import_module(pack.__name__ + ".nodes._comfy")
+host = importlib.import_module(pack.__name__ + ".nodes.host")
 M = importlib.import_module(pack.__name__ + ".nodes.model")
 res = {"contract": {}, "errors": {}}
 
@@ -32,10 +32,10 @@ for cls in P.NODES:
     }
 
 # loader: paths that escape the model folders; the embedded default as core MODEL + codec + text encoder
-res["errors"]["escape"] = error_of(_comfy.model_path, "../../etc/passwd")
-res["errors"]["unknown"] = error_of(_comfy.model_path, "nope.safetensors")
-res["choices_first"] = _comfy.model_choices()[0] == _comfy.EMBEDDED
-(model, codec, text), _ = call_node("UnityVideoLoader", checkpoint=_comfy.EMBEDDED, weight_dtype="default")
+res["errors"]["escape"] = error_of(host.model_path, "../../etc/passwd")
+res["errors"]["unknown"] = error_of(host.model_path, "nope.safetensors")
+res["choices_first"] = host.model_choices()[0] == host.EMBEDDED
+(model, codec, text), _ = call_node("UnityVideoLoader", checkpoint=host.EMBEDDED, weight_dtype="default")
 fmt = model.model.latent_format
 res["loader"] = {"patcher": isinstance(model, comfy.model_patcher.ModelPatcher),
                  "wrapper": type(model.model).__name__, "format": type(fmt).__name__,
@@ -43,7 +43,7 @@ res["loader"] = {"patcher": isinstance(model, comfy.model_patcher.ModelPatcher),
                  "codec_channels": codec.latent_channels, "text_dim": int(text.encode(["a room"]).shape[-1]),
                  "shift": float(model.get_model_object("model_sampling").shift),
                  "multiplier": float(model.get_model_object("model_sampling").multiplier)}
-(fp8, _, _), _ = call_node("UnityVideoLoader", checkpoint=_comfy.EMBEDDED, weight_dtype="fp8_e4m3fn")
+(fp8, _, _), _ = call_node("UnityVideoLoader", checkpoint=host.EMBEDDED, weight_dtype="fp8_e4m3fn")
 tf = fp8.model.diffusion_model
 x = torch.randn(1, 16, 2, 8, 16, generator=torch.Generator().manual_seed(0))
 ctx = text.encode(["a room"])

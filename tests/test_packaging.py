@@ -272,7 +272,7 @@ def test_loader_lists_models_from_extra_model_paths_yaml(tmp_path):
         extra_config = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(extra_config)
         load_extra_path_config = extra_config.load_extra_path_config
-        _comfy = pack.nodes._comfy
+        host = pack.nodes.host
         folder_paths.folder_names_and_paths.pop("unityvideo", None)  # as at start-up, before the pack registers it
         load_extra_path_config({str(tmp_path / "extra_model_paths.yaml")!r})
         for folder, name in (("{extra}/uv_extra", "a.safetensors"), ("{extra}/dm_extra", "b.safetensors"),
@@ -284,8 +284,8 @@ def test_loader_lists_models_from_extra_model_paths_yaml(tmp_path):
 
         @record("listed")
         def _():
-            return {{"choices": _comfy.model_choices(),
-                     "paths": {{n: str(_comfy.model_path(n)) for n in ("a.safetensors", "b.safetensors", "c.safetensors",
+            return {{"choices": host.model_choices(),
+                     "paths": {{n: str(host.model_path(n)) for n in ("a.safetensors", "b.safetensors", "c.safetensors",
                                                                        "d.safetensors")}}}}
     ''')
     listed = check(out, "listed")

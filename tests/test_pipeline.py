@@ -56,6 +56,27 @@ def test_pipeline_defaults_reach_the_sampler(pipe, monkeypatch):
     assert seen["flow2video"]["control_cfg"] == 6.0 and seen["flow2video"]["negative_context"] is not None
 
 
+def test_public_methods_resolve_modality_names_before_the_inner_code(pipe, monkeypatch):
+    """The methods are the edge: an alias or UI label reaches the window runner and the sampler
+    (which take release names only) as the release's name."""
+    import unity_core.pipeline as P
+
+    seen = []
+
+    def spy(model, task, **kw):
+        seen.append((task, kw["modality"]))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(P, "sample", spy)
+    for run in (lambda: pipe.estimate(torch.rand(17, 64, 64, 3), "flow"),  # whole clip: run_clip's windows
+                lambda: pipe.estimate(torch.rand(17, 64, 64, 3), "optical_flow", num_frames=17),
+                lambda: pipe.generate("a room", "Optical Flow (raft)"),
+                lambda: pipe.control(torch.rand(17, 64, 64, 3), "flow", "")):
+        with pytest.raises(RuntimeError, match="stop"):
+            run()
+    assert seen == [("video2flow", "raft"), ("video2flow", "raft"), ("text2all", "raft"), ("flow2video", "raft")]
+
+
 def test_saved_pipeline_points_at_a_umt5_folder(pipe, tmp_path, monkeypatch):
     import json
 

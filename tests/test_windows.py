@@ -138,6 +138,8 @@ def test_upsampling_rules_per_modality():
     iuv[:, :, 5:] = torch.tensor([9.0, 0.6, 0.4])
     up = to_source_size("densepose", iuv, (8, 10), (17, 23))
     assert set(up[..., 0].unique().tolist()) == {7.0, 9.0}
+    with pytest.raises(ValueError, match="unknown modality 'flow'"):  # the callers resolve aliases
+        to_source_size("flow", flow, (8, 10), (24, 40))
 
 
 def test_model_size_keeps_the_aspect():

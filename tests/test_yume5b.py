@@ -18,7 +18,7 @@ from unity_core.model.yume import (
     chunk_grid,
     history_chunks,
     history_token_count,
-    pack_history,
+    pack_release_history,
     packed_forward,
     pad_context,
     plain_forward,
@@ -110,7 +110,7 @@ def test_packing_follows_the_release_chunk_table(model, oracle, case):
     assert offset == (3 if n <= 2 else n) == spec["chunks"][-1]["rope_t_offset"]
     assert history_token_count(n, h, w) == spec["tokens"]["history"]
     with torch.no_grad():
-        packed = pack_history(model, x[:, :, :n], x[:, :, n:])
+        packed = pack_release_history(model, x[:, :, :n], x[:, :, n:])
     assert packed.num_history_tokens == spec["tokens"]["history"]
     assert torch.equal(packed.positions, oracle[f"case.{case}.dbg.rope_pos"])
     assert _max_diff(packed.tokens[0], oracle[f"case.{case}.dbg.tokens_in"]) <= ATOL

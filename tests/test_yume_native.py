@@ -29,8 +29,8 @@ from unity_core.explore.qcm import parse_script
 from unity_core.explore.samplers import generate_yume_walk, yume_history
 
 load_extras("nodes_model_advanced", "nodes_easycache")
-_comfy = pack.nodes._comfy
-transformer = _comfy.unity_transformer(model)
+host = pack.nodes.host
+transformer = host.unity_transformer(model)
 ACTIONS = "W D"
 
 
@@ -45,7 +45,7 @@ def node_walk(m, node, **kw):
 
 def library_walk(**kw):
     # the library's own sampler (generate_yume_walk inside pipe.explore), same start, prompts and seed
-    pipe = _comfy.pipeline(model, None, None, "test", vae=vae, clip=clip)
+    pipe = host.pipeline(model, None, None, "test", vae=vae, clip=clip)
     frames = image[-1:]
     return pipe.explore(frames, parse_script(ACTIONS), "a room", seed=1, size=(32, 32), decode=False, **kw)
 

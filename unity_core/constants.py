@@ -13,6 +13,11 @@ Optical flow's names (the one place that says which name goes where):
 - ``optical_flow`` is our name wherever we choose one: the modules
   :mod:`unity_core.modalities.optical_flow` and :mod:`unity_core.preprocess.optical_flow`, prose
   and docs. ``flow`` / ``optical_flow`` are accepted as aliases (:func:`resolve_modality`).
+- Names are resolved at the edges: the command line, the nodes, the pipeline's public methods and
+  the public functions a user calls (``modalities.encode``, ``save_values``, ...) call
+  :func:`resolve_modality`; everything inside (the transformer's forward, the sampler, the
+  window runner and stitcher) takes the release's name, checked by
+  :func:`check_release_modality`.
 - The UI shows :data:`MODALITY_LABELS` ("optical flow (raft)"); :func:`resolve_modality`
   accepts those labels too, so a saved workflow loads whichever of them it holds.
 - The release calls the modality *stream* "flow": the checkpoint's ``flow_patch_embedding``,
@@ -45,7 +50,8 @@ YUME_QCM: Dict[str, Any] = load_table("yume_qcm.json")
 
 #: The five auxiliary modalities, by the release's names ("raft" is optical flow).
 MODALITIES: Tuple[str, ...] = tuple(_UNITY["modalities"])
-#: Friendlier names accepted everywhere a modality is named.
+#: Friendlier names accepted wherever a user names a modality (command line, nodes, pipeline
+#: methods, public functions: the edges that call :func:`resolve_modality`).
 MODALITY_ALIASES: Dict[str, str] = dict(_UNITY["modality_aliases"])
 #: What a user interface shows for each modality (release name -> label); resolvable back by
 #: :func:`resolve_modality`.
@@ -108,6 +114,22 @@ def resolve_modality(name: str) -> str:
         valid = ", ".join(list(MODALITIES) + sorted(MODALITY_ALIASES))
         raise ValueError(f"unknown modality {name!r}; use one of: {valid}")
     return key
+
+
+def check_release_modality(name: str, extra: Tuple[str, ...] = ()) -> str:
+    """Refuse anything but a release modality name (or one of ``extra``, e.g. ``"rgb"``) and
+    return it unchanged: the check of the library's inner functions, which take the names the
+    edges (command line, nodes, pipeline methods) resolved with :func:`resolve_modality`; no
+    aliases or labels are mapped here.
+
+    Raises:
+        ValueError: any other name; the message lists the release's names.
+    """
+    if name in MODALITIES or name in extra:
+        return name
+    valid = ", ".join(list(MODALITIES) + list(extra))
+    raise ValueError(f"unknown modality {name!r}; use one of the release's names: {valid} "
+                     "(resolve_modality maps aliases and labels to them)")
 
 
 def resolve_task(name: str) -> str:

@@ -306,7 +306,7 @@ class UnityVideoPipeline:
             kw.setdefault("control_cfg", self.defaults.get("control_cfg", 1.0))
         ctx = self.encode_prompt(prompt)
         neg = self.encode_prompt(negative_prompt) if cfg != 1.0 else None
-        modality_ctx = self.modality_context(modality)
+        modality_ctx = self.encode_prompt(MODALITY_PROMPTS[modality])  # the release's name, as the methods resolved it
         if self.free_text_encoder_after_encoding and self.text_encoder is not None:
             self.free_text_encoder()
         steps = kw.pop("steps", self.defaults["steps"])

@@ -32,7 +32,6 @@ STEP_RADIANS = math.radians(2.5)  # camera rotation per frame for a rotation key
 MAX_PITCH = math.radians(30)
 ROOM = 15.0              # walls at x, z = +-ROOM
 SKY = 12.0               # sky plane height
-FAR = 1e4
 
 
 @dataclass

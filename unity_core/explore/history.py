@@ -308,7 +308,7 @@ def _positions(t0: int, grid: Tuple[int, int, int], scale: int, device) -> torch
     return torch.stack(torch.meshgrid(t, r, c, indexing="ij"), -1).reshape(-1, 3)
 
 
-def pack_history(
+def pack_compressed_history(
     embedder: HistoryPatchEmbedder,
     history: Optional[torch.Tensor],
     new_latent: torch.Tensor,
@@ -383,7 +383,7 @@ def select_history(history: torch.Tensor, schedule: HistorySchedule = PAPER_SCHE
 
 def sequence_length(num_history: int, latent_hw: Tuple[int, int], new_frames: int,
                     schedule: HistorySchedule = PAPER_SCHEDULE, base: int = 2) -> int:
-    """Number of tokens :func:`pack_history` produces (for planning and benches)."""
+    """Number of tokens :func:`pack_compressed_history` produces (for planning and benches)."""
     h, w = latent_hw
     n = new_frames * (h // base) * (w // base)
     for g in plan_history(num_history, schedule):
@@ -393,6 +393,6 @@ def sequence_length(num_history: int, latent_hw: Tuple[int, int], new_frames: in
 
 __all__ = [
     "COARSE_KERNELS", "HistoryGroup", "HistoryPatchEmbedder", "HistorySchedule", "PAPER_SCHEDULE", "PackedSequence",
-    "derive_patch_embedding", "kept_frames", "pack_history", "parse_schedule", "plan_history", "select_history",
-    "sequence_length",
+    "derive_patch_embedding", "kept_frames", "pack_compressed_history", "parse_schedule", "plan_history",
+    "select_history", "sequence_length",
 ]

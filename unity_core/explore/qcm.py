@@ -53,8 +53,6 @@ _ROT_CHARS = ("←", "→", "↑", "↓")
 _OPPOSITE = [("W", "S"), ("A", "D"), ("←", "→"), ("↑", "↓")]
 _HELP = "use W/A/S/D (pairs like W+A), the arrows ← → ↑ ↓ (or < > ^ v), '·' for none, e.g. 'W+A→'"
 
-ActionsLike = Union[str, Sequence[CameraAction]]
-
 
 def _check_opposites(held: Iterable[str]) -> None:
     held = set(held)

@@ -33,7 +33,7 @@ from unity_core.explore.history import (
     PAPER_SCHEDULE,
     HistoryPatchEmbedder,
     HistorySchedule,
-    pack_history,
+    pack_compressed_history,
     select_history,
     sequence_length,
 )
@@ -94,7 +94,7 @@ def history_velocity(model, embedder: HistoryPatchEmbedder, history: Optional[to
         sigma: flow time t in [0, 1] (the model sees t x 1000).
         context: text tokens ``[B, L, text_dim]``.
     """
-    packed = pack_history(embedder, history, latent, schedule, history_is_selected=True)
+    packed = pack_compressed_history(embedder, history, latent, schedule, history_is_selected=True)
     t = to_timestep(sigma, latent.shape[0], latent.device)
     out = model.forward_tokens(packed.tokens, packed.positions, t, context, block_runner=block_runner)
     temb, _ = model.embed_time(t)

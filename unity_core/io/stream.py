@@ -123,7 +123,6 @@ class VideoSource:
         if not wanted:
             return
         pos = 0
-        last: Optional[Tuple[int, torch.Tensor]] = None
         for i, frame in self._decode(wanted[-1]):
             while pos < len(wanted) and wanted[pos] == i:
                 yield i, frame
@@ -348,11 +347,11 @@ class ValuesWriter:
 
     def __init__(self, path: PathLike, modality: str, num_frames: int, model_hw: Sequence[int],
                  source_hw: Sequence[int], fps: float, stream_bytes: int = 256 << 20):
-        from unity_core.constants import resolve_modality
+        from unity_core.constants import check_release_modality
         from unity_core.io.output import AtomicOutput, check_output_suffix
 
         self.wanted = check_output_suffix(path, (".npz",), "values file")
-        self.modality = resolve_modality(modality)
+        self.modality = check_release_modality(modality)
         self.num_frames, self.fps = int(num_frames), float(fps)
         self.model_hw, self.source_hw = tuple(int(v) for v in model_hw), tuple(int(v) for v in source_hw)
         self.stream_bytes = int(stream_bytes)

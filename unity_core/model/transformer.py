@@ -85,7 +85,7 @@ from diffusers.utils import BaseOutput
 from diffusers.models.normalization import FP32LayerNorm
 from diffusers.models.transformers.transformer_wan import WanTimeTextImageEmbedding, WanTransformerBlock
 
-from unity_core.constants import MODALITIES, resolve_modality
+from unity_core.constants import MODALITIES, check_release_modality
 from unity_core.model.config import UnityVideoConfig, get_config
 from unity_core.model.keys import HISTORY_EMBEDDINGS
 from unity_core.model.parallel import check_divisible, context_parallel_plan
@@ -855,8 +855,9 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
                 for both streams, as the release; a scalar is broadcast).
             context: content prompt tokens ``[B, L, text_dim]``.
             modality_latent: ``[B, C, F, H, W]`` modality latent, or None for a plain Wan forward.
-            modality: modality name (aliases accepted), or None to add no modality embedding
-                (the release's behaviour for None).
+            modality: the release's modality name (``raft``, not the alias ``flow``: the edges
+                resolve user names with :func:`unity_core.constants.resolve_modality`), or None
+                to add no modality embedding (the release's behaviour for None).
             modality_context: modality prompt tokens ``[B, L', text_dim]``; None reuses the
                 content prompt, as the release.
             block_runner: optional hook ``(index, fn, x) -> x`` around every block (block cache).
@@ -886,7 +887,7 @@ class UnityVideoTransformer(ModelMixin, ConfigMixin, PeftAdapterMixin, CacheMixi
         self._check_latent("rgb_latent", rgb_latent)
         batch = rgb_latent.shape[0]
         self._check_context("context", context, batch)
-        name = resolve_modality(modality) if modality is not None else None
+        name = check_release_modality(modality) if modality is not None else None
         if modality_latent is not None:
             self._require_modality_stream()
             if name is not None and name not in self.modality_embeddings:

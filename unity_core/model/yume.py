@@ -200,7 +200,7 @@ def embed_chunk(model, latent: torch.Tensor, kernel: int) -> Tuple[torch.Tensor,
 
 @dataclass
 class PackedHistory:
-    """The packed sequence of :func:`pack_history`.
+    """The packed sequence of :func:`pack_release_history`.
 
     Attributes:
         tokens: ``[B, L, D]``: history tokens, then the new frames'.
@@ -217,7 +217,7 @@ class PackedHistory:
     chunks: List[HistoryChunk]
 
 
-def pack_history(model, history: torch.Tensor, latent: torch.Tensor) -> PackedHistory:
+def pack_release_history(model, history: torch.Tensor, latent: torch.Tensor) -> PackedHistory:
     """``[history | new frames]`` as the release packs it (see the module docstring).
 
     Args:
@@ -390,7 +390,7 @@ def packed_forward(model, history: torch.Tensor, latent: torch.Tensor, timestep,
 
 def _packed(model, history, latent, timestep, context, text_len, block_runner):
     b = latent.shape[0]
-    packed = pack_history(model, history, latent)
+    packed = pack_release_history(model, history, latent)
     t = _timesteps(timestep, b, latent.device)
     if t.ndim != 1:
         raise ValueError(f"packed_forward takes one timestep per sample ([B]), got {tuple(t.shape)}")
@@ -417,5 +417,5 @@ def yume_velocity(model, history: Optional[torch.Tensor], latent: torch.Tensor, 
 __all__ = [
     "HISTORY_CONVS", "HistoryChunk", "KERNEL_NAMES", "PackedHistory", "YUME_MAX_HISTORY", "YUME_NEW_FRAMES",
     "YUME_TEXT_LEN", "check_yume_model", "chunk_grid", "embed_chunk", "has_history_embeddings", "history_chunks",
-    "history_token_count", "pack_history", "packed_forward", "pad_context", "plain_forward", "yume_velocity",
+    "history_token_count", "pack_release_history", "packed_forward", "pad_context", "plain_forward", "yume_velocity",
 ]

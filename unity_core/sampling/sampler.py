@@ -177,7 +177,8 @@ def sample(
         model: a :class:`~unity_core.model.UnityVideoTransformer` (or anything with its forward).
         task: ``text2all`` / ``video2flow`` / ``flow2video`` or a paper alias.
         context: content prompt tokens ``[B, L, text_dim]``.
-        modality: modality name (needed by every task; the modality embedding is chosen by it).
+        modality: the release's modality name (needed by every task; the modality embedding is
+            chosen by it); resolve a user's name first with :func:`unity_core.constants.resolve_modality`.
         modality_context: modality prompt tokens ``[B, L', text_dim]`` (None reuses ``context``).
         rgb_latent: the clean RGB latent ``[B, C, F, H, W]`` for ``video2flow``.
         modality_latent: the clean modality latent for ``flow2video``.

@@ -87,7 +87,8 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
             visualisation video, or RGB with ``preprocess``).
         source: a path, a :class:`~unity_core.io.stream.VideoSource`, a tensor / array
             ``[F, H, W, 3]`` (float in [0, 1] or uint8, converted explicitly) or an iterable of frames.
-        modality: the modality (any accepted name).
+        modality: the release's modality name (:meth:`~unity_core.pipeline.UnityVideoPipeline.estimate`
+            and ``control`` resolve aliases and labels before they call this).
         start, end, stride: which source frames (``end`` exclusive; all by default).
         max_frames: at most this many frames (a range check: more than the selection holds is
             an error, never a repeat).
@@ -127,7 +128,7 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
         SamplingInterrupted, KeyboardInterrupt: cancelled (nothing is left under ``out``).
     """
     from unity_core import modalities as M
-    from unity_core.constants import resolve_modality, resolve_task
+    from unity_core.constants import check_release_modality, resolve_task
     from unity_core.io.output import atomic_output, check_output_suffix
     from unity_core.io.stream import ValuesWriter, VideoSource
     from unity_core.io.video import VideoEncoder
@@ -135,7 +136,7 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
     task = resolve_task(task)
     if task not in ("video2flow", "flow2video"):
         raise ValueError(f"whole-clip runs are for estimation (video2flow) and control (flow2video), not {task}")
-    modality = resolve_modality(modality)
+    check_release_modality(modality)
     if conditioning not in CONDITIONING:
         raise ValueError(f"conditioning must be one of {', '.join(CONDITIONING)}, got {conditioning!r}")
     if out is not None:

@@ -247,11 +247,12 @@ def to_source_size(modality: str, values, model_hw: Tuple[int, int], source_hw: 
     keypoint at model pixel x lands at source pixel ``(x + 0.5) * W_src / W_model - 0.5``.
 
     Raises:
-        ValueError: an unknown modality.
+        ValueError: a name other than ``rgb`` and the release's modality names (aliases are
+            resolved by the callers' edges, :func:`unity_core.constants.resolve_modality`).
     """
-    from unity_core.constants import resolve_modality
+    from unity_core.constants import check_release_modality
 
-    kind = "rgb" if modality == "rgb" else resolve_modality(modality)
+    kind = check_release_modality(modality, ("rgb",))
     v = torch.as_tensor(values)
     (mh, mw), (sh, sw) = model_hw, source_hw
     if kind == "skeleton":
@@ -368,9 +369,9 @@ class Stitcher:
     """
 
     def __init__(self, kind: str, plan: WindowPlan, min_confidence: float = 0.3):
-        from unity_core.constants import resolve_modality
+        from unity_core.constants import check_release_modality
 
-        self.kind = "rgb" if kind == "rgb" else resolve_modality(kind)
+        self.kind = check_release_modality(kind, ("rgb",))
         self.plan, self.min_confidence = plan, float(min_confidence)
         self._pending: Optional[torch.Tensor] = None  # stitched values of positions [next start, previous end)
         self._next_label = 1

@@ -1,4 +1,5 @@
-"""The ComfyUI services the nodes use, in one place: model and input/output folders, progress bars,
+"""The host's services: what the nodes take from ComfyUI, in one place (the node layer's service
+module; nodes import it as ``from . import host``): model and input/output folders, progress bars,
 interruption, and the core MODEL -> our transformer, loaded by ComfyUI's memory manager.
 
 The node layer runs inside ComfyUI (``comfy``, ``folder_paths`` and ``comfy_api`` importable); the
@@ -201,13 +202,6 @@ def should_interrupt() -> bool:
 def interrupted_error(err: Exception) -> Exception:
     """ComfyUI's own interruption exception, for our ``SamplingInterrupted``."""
     return _mm.InterruptProcessingException()
-
-
-def torch_device(name: str):
-    """``"auto"`` -> ComfyUI's device; otherwise ``torch.device(name)``."""
-    import torch
-
-    return _mm.get_torch_device() if name == "auto" else torch.device(name)
 
 
 def unity_transformer(model, node: str = ""):
