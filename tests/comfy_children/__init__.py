@@ -23,9 +23,13 @@ module                        functions                           run by
                               ``yume_setup`` (shared)
 ``media_nodes``               ``main``                            ``tests/test_media_nodes.py``
 ``pack_nodes``                ``main``                            ``tests/test_nodes.py``
-``packaging``                 ``without_extras``,                 ``tests/test_packaging.py``
+``packaging_checks``          ``without_extras``,                 ``tests/test_packaging.py``
                               ``extra_model_paths``
 ``workflows``                 ``main``                            ``tests/workflow_runner.py``
 ``yume_native``               ``main``                            ``tests/test_yume_native.py``
 ============================  ==================================  ====================================
+
+``hide_extras/sitecustomize.py`` is not a child module: ``tests/test_packaging.py`` puts its folder
+on the child's ``PYTHONPATH`` to hide the optional extras (mediapipe, peft, accelerate,
+bitsandbytes) from the child.
 """
