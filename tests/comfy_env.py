@@ -2,7 +2,7 @@
 
 ComfyUI is not on PyPI: CI unpacks a snapshot (``../shared/comfyui/setup.sh``) and names its folder
 in the environment variable ``COMFYUI_PATH``. Tests that need it call :func:`comfy_path` or
-:func:`run_in_comfy`, which skip the test when the variable is unset, so ``pytest -q`` passes on a
+:func:`run_child`, which skip the test when the variable is unset, so ``pytest -q`` passes on a
 machine without ComfyUI.
 
 Why a subprocess: ComfyUI's top level has its own ``nodes`` module and ``tests`` package, which
@@ -49,7 +49,8 @@ The names below are what a :func:`run_in_comfy` string sees as globals, and what
 - ``load_extras(*names)``: register ``comfy_extras`` modules (``"nodes_model_advanced"``, ...) the way
   ComfyUI's start-up does, so their node ids work in ``call_node`` and ``run_prompt``.
 
-Example: ``tests/comfy_children/explorer.py`` holds the child's side::
+Example: a module ``tests/comfy_children/explorer.py`` would hold the child's side (the modules
+there now: that folder's ``__init__.py``)::
 
     import nodes  # ComfyUI's nodes.py: the module is imported in the child, after the set-up
 
@@ -168,13 +169,13 @@ def run_in_comfy(code: str, timeout: float = 600, env: Optional[Dict[str, str]] 
             called ``emit``.
     """
     comfy = comfy_path()
-    return _run(comfy, {"code_file": "test_code.py"}, textwrap.dedent(code), timeout, env)
+    return _run(comfy, None, textwrap.dedent(code), timeout, env)
 
 
-def _run(comfy: Path, job: Dict[str, Any], code: Optional[str], timeout: float,
+def _run(comfy: Path, job: Optional[Dict[str, Any]], code: Optional[str], timeout: float,
          env: Optional[Dict[str, str]]) -> Dict[str, Any]:
-    """Start the child on ``job`` (``{"code_file": name}`` with ``code`` written there, or
-    ``{"module", "function", "kwargs"}``) in a fresh work folder and return what it emitted."""
+    """Start the child in a fresh work folder on ``job`` (``{"module", "function", "kwargs"}``), or on
+    ``code`` (written to a file there; ``job`` None), and return what it emitted."""
     work = Path(tempfile.mkdtemp(prefix="unityvideo-comfy-"))
     try:
         base = work / "base"
@@ -182,8 +183,8 @@ def _run(comfy: Path, job: Dict[str, Any], code: Optional[str], timeout: float,
             (base / sub).mkdir(parents=True)
         (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
         if code is not None:
-            job = dict(job, code_file=str(work / job["code_file"]))
-            Path(job["code_file"]).write_text(code, encoding="utf-8")
+            (work / "test_code.py").write_text(code, encoding="utf-8")
+            job = {"code_file": str(work / "test_code.py")}
         job_file = work / "job.json"
         job_file.write_text(json.dumps(job), encoding="utf-8")
         result_file = work / "result.json"
