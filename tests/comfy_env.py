@@ -2,7 +2,7 @@
 
 ComfyUI is not on PyPI: CI unpacks a snapshot (``../shared/comfyui/setup.sh``) and names its folder
 in the environment variable ``COMFYUI_PATH``. Tests that need it call :func:`comfy_path` or
-:func:`run_in_comfy`, which skip the test when the variable is unset, so ``pytest -q`` passes on a
+:func:`run_child`, which skip the test when the variable is unset, so ``pytest -q`` passes on a
 machine without ComfyUI.
 
 Why a subprocess: ComfyUI's top level has its own ``nodes`` module and ``tests`` package, which
@@ -10,7 +10,12 @@ clash with this project's ``nodes/`` and ``tests/``; whichever comes first on ``
 21 ``comfy_extras`` modules ``import nodes``. In a fresh interpreter the order is ours to set, so the
 result does not depend on what the pytest process imported before.
 
-What the child process does before running ``code`` (in this order):
+Two ways in, the same child: :func:`run_child` runs a function of a module in
+``tests/comfy_children/`` (what every test uses: the code is a real file, linted, and its
+tracebacks name its lines), :func:`run_in_comfy` runs a string of code (kept for ``scripts/`` and
+``bench/``).
+
+What the child process does before running the code (in this order):
 
 1. one torch thread; ComfyUI's folder first on ``sys.path``; ``comfy.cli_args.args.cpu = True``
    (before ``comfy.model_management`` is imported: a CUDA build of torch without a GPU raises
@@ -22,7 +27,9 @@ What the child process does before running ``code`` (in this order):
    runs as a package, its relative imports (``from .nodes import ...``) resolve inside it, and the
    nodes its entry point lists land in ``nodes.NODE_CLASS_MAPPINGS``.
 
-Names the code sees:
+The names below are what a :func:`run_in_comfy` string sees as globals, and what a
+:func:`run_child` function gets as attributes of its first argument, a :class:`ComfyChild`
+(``child.pack``, ``child.record``, ...):
 
 - ``pack``: the loaded root package; ``pack.nodes.<module>`` are our node modules.
 - ``REPO``, ``FIXTURES``: :class:`pathlib.Path` of the repository root and ``REPO / "tests" / "fixtures"``.
@@ -42,26 +49,34 @@ Names the code sees:
 - ``load_extras(*names)``: register ``comfy_extras`` modules (``"nodes_model_advanced"``, ...) the way
   ComfyUI's start-up does, so their node ids work in ``call_node`` and ``run_prompt``.
 
-Example::
+Example: a module ``tests/comfy_children/explorer.py`` would hold the child's side (the modules
+there now: that folder's ``__init__.py``)::
 
-    from tests.comfy_env import check, run_in_comfy
+    import nodes  # ComfyUI's nodes.py: the module is imported in the child, after the set-up
+
+
+    def registered(child):
+        @child.record("registered")
+        def _():
+            return "UnityVideoExplore" in nodes.NODE_CLASS_MAPPINGS
+
+and the test runs it by name::
+
+    from tests.comfy_env import check, run_child
 
     def test_explorer_is_registered():
-        out = run_in_comfy('''
-            import nodes
-
-            @record("registered")
-            def _():
-                return "UnityVideoExplore" in nodes.NODE_CLASS_MAPPINGS
-        ''')
+        out = run_child("explorer", "registered")
         assert check(out, "registered") is True
 
-A ``@pytest.fixture(scope="module")`` that calls :func:`run_in_comfy` once lets several tests share
-one child (ComfyUI's imports take seconds).
+``run_child(module, function, kwargs={...})`` passes JSON values to the function as keyword
+arguments. A ``@pytest.fixture(scope="module")`` that calls it once lets several tests share one
+child (ComfyUI's imports take seconds).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import os
 import runpy
@@ -76,6 +91,10 @@ from typing import Any, Dict, Optional
 REPO = Path(__file__).resolve().parents[1]
 #: The folder name the pack gets under ``custom_nodes/`` in the child (hyphenated, like a user's clone).
 PACK_DIR_NAME = "ComfyUI-UnityVideo"
+#: The folder of the modules :func:`run_child` runs, and the package name they get in the child (not
+#: ``tests``: ComfyUI has a top-level ``tests`` package of its own).
+CHILDREN_DIR = REPO / "tests" / "comfy_children"
+CHILDREN_PACKAGE = "unityvideo_comfy_children"
 SKIP_MESSAGE = ("needs ComfyUI: set COMFYUI_PATH=/path/to/ComfyUI "
                 "(e.g. the last line of ../shared/comfyui/setup.sh)")
 
@@ -98,12 +117,46 @@ def comfy_path() -> Path:
     return path
 
 
-def run_in_comfy(code: str, timeout: float = 600, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Run ``code`` in a fresh Python process inside ComfyUI with the pack loaded (see the module
-    docstring for what is set up and which names the code sees).
+def run_child(module: str, function: str = "main", kwargs: Optional[Dict[str, Any]] = None,
+              timeout: float = 600, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Run ``function(child, **kwargs)`` of ``tests/comfy_children/<module>.py`` in a fresh Python
+    process inside ComfyUI with the pack loaded (see the module docstring for the set-up). ``child`` is
+    a :class:`ComfyChild`: the pack, the folders and the helpers (``emit``, ``record``, ...).
+
+    The module is imported in the child after the set-up, as ``unityvideo_comfy_children.<module>``
+    (so a top-level ``import nodes`` there is ComfyUI's ``nodes.py``, and ComfyUI's ``tests`` package
+    is not shadowed); its tracebacks name its own file and lines.
 
     Args:
-        code: Python source; dedented, so a triple-quoted block indented in the test is fine. It must
+        module: a module name in ``tests/comfy_children/`` (no ``.py``).
+        function: the function to call; it must call ``child.emit`` (or ``child.record``) at least once.
+        kwargs: JSON-serialisable keyword arguments for the function (paths as strings).
+        timeout: seconds before the child is killed.
+        env: extra environment variables for the child (over this process's environment).
+
+    Returns:
+        the merged dicts the function emitted.
+
+    Raises:
+        ValueError: no such module file (its path is in the message).
+        AssertionError: the child failed (its stderr tail is in the message), timed out, or never
+            called ``emit``.
+    """
+    comfy = comfy_path()
+    if not module.isidentifier() or not (CHILDREN_DIR / f"{module}.py").is_file():
+        raise ValueError(f"no child module {module!r}: expected a file {CHILDREN_DIR / (module + '.py')}")
+    job = {"module": module, "function": function, "kwargs": dict(kwargs or {})}
+    json.dumps(job)  # fail here, in the test, when an argument is not JSON-serialisable
+    return _run(comfy, job, None, timeout, env)
+
+
+def run_in_comfy(code: str, timeout: float = 600, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """Run ``code`` in a fresh Python process inside ComfyUI with the pack loaded (see the module
+    docstring for what is set up and which names the code sees as globals). Tests use
+    :func:`run_child` instead; this stays for the scripts that build code at run time.
+
+    Args:
+        code: Python source; dedented, so a triple-quoted block indented in the caller is fine. It must
             call ``emit(dict)`` at least once.
         timeout: seconds before the child is killed.
         env: extra environment variables for the child (over this process's environment).
@@ -116,21 +169,31 @@ def run_in_comfy(code: str, timeout: float = 600, env: Optional[Dict[str, str]] 
             called ``emit``.
     """
     comfy = comfy_path()
+    return _run(comfy, None, textwrap.dedent(code), timeout, env)
+
+
+def _run(comfy: Path, job: Optional[Dict[str, Any]], code: Optional[str], timeout: float,
+         env: Optional[Dict[str, str]]) -> Dict[str, Any]:
+    """Start the child in a fresh work folder on ``job`` (``{"module", "function", "kwargs"}``), or on
+    ``code`` (written to a file there; ``job`` None), and return what it emitted."""
     work = Path(tempfile.mkdtemp(prefix="unityvideo-comfy-"))
     try:
         base = work / "base"
         for sub in ("custom_nodes", "models", "input", "output", "temp", "user"):
             (base / sub).mkdir(parents=True)
         (base / "custom_nodes" / PACK_DIR_NAME).symlink_to(REPO, target_is_directory=True)
-        code_file = work / "test_code.py"
-        code_file.write_text(textwrap.dedent(code), encoding="utf-8")
+        if code is not None:
+            (work / "test_code.py").write_text(code, encoding="utf-8")
+            job = {"code_file": str(work / "test_code.py")}
+        job_file = work / "job.json"
+        job_file.write_text(json.dumps(job), encoding="utf-8")
         result_file = work / "result.json"
         child_env = dict(os.environ)
         child_env.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                           "TRANSFORMERS_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         child_env.pop("PYTHONPATH", None)  # nothing of ours may come before ComfyUI's folder
         child_env.update(env or {})
-        cmd = [sys.executable, str(Path(__file__).resolve()), str(comfy), str(base), str(code_file), str(result_file)]
+        cmd = [sys.executable, str(Path(__file__).resolve()), str(comfy), str(base), str(job_file), str(result_file)]
         try:
             proc = subprocess.run(cmd, cwd=str(work), env=child_env, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
@@ -165,7 +228,8 @@ def check(results: Dict[str, Any], name: str) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
-# The child side: ``python comfy_env.py COMFY BASE CODE_FILE RESULT_FILE`` (started by run_in_comfy).
+# The child side: ``python comfy_env.py COMFY BASE JOB_FILE RESULT_FILE`` (started by run_child and
+# run_in_comfy).
 # --------------------------------------------------------------------------------------------------
 
 class PromptRun:
@@ -199,7 +263,51 @@ class PromptRun:
         return tuple(o[0] if isinstance(o, list) and len(o) == 1 else o for o in entry)
 
 
-def _child_main(comfy_dir: str, base: str, code_file: str, result_file: str) -> None:
+class ComfyChild:
+    """What a :func:`run_child` function gets as its first argument (child process only): the names a
+    :func:`run_in_comfy` string sees as globals, as attributes.
+
+    Attributes:
+        pack: the pack's root package as ComfyUI loaded it; ``pack.nodes.<module>`` are our node modules.
+        REPO: the repository root (:class:`pathlib.Path`); FIXTURES: ``REPO / "tests" / "fixtures"``.
+        COMFY: the ComfyUI folder; BASE: the temporary ``--base-directory`` (``models/``, ``input/``,
+            ``output/``, ...).
+        emit: ``emit(dict)``: hand JSON-serialisable values back to the test (several calls merge).
+        record: ``@record(name)``: run the decorated function now and emit its result, or its error
+            and traceback, under ``name`` (read with :func:`check`).
+        error_of: ``error_of(fn, *args, **kwargs)``: ``"Type: message"`` of what the call raises, or None.
+        call_node: ``call_node(node_id, hidden=None, **inputs)``: run one registered node; returns
+            ``(outputs tuple, ui dict or None)``.
+        run_prompt: ``run_prompt(prompt, executor=None)``: validate and execute an API-format graph;
+            returns a :class:`PromptRun`.
+        load_extras: ``load_extras(*names)``: register ``comfy_extras`` modules by name.
+        PromptRun: the class :func:`run_prompt` returns.
+    """
+
+    def __init__(self, names: Dict[str, Any]):
+        self.pack = names["pack"]
+        self.REPO, self.FIXTURES = names["REPO"], names["FIXTURES"]
+        self.COMFY, self.BASE = names["COMFY"], names["BASE"]
+        self.emit, self.record, self.error_of = names["emit"], names["record"], names["error_of"]
+        self.call_node, self.run_prompt = names["call_node"], names["run_prompt"]
+        self.load_extras, self.PromptRun = names["load_extras"], names["PromptRun"]
+
+
+def _import_child_module(module: str):
+    """``tests/comfy_children/<module>.py`` as ``unityvideo_comfy_children.<module>``: the folder is
+    registered as that package first (by file path, so neither our ``tests`` nor ComfyUI's is
+    involved), then the module is imported from it, so modules there can import each other with
+    relative imports (``from . import explore_node``)."""
+    if CHILDREN_PACKAGE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(CHILDREN_PACKAGE, CHILDREN_DIR / "__init__.py",
+                                                      submodule_search_locations=[str(CHILDREN_DIR)])
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[CHILDREN_PACKAGE] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"{CHILDREN_PACKAGE}.{module}")
+
+
+def _child_main(comfy_dir: str, base: str, job_file: str, result_file: str) -> None:
     import asyncio
     import logging
     import uuid
@@ -311,8 +419,13 @@ def _child_main(comfy_dir: str, base: str, code_file: str, result_file: str) -> 
         "run_prompt": run_prompt, "call_node": call_node, "record": record, "error_of": error_of,
         "PromptRun": PromptRun,
     }
-    # runpy, not exec: the registry's publish check (comfy-cli's ruff S102) flags exec in any shipped file
-    runpy.run_path(code_file, init_globals=namespace, run_name="__comfy_test__")
+    job = json.loads(Path(job_file).read_text(encoding="utf-8"))
+    if "code_file" in job:
+        # runpy, not exec: the registry's publish check (comfy-cli's ruff S102) flags exec in any shipped file
+        runpy.run_path(job["code_file"], init_globals=namespace, run_name="__comfy_test__")
+    else:
+        function = getattr(_import_child_module(job["module"]), job["function"])
+        function(ComfyChild(namespace), **job["kwargs"])
     if not emitted:
         raise RuntimeError("the code never called emit()")
     Path(result_file).write_text(json.dumps(emitted), encoding="utf-8")

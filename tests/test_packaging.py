@@ -196,57 +196,17 @@ def test_missing_model_hints_name_file_folder_and_readme():
     assert missing_model_hints("text") == [] and missing_model_hints({"node_errors": {"1": "x"}}) == []
 
 
-_SITE_HIDE = '''
-import importlib.machinery, sys
-HIDDEN = {"mediapipe", "peft", "accelerate", "bitsandbytes"}
-class _Hide(importlib.machinery.PathFinder):
-    @classmethod
-    def find_spec(cls, name, path=None, target=None):
-        return None if name.split(".")[0] in HIDDEN else super().find_spec(name, path, target)
-sys.meta_path[:] = [_Hide if f is importlib.machinery.PathFinder else f for f in sys.meta_path]
-'''
-
-
 def test_pack_in_comfyui_without_the_extras(tmp_path, carphone_path):
     """With mediapipe, peft, accelerate and bitsandbytes not importable (hidden from sys.path's
     finder by a sitecustomize in the child), ComfyUI loads every node of the pack, the estimate
     graph runs to success, Control Preprocess on skeleton fails naming the pose extra, and a
     checkpoint missing from the model folders fails validation naming file, folder and README."""
-    from tests.comfy_env import check, run_in_comfy
+    from tests.comfy_env import CHILDREN_DIR, check, run_child
 
-    (tmp_path / "sitecustomize.py").write_text(_SITE_HIDE)
     graph = json.loads((ROOT / "workflows" / "default" / "estimate_depth_api.json").read_text())
-    out = run_in_comfy(f'''
-        import json, shutil, sys, torch, nodes
-        from unity_core import comfy_client as cc
-        shutil.copy({str(carphone_path)!r}, BASE / "input" / "carphone_pristine.mp4")
-        load_extras("nodes_custom_sampler")  # the estimate graph's KSamplerSelect and BasicScheduler
-        graph = cc.set_steps(json.loads({json.dumps(json.dumps(graph))}), 1)
-
-        @record("hidden")
-        def _():
-            return [m for m in ("mediapipe", "peft", "accelerate") if m in sys.modules]
-
-        @record("registered")
-        def _():
-            return sorted(k for k in nodes.NODE_CLASS_MAPPINGS if k.startswith("UnityVideo"))
-
-        @record("estimate")
-        def _():
-            run = run_prompt(graph)
-            return {{"success": run.success, "error": run.error}}
-
-        @record("preprocess")
-        def _():
-            return error_of(call_node, "UnityVideoPreprocess", frames=torch.rand(3, 32, 32, 3), modality="skeleton")
-
-        @record("missing_checkpoint")
-        def _():
-            bad = dict(graph)
-            bad["1"] = {{"class_type": "UnityVideoLoader", "inputs": {{"checkpoint": "unityvideo_5b_missing.safetensors",
-                                                                     "weight_dtype": "default"}}}}
-            return error_of(run_prompt, bad)
-    ''', env={"PYTHONPATH": str(tmp_path)})
+    # tests/comfy_children/packaging_checks.py, with hide_extras/sitecustomize.py run at the child's start-up
+    out = run_child("packaging_checks", "without_extras", kwargs={"video": str(carphone_path), "graph": graph},
+                    env={"PYTHONPATH": str(CHILDREN_DIR / "hide_extras")})
     assert check(out, "hidden") == []
     declared = re.search(r"^NODES = \[(.*?)^\]", (ROOT / "nodes" / "__init__.py").read_text(), re.S | re.M).group(1)
     assert len(check(out, "registered")) == len(re.findall(r"UnityVideo\w+", declared)) > 0  # every node of the pack
@@ -260,34 +220,13 @@ def test_pack_in_comfyui_without_the_extras(tmp_path, carphone_path):
 def test_loader_lists_models_from_extra_model_paths_yaml(tmp_path):
     """Checkpoints in ``models/unityvideo``, ``models/diffusion_models`` and in the folders an
     ``extra_model_paths.yaml`` adds for both (read by ComfyUI's own loader) are all listed and resolve."""
-    from tests.comfy_env import check, run_in_comfy
+    from tests.comfy_env import check, run_child
 
     extra = tmp_path / "extra"
     (tmp_path / "extra_model_paths.yaml").write_text(
         f"mine:\n  base_path: {extra}\n  unityvideo: uv_extra\n  diffusion_models: dm_extra\n")
-    out = run_in_comfy(f'''
-        import importlib.util, folder_paths
-        # ComfyUI's own yaml reader (by file: another top-level `utils` module shadows ComfyUI's package here)
-        spec = importlib.util.spec_from_file_location("comfy_extra_config", COMFY / "utils" / "extra_config.py")
-        extra_config = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(extra_config)
-        load_extra_path_config = extra_config.load_extra_path_config
-        host = pack.nodes.host
-        folder_paths.folder_names_and_paths.pop("unityvideo", None)  # as at start-up, before the pack registers it
-        load_extra_path_config({str(tmp_path / "extra_model_paths.yaml")!r})
-        for folder, name in (("{extra}/uv_extra", "a.safetensors"), ("{extra}/dm_extra", "b.safetensors"),
-                             (str(BASE / "models" / "unityvideo"), "c.safetensors"),
-                             (str(BASE / "models" / "diffusion_models"), "d.safetensors")):
-            import os
-            os.makedirs(folder, exist_ok=True)
-            open(os.path.join(folder, name), "wb").close()
-
-        @record("listed")
-        def _():
-            return {{"choices": host.model_choices(),
-                     "paths": {{n: str(host.model_path(n)) for n in ("a.safetensors", "b.safetensors", "c.safetensors",
-                                                                       "d.safetensors")}}}}
-    ''')
+    out = run_child("packaging_checks", "extra_model_paths",  # tests/comfy_children/packaging_checks.py
+                    kwargs={"yaml": str(tmp_path / "extra_model_paths.yaml"), "extra": str(extra)})
     listed = check(out, "listed")
     assert {"a.safetensors", "b.safetensors", "c.safetensors", "d.safetensors"} <= set(listed["choices"])
     assert listed["paths"]["a.safetensors"] == str(extra / "uv_extra" / "a.safetensors")
