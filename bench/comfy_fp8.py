@@ -23,13 +23,11 @@ CODE = r'''
 import importlib, json, time, torch
 import nodes, comfy.sample, comfy.model_management as mm
 M = importlib.import_module(pack.__name__ + ".nodes.model")
-from unity_core.model import load_transformer
-from unity_core.pipeline import DEFAULT_DIR
-from unity_core.text import load_text_encoder
+from unity_core.pipeline import UnityVideoPipeline
 
 ARGS = json.loads(ARGS_JSON)
 ref_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[ARGS["reference"]]
-text = load_text_encoder("minilm")
+text = UnityVideoPipeline.from_pretrained("default").text_encoder  # the default's MiniLM
 ctx, mctx = text.encode(["A first-person view of a room."]), text.encode(["depth map"])
 cond = [[ctx, {"unityvideo_packed": True, "unityvideo_modality": "depth", "unityvideo_modality_context": mctx}]]
 latent = {"samples": torch.zeros(1, 16, 5, 8, 16)}
@@ -37,7 +35,7 @@ x = comfy.sample.prepare_noise(latent["samples"], 0)
 
 
 def build(weight_dtype, load_dtype):
-    tf = load_transformer(DEFAULT_DIR / "transformer.safetensors", dtype=load_dtype)
+    tf = UnityVideoPipeline.from_pretrained("default", dtype=load_dtype).transformer
     if weight_dtype == "reference":  # store exactly in the reference dtype
         ops = comfy.ops.manual_cast if load_dtype != torch.float32 else comfy.ops.disable_weight_init
         M.adapt_transformer(tf, ops, load_dtype, torch.float32)
