@@ -19,6 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
+
 CODE = r'''
 import importlib, json, time, torch
 import nodes, comfy.sample, comfy.model_management as mm
@@ -71,7 +73,7 @@ emit(out)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--reference", choices=["bf16", "fp32"], default="bf16")
     args = ap.parse_args()
     from tests.comfy_env import run_in_comfy

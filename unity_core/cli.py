@@ -145,6 +145,7 @@ def load_pipeline(args=None, **options):
             scripts); elsewhere the checkpoint must be a pipeline folder.
 
     Raises:
+        TypeError: a keyword that is not one of these options.
         FileNotFoundError: no such checkpoint, or a folder without pipeline.json where no bare
             checkpoint is offered.
         ValueError: a bare checkpoint without ``--vae`` / ``--text-encoder``, or those with a
@@ -155,6 +156,9 @@ def load_pipeline(args=None, **options):
 
     from unity_core.pipeline import UnityVideoPipeline
 
+    unknown = sorted(set(options) - set(LOAD_DEFAULTS) - {"vae", "text_encoder"})
+    if unknown:
+        raise TypeError(f"load_pipeline() got unknown options {unknown}; it takes {sorted(LOAD_DEFAULTS)}, vae and text_encoder")
     given = {**(vars(args) if args is not None else {}), **options}
     args = argparse.Namespace(**{**LOAD_DEFAULTS, "vae": None, "text_encoder": None, **given})
     bare = _bare_checkpoint(args) if "vae" in given or "text_encoder" in given else None
