@@ -42,6 +42,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
+from unity_core.io import latent_frame_count  # noqa: E402
 from unity_core.sampling.caches import CacheCounter, MagRatioRecorder, cache_config, enabled_cache  # noqa: E402
 
 #: default cases; MagCache's thresholds sit above the default's per-step ratio error (~0.08: its
@@ -209,7 +211,7 @@ def bench_random(args, specs):
     with torch.device(device):
         model = UnityVideoTransformer.from_config(cfg).to(dtype).eval()
     s = SPATIAL.get(args.preset, 8)
-    shape = (1, cfg.in_channels, (args.frames - 1) // 4 + 1, args.height // s, args.width // s)
+    shape = (1, cfg.in_channels, latent_frame_count(args.frames), args.height // s, args.width // s)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=g).to(device=device, dtype=dtype)
     ctx = torch.randn(1, args.text_tokens, cfg.text_dim, generator=g).to(device=device, dtype=dtype)
@@ -249,15 +251,16 @@ def main() -> None:
     ap.add_argument("--cases", default=CASES, help="comma-separated cache specs (unity_core.sampling.caches)")
     ap.add_argument("--tasks", default="estimate,generate")
     ap.add_argument("--clips", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--random", action="store_true", help="speed only, random weights at --preset's shapes")
     ap.add_argument("--preset", default="wan2.2-ti2v-5b")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
-    ap.add_argument("--frames", type=int, default=33)
-    ap.add_argument("--height", type=int, default=256)
-    ap.add_argument("--width", type=int, default=256)
+    # --random's video: the release's (the 5B's) frames and size
+    ap.add_argument("--frames", type=int, default=INFERENCE_DEFAULTS["num_frames"])
+    ap.add_argument("--height", type=int, default=INFERENCE_DEFAULTS["height"])
+    ap.add_argument("--width", type=int, default=INFERENCE_DEFAULTS["width"])
     ap.add_argument("--text-tokens", type=int, default=512)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()

@@ -19,17 +19,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
+
 CODE = r'''
 import importlib, json, time, torch
 import nodes, comfy.sample, comfy.model_management as mm
 M = importlib.import_module(pack.__name__ + ".nodes.model")
-from unity_core.model import load_transformer
-from unity_core.pipeline import DEFAULT_DIR
-from unity_core.text import load_text_encoder
+from unity_core.pipeline import UnityVideoPipeline
 
 ARGS = json.loads(ARGS_JSON)
 ref_dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}[ARGS["reference"]]
-text = load_text_encoder("minilm")
+text = UnityVideoPipeline.from_pretrained("default").text_encoder  # the default's MiniLM
 ctx, mctx = text.encode(["A first-person view of a room."]), text.encode(["depth map"])
 cond = [[ctx, {"unityvideo_packed": True, "unityvideo_modality": "depth", "unityvideo_modality_context": mctx}]]
 latent = {"samples": torch.zeros(1, 16, 5, 8, 16)}
@@ -37,7 +37,7 @@ x = comfy.sample.prepare_noise(latent["samples"], 0)
 
 
 def build(weight_dtype, load_dtype):
-    tf = load_transformer(DEFAULT_DIR / "transformer.safetensors", dtype=load_dtype)
+    tf = UnityVideoPipeline.from_pretrained("default", dtype=load_dtype).transformer
     if weight_dtype == "reference":  # store exactly in the reference dtype
         ops = comfy.ops.manual_cast if load_dtype != torch.float32 else comfy.ops.disable_weight_init
         M.adapt_transformer(tf, ops, load_dtype, torch.float32)
@@ -73,7 +73,7 @@ emit(out)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--reference", choices=["bf16", "fp32"], default="bf16")
     args = ap.parse_args()
     from tests.comfy_env import run_in_comfy

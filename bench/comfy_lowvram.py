@@ -48,6 +48,7 @@ def main() -> None:
     pack = sys.modules[str(REPO).replace(".", "_x_")]  # the name load_custom_node gives a folder
     model_module = sys.modules[pack.__name__ + ".nodes.model"]
 
+    from unity_core.io import latent_frame_count
     from unity_core.model import UnityVideoTransformer, get_config
 
     cfg = get_config("unityvideo-small" if args.smoke else "wan2.2-ti2v-5b")
@@ -60,7 +61,7 @@ def main() -> None:
 
     spatial = 8 if args.smoke else 16
     h = w = args.size // spatial
-    f = (args.frames - 1) // 4 + 1
+    f = latent_frame_count(args.frames)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(1, cfg.in_channels, f, h, 2 * w, generator=g)
     ctx = torch.randn(1, 512 if not args.smoke else 32, cfg.text_dim, generator=g)

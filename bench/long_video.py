@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from eval_default import score_depth, score_flow  # noqa: E402
 
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
 from unity_core.data.synthworld import modality_values, render_clip  # noqa: E402
 from unity_core.pipeline import UnityVideoPipeline  # noqa: E402
 
@@ -174,11 +175,11 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=1)
     ap.add_argument("--frames", type=int, default=129)
     ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--stitched", default="5:clean,5:noised,9:clean",
                     help="stitched settings OVERLAP:CONDITIONING, comma-separated; the first is also run on flow")
     ap.add_argument("--hd-seconds", default="10,60")
-    ap.add_argument("--hd-steps", type=int, default=20)
+    ap.add_argument("--hd-steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-hd", action="store_true")
     ap.add_argument("--checkpoint", default="default")

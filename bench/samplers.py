@@ -20,13 +20,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from unity_core.constants import INFERENCE_DEFAULTS  # noqa: E402
 from unity_core.model import UnityVideoTransformer, get_config, load_transformer  # noqa: E402
 from unity_core.sampling import AAM, BlockCache, TimeTravel, rank_blocks_by_removal, sample  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"])
     ap.add_argument("--weights", default=None, help="a trained checkpoint instead of random weights")
     args = ap.parse_args()
     torch.manual_seed(0)

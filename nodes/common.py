@@ -18,10 +18,12 @@ The model itself is core's ``MODEL`` (``io.Model``): a ComfyUI ``ModelPatcher`` 
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from comfy_api.latest import io
 
-from unity_core.constants import MODALITIES, TASKS
+from unity_core.constants import INFERENCE_DEFAULTS, MODALITIES, TASKS, embedded_defaults
 
 MODALITY_CHOICES = list(MODALITIES)
 TASK_CHOICES = list(TASKS)
@@ -30,6 +32,9 @@ CODEC = io.Custom("UNITYVIDEO_CODEC")
 TEXT_ENCODER = io.Custom("UNITYVIDEO_TEXT_ENCODER")
 VALUES = io.Custom("UNITYVIDEO_VALUES")
 
+#: The embedded default's inference defaults (frames, height, width, fps, steps, seed, ...; from
+#: its pipeline.json over the release's): the defaults of the nodes' inputs.
+MODEL_DEFAULTS = embedded_defaults()
 #: The largest width/height a size input takes, in pixels.
 MAX_SIDE = 4096
 
@@ -43,21 +48,23 @@ def modality_input(name: str = "modality", default: str = "depth") -> io.Combo.I
 
 def seed_input() -> io.Int.Input:
     """The noise seed (with ComfyUI's control-after-generate widget)."""
-    return io.Int.Input("seed", default=42, min=0, max=2**63 - 1, control_after_generate=True,
+    return io.Int.Input("seed", default=MODEL_DEFAULTS["seed"], min=0, max=2**63 - 1, control_after_generate=True,
                         tooltip="Noise seed; the same seed and settings reproduce the same result.")
 
 
-def steps_input(default: int = 20) -> io.Int.Input:
+def steps_input(default: int = MODEL_DEFAULTS["steps"]) -> io.Int.Input:
     """Sampling steps."""
     return io.Int.Input("steps", default=default, min=1, max=200,
-                        tooltip="Sampling steps (the release uses 20 Euler steps).")
+                        tooltip=f"Sampling steps (the release uses {INFERENCE_DEFAULTS['steps']} Euler steps).")
 
 
-def size_inputs(default: int = 64, what: str = "Output") -> list:
-    """``width`` and ``height`` in pixels, multiples of 16 (codec x patch of the default model)."""
-    return [io.Int.Input("width", default=default, min=16, max=MAX_SIDE, step=16,
-                         tooltip=f"{what} width in pixels, a multiple of 16."),
-            io.Int.Input("height", default=default, min=16, max=MAX_SIDE, step=16,
+def size_inputs(default: Optional[int] = None, what: str = "Output") -> list:
+    """``width`` and ``height`` in pixels, multiples of 16 (codec x patch of the default model);
+    both default to ``default``, or to the embedded default's width and height when None."""
+    return [io.Int.Input("width", default=MODEL_DEFAULTS["width"] if default is None else default, min=16, max=MAX_SIDE,
+                         step=16, tooltip=f"{what} width in pixels, a multiple of 16."),
+            io.Int.Input("height", default=MODEL_DEFAULTS["height"] if default is None else default, min=16, max=MAX_SIDE,
+                         step=16,
                          tooltip=f"{what} height in pixels, a multiple of 16.")]
 
 

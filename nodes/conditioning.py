@@ -15,7 +15,8 @@ from comfy_api.latest import io
 from unity_core.constants import MODALITY_PROMPTS, resolve_modality, resolve_task
 from unity_core.sampling import noised_streams
 
-from .common import CODEC, TASK_CHOICES, TEXT_ENCODER, conditioning_tensor, make_conditioning, modality_input
+from .common import (CODEC, MODEL_DEFAULTS, TASK_CHOICES, TEXT_ENCODER, conditioning_tensor, make_conditioning,
+                     modality_input)
 from .model import COND_MODALITY, COND_MODALITY_CONTEXT, COND_PACKED, COND_TASK
 from .schema import UnityNode, out
 
@@ -132,9 +133,12 @@ class UnityVideoTask(UnityNode):
         CODEC.Input("codec", optional=True,
                     tooltip="text2all without latents: the codec whose latent size to use (the default's); "
                             "unconnected = the Wan2.2 VAE (48 channels, 4x time, 16x space)."),
-        io.Int.Input("width", default=64, min=16, max=4096, step=16, tooltip="text2all: video width in pixels."),
-        io.Int.Input("height", default=64, min=16, max=4096, step=16, tooltip="text2all: video height in pixels."),
-        io.Int.Input("length", default=17, min=1, max=1025, step=4, tooltip="text2all: frames, 4k+1."),
+        io.Int.Input("width", default=MODEL_DEFAULTS["width"], min=16, max=4096, step=16,
+                     tooltip="text2all: video width in pixels."),
+        io.Int.Input("height", default=MODEL_DEFAULTS["height"], min=16, max=4096, step=16,
+                     tooltip="text2all: video height in pixels."),
+        io.Int.Input("length", default=MODEL_DEFAULTS["num_frames"], min=1, max=1025, step=4,
+                     tooltip="text2all: frames, 4k+1."),
         io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="text2all: videos per run."),
     ]
     # output ids differ from the input ids (V3 requires it); the sockets still show as positive / negative
@@ -146,7 +150,8 @@ class UnityVideoTask(UnityNode):
 
     @classmethod
     def execute(cls, positive, negative, task, modality, clip=None, text_encoder=None, rgb_latent=None,
-                modality_latent=None, codec=None, width=64, height=64, length=17, batch_size=1) -> io.NodeOutput:
+                modality_latent=None, codec=None, width=MODEL_DEFAULTS["width"], height=MODEL_DEFAULTS["height"],
+                length=MODEL_DEFAULTS["num_frames"], batch_size=1) -> io.NodeOutput:
         task, name = resolve_task(task), resolve_modality(modality)
         rgb_noised, mod_noised = noised_streams(task)
         if not rgb_noised and rgb_latent is None:

@@ -74,18 +74,12 @@ class UnityVideoLoader(UnityNode):
 
         if weight_dtype not in WEIGHT_DTYPES:
             raise ValueError(f"weight_dtype must be one of {list(WEIGHT_DTYPES)}, got {weight_dtype!r}")
-        if checkpoint == host.EMBEDDED:
-            import json
+        if checkpoint == host.EMBEDDED:  # the library's own loading of the default (float32, on the CPU)
+            from unity_core.pipeline import UnityVideoPipeline
 
-            from unity_core.codec import LatentCodec
-            from unity_core.pipeline import DEFAULT_DIR
-            from unity_core.text import load_text_encoder
-
-            cfg = json.loads((DEFAULT_DIR / "pipeline.json").read_text())
-            transformer = load_transformer(DEFAULT_DIR / cfg["transformer"], dtype=torch.float32)
-            codec = LatentCodec.from_pretrained(DEFAULT_DIR / cfg["codec"], encode_window=cfg.get("codec_window"))
-            text = load_text_encoder(cfg.get("text_encoder", "minilm"))
-            return io.NodeOutput(make_model_patcher(transformer, weight_dtype, default_codec=True), codec, text)
+            pipe = UnityVideoPipeline.from_pretrained("default")
+            return io.NodeOutput(make_model_patcher(pipe.transformer, weight_dtype, default_codec=True), pipe.codec,
+                                 pipe.text_encoder)
         path = host.model_path(checkpoint)
         transformer = load_transformer(path, dtype=_load_dtype(path, weight_dtype))
         return io.NodeOutput(make_model_patcher(transformer, weight_dtype), None, None)

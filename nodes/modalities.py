@@ -12,7 +12,7 @@ from unity_core.io import save_values
 from unity_core.preprocess import extract_control
 
 from . import host
-from .common import CODEC, MAX_SIDE, TEXT_ENCODER, VALUES, modality_input, seed_input, steps_input
+from .common import CODEC, MAX_SIDE, MODEL_DEFAULTS, TEXT_ENCODER, VALUES, modality_input, seed_input, steps_input
 from .schema import UnityNode, out
 
 #: Controls :func:`unity_core.preprocess.extract_control` estimates offline (depth and densepose need
@@ -92,8 +92,10 @@ class UnityVideoModalityEncode(UnityNode):
     GROUP = "modalities"
     INPUTS = [
         VALUES.Input("values", tooltip="Values from a preprocessor, a decoder or the estimator."),
-        io.Int.Input("width", default=64, min=16, max=MAX_SIDE, step=16, tooltip="Frame width (skeletons only)."),
-        io.Int.Input("height", default=64, min=16, max=MAX_SIDE, step=16, tooltip="Frame height (skeletons only)."),
+        io.Int.Input("width", default=MODEL_DEFAULTS["width"], min=16, max=MAX_SIDE, step=16,
+                     tooltip="Frame width (skeletons only)."),
+        io.Int.Input("height", default=MODEL_DEFAULTS["height"], min=16, max=MAX_SIDE, step=16,
+                     tooltip="Frame height (skeletons only)."),
     ]
     OUTPUTS = [out(io.Image, "visualisation", _VIS_TOOLTIP)]
 

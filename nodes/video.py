@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from unity_core.constants import INFERENCE_DEFAULTS
 from unity_core.io import write_video
 
 from . import host
-from .common import MAX_SIDE
+from .common import MAX_SIDE, MODEL_DEFAULTS
 from .schema import UnityNode, out
 
 
@@ -110,9 +111,9 @@ class UnityVideoSaveVideo(UnityNode):
     INPUTS = [
         io.Image.Input("frames", tooltip="Video frames to save, [F, H, W, 3] in [0, 1]."),
         io.String.Input("filename_prefix", default="unityvideo/video", tooltip="Path under the output folder."),
-        io.Float.Input("fps", default=8.0, min=0.01, max=1000.0,
+        io.Float.Input("fps", default=float(MODEL_DEFAULTS["fps"]), min=0.01, max=1000.0,
                        tooltip="Frames per second written into the file: connect UnityVideo Load Video's fps to keep the "
-                               "source's (8 is the release's for generated clips)."),
+                               f"source's ({INFERENCE_DEFAULTS['fps']:g} is the release's for generated clips)."),
         io.Combo.Input("format", options=["webp", "mp4"], default="webp",
                        tooltip="webp previews in the node; mp4 is H.264."),
     ]

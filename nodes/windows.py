@@ -38,9 +38,13 @@ import torch
 from comfy_api.latest import io
 
 from unity_core import modalities as M
-from unity_core.constants import resolve_modality
+from unity_core.constants import INFERENCE_DEFAULTS, resolve_modality
 
-from .common import CODEC, TEXT_ENCODER, VALUES, modality_input
+from .common import CODEC, MODEL_DEFAULTS, TEXT_ENCODER, VALUES, modality_input
+
+#: The embedded default's window (its frame count) and short side, and the release's (the 5B's)
+_WINDOW, _SHORT_SIDE = MODEL_DEFAULTS["num_frames"], min(MODEL_DEFAULTS["height"], MODEL_DEFAULTS["width"])
+_WINDOW_5B, _SHORT_SIDE_5B = INFERENCE_DEFAULTS["num_frames"], min(INFERENCE_DEFAULTS["height"], INFERENCE_DEFAULTS["width"])
 from .schema import UnityNode, out
 
 #: The tasks that read a video and produce the other stream, window by window.
@@ -137,8 +141,8 @@ def _previewing_progress(model, total: int):
 
 
 def sample_clip(model, positive, negative, frames: torch.Tensor, task: str, modality: str, sampler, sigmas,
-                seed: int, cfg: float = 1.0, control_cfg: float = 1.0, window: int = 17, overlap: Optional[int] = None,
-                short_side: int = 64, codec=None, text_encoder=None, vae=None, clip=None,
+                seed: int, cfg: float = 1.0, control_cfg: float = 1.0, window: int = _WINDOW, overlap: Optional[int] = None,
+                short_side: int = _SHORT_SIDE, codec=None, text_encoder=None, vae=None, clip=None,
                 node: str = "UnityVideo Windowed Sampling", conditioning: str = "noised") -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Estimation or controllable generation of a whole IMAGE batch, window by window, each window
     sampled by core (see the module docstring).
@@ -299,13 +303,14 @@ class UnityVideoWindowedSampling(UnityNode):
         modality_input(),
         io.Sampler.Input("sampler", tooltip="Core SAMPLER (KSamplerSelect; euler is the release's)."),
         io.Sigmas.Input("sigmas", tooltip="Core SIGMAS (BasicScheduler on the MODEL; simple, 20 steps is the release's)."),
-        io.Int.Input("noise_seed", default=42, min=0, max=2**63 - 1, control_after_generate=True,
+        io.Int.Input("noise_seed", default=MODEL_DEFAULTS["seed"], min=0, max=2**63 - 1, control_after_generate=True,
                      tooltip="Noise seed; every window draws its noise from it as RandomNoise does."),
         io.Float.Input("cfg", default=1.0, min=0.0, max=30.0, step=0.1, tooltip="CFG on the prompt (1 = off, the release)."),
         io.Float.Input("control_cfg", default=1.0, min=1.0, max=30.0, step=0.1,
                        tooltip="Control guidance for flow2video (1 = off; the default model follows depth best at 8)."),
-        io.Int.Input("window", default=17, min=5, max=1025, step=4,
-                     tooltip="Frames per window, 4k+1: the model's native length (17 for the default, 33 for the 5B)."),
+        io.Int.Input("window", default=_WINDOW, min=5, max=1025, step=4,
+                     tooltip=f"Frames per window, 4k+1: the model's native length ({_WINDOW} for the default, {_WINDOW_5B} "
+                             "for the 5B)."),
         io.Int.Input("overlap", default=-1, min=-1, max=1024,
                      tooltip="Frames shared by consecutive windows, conditioned on and blended (-1: a quarter of the "
                              "window in whole latent frames, 5 for 17, 9 for 33)."),
@@ -313,9 +318,9 @@ class UnityVideoWindowedSampling(UnityNode):
                        tooltip="How a window sees the frames it shares with the previous one: noised (the previous "
                                "output noised to each step's level; measured best), clean (as a known frame), none "
                                "(independent windows, blended)."),
-        io.Int.Input("short_side", default=64, min=16, max=4096, step=16,
-                     tooltip="Short side the model sees, in pixels (64 for the default, 256 for the 5B); the long "
-                             "side keeps the aspect. Outputs come back at the frames' own size."),
+        io.Int.Input("short_side", default=_SHORT_SIDE, min=16, max=4096, step=16,
+                     tooltip=f"Short side the model sees, in pixels ({_SHORT_SIDE} for the default, {_SHORT_SIDE_5B} for "
+                             "the 5B); the long side keeps the aspect. Outputs come back at the frames' own size."),
         CODEC.Input("codec", optional=True, tooltip="The built-in codec (UnityVideo Loader, the embedded default)."),
         TEXT_ENCODER.Input("text_encoder", optional=True,
                            tooltip="The built-in text encoder (UnityVideo Loader): encodes the modality prompt."),

@@ -23,6 +23,32 @@ def test_estimate_writes_video_and_values(tmp_path, carphone_path, capsys):
     assert "depth_1.mp4" in capsys.readouterr().out
 
 
+def test_load_pipeline_takes_keywords_and_a_bare_checkpoint(default_pipeline):
+    """``load_pipeline`` with keywords (scripts): a bare transformer file with a codec folder and a
+    text encoder goes through ``UnityVideoPipeline.from_files``; the explore command's checks."""
+    import torch
+
+    from unity_core.cli import load_pipeline
+    from unity_core.pipeline import DEFAULT_DIR
+
+    bare = str(DEFAULT_DIR / "transformer.safetensors")
+    pipe = load_pipeline(checkpoint=bare, vae=str(DEFAULT_DIR / "codec"), text_encoder="minilm")
+    ref = default_pipeline.transformer.state_dict()
+    assert all(torch.equal(v, ref[k]) for k, v in pipe.transformer.state_dict().items())
+    assert pipe.config["codec"] == str((DEFAULT_DIR / "codec").resolve()) and pipe.folder is None
+    assert pipe.text_encoder.encode(["a room"]).shape == default_pipeline.text_encoder.encode(["a room"]).shape
+    with pytest.raises(ValueError, match="bare transformer checkpoint .* give --vae"):
+        load_pipeline(checkpoint=bare, vae=None, text_encoder=None)
+    with pytest.raises(ValueError, match="go with a bare transformer checkpoint"):
+        load_pipeline(checkpoint="default", vae=str(DEFAULT_DIR / "codec"))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_pipeline(checkpoint="no/such/file.safetensors", vae="v", text_encoder="minilm")
+    with pytest.raises(FileNotFoundError, match="no pipeline.json"):  # no bare form offered: a pipeline folder
+        load_pipeline(checkpoint=bare)
+    with pytest.raises(TypeError, match="unknown options \\['vea'\\]"):
+        load_pipeline(checkpoint=bare, vea="typo")
+
+
 def test_generate_and_control(tmp_path, carphone_path):
     assert main(["generate", "--prompt", "a person walks", "--modality", "flow", "--out", str(tmp_path / "g.mp4"), "--steps", "2"]) == 0
     assert {p.name for p in tmp_path.iterdir()} == {"g.mp4", "g_raft.mp4", "g_raft.npz"}

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from unity_core.io import VideoReadError, check_frame_count, check_same_length, read_video, select_frames, write_video
+from unity_core.io import (VideoReadError, check_frame_count, check_same_length, floor_frame_count, latent_frame_count,
+                           read_video, select_frames, write_video)
 
 
 def test_real_clip_uniform_sampling_and_resize(carphone_path):
@@ -44,6 +45,13 @@ def test_frame_counts_must_be_4k_plus_1():
     assert check_frame_count(17) == 17
     with pytest.raises(ValueError, match="frame count 16 is not 4k\\+1; use 13 or 17"):
         check_frame_count(16)
+
+
+def test_frame_count_helpers_follow_the_4k_plus_1_rule():
+    # the largest 4k+1 not above n, and the latent frames of a 4k+1 clip (k + 1)
+    assert [floor_frame_count(n) for n in (1, 4, 5, 16, 17, 20, 33)] == [1, 1, 5, 13, 17, 17, 33]
+    assert [latent_frame_count(n) for n in (1, 5, 17, 33, 81)] == [1, 2, 5, 9, 21]
+    assert all(check_frame_count(floor_frame_count(n)) == floor_frame_count(n) for n in range(1, 40))
 
 
 def test_bad_files(tmp_path):

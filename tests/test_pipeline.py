@@ -27,6 +27,28 @@ def test_same_seed_same_result(pipe):
     assert torch.equal(a.rgb, b.rgb)
 
 
+def test_defaults_have_one_home(pipe):
+    """The loaded pipeline's defaults are those the command line's help and the nodes read."""
+    from unity_core.constants import INFERENCE_DEFAULTS, embedded_defaults, pipeline_defaults
+
+    assert pipe.defaults == embedded_defaults() and pipe.defaults["num_frames"] == 17
+    assert pipeline_defaults() == INFERENCE_DEFAULTS
+    assert pipeline_defaults({"defaults": {"steps": 7}}) == {**INFERENCE_DEFAULTS, "steps": 7}
+    assert embedded_defaults() is not embedded_defaults()  # a fresh dict: callers may change theirs
+
+
+def test_after_prompts_encoded_frees_the_text_encoder_only_when_asked(pipe):
+    other = UnityVideoPipeline(pipe.transformer, pipe.codec, pipe.text_encoder)  # shares the parts, not the fields
+    ctx = other.encode_prompt("a room")
+    other.after_prompts_encoded()
+    assert other.text_encoder is pipe.text_encoder  # not asked: kept
+    other.free_text_encoder_after_encoding = True
+    other.after_prompts_encoded()
+    assert other.text_encoder is None and pipe.text_encoder is not None
+    assert torch.equal(other.encode_prompt("a room"), ctx)  # the encoded prompt stays cached
+    other.after_prompts_encoded()  # already freed: nothing to do
+
+
 def test_save_and_reload(pipe, tmp_path):
     pipe.save_pretrained(tmp_path / "p")
     again = UnityVideoPipeline.from_pretrained(tmp_path / "p")

@@ -60,33 +60,45 @@ def finite_float(text: str) -> float:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    from unity_core.constants import INFERENCE_DEFAULTS, embedded_defaults
+
+    model = embedded_defaults()  # the help names the embedded default's values
     p.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp); never overwritten")
-    p.add_argument("--frames", type=int, default=None, help="generate: frames, 4k+1 (default: the model's, 17); estimate / control: at most N "
-                   "frames from --start (more than the clip holds is an error; default: all)")
-    p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16: generate's size (default 64x64); estimate / control: the size the "
-                   "model sees (default: the short side at the model's 64, aspect kept)")
-    p.add_argument("--steps", type=int, default=20, help="sampling steps (default 20, as the release)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--cfg", type=finite_float, default=1.0, help="classifier-free guidance (1 = off)")
+    p.add_argument("--frames", type=int, default=None, help=f"generate: frames, 4k+1 (default: the model's, {model['num_frames']}); "
+                   "estimate / control: at most N frames from --start (more than the clip holds is an error; default: all)")
+    p.add_argument("--size", type=parse_size, default=None, help="HxW, multiples of 16: generate's size (default "
+                   f"{model['height']}x{model['width']}); estimate / control: the size the model sees (default: the short "
+                   f"side at the model's {min(model['height'], model['width'])}, aspect kept)")
+    p.add_argument("--steps", type=int, default=INFERENCE_DEFAULTS["steps"],
+                   help=f"sampling steps (default {INFERENCE_DEFAULTS['steps']}, as the release)")
+    p.add_argument("--seed", type=int, default=INFERENCE_DEFAULTS["seed"])
+    p.add_argument("--cfg", type=finite_float, default=INFERENCE_DEFAULTS["cfg"], help="classifier-free guidance (1 = off)")
     p.add_argument("--scheduler", default="euler", help="euler, flow_euler, unipc or dpmpp_2m")
     p.add_argument("--cache", default=None, metavar="NAME[:VALUES]",
                    help="a diffusers step cache: first-block:0.05, mag, taylorseer:5, pab:2 or faster:2 "
                         "(see unity_core.sampling.caches; default off)")
-    p.add_argument("--checkpoint", default="default", help="a pipeline folder (default: the embedded model)")
+    p.add_argument("--checkpoint", default=LOAD_DEFAULTS["checkpoint"], help="a pipeline folder (default: the embedded model)")
     memory_options(p)
 
 
 _DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 _OFFLOAD = ("none", "group", "group-stream", "leaf")
+#: What :func:`load_pipeline` takes for an option that is neither in ``args`` nor a keyword: the
+#: command line's defaults (:func:`memory_options`, ``--checkpoint``).
+LOAD_DEFAULTS = dict(checkpoint="default", device="cpu", dtype="fp32", offload="none", fp8_storage=False,
+                     vae_tiling=False, text_encoder_device=None, free_text_encoder=False, compile=False, parallel=1)
 
 
 def clip_options(p: argparse.ArgumentParser) -> None:
     """Whole-clip options of ``estimate`` and ``control`` (windows over the whole clip)."""
+    from unity_core.constants import embedded_defaults
+
+    window = embedded_defaults()["num_frames"]
     g = p.add_argument_group("whole clip (default: every frame at the source size and fps)")
     g.add_argument("--start", type=int, default=0, help="first source frame (default 0)")
     g.add_argument("--end", type=int, default=None, help="source frame to stop before (default: the clip's end)")
     g.add_argument("--stride", type=int, default=1, help="take every N-th frame (default 1; the output fps is divided by N)")
-    g.add_argument("--window", type=int, default=None, help="frames per window, 4k+1 (default: the model's, 17)")
+    g.add_argument("--window", type=int, default=None, help=f"frames per window, 4k+1 (default: the model's, {window})")
     g.add_argument("--overlap", type=int, default=None,
                    help="frames shared by consecutive windows, < window (default: about a quarter, 5 for 17)")
     g.add_argument("--conditioning", default="noised", choices=["noised", "clean", "none"],
@@ -98,32 +110,58 @@ def clip_options(p: argparse.ArgumentParser) -> None:
 def memory_options(p: argparse.ArgumentParser) -> None:
     """Device, dtype and memory flags (diffusers' tools, see ``UnityVideoPipeline``)."""
     g = p.add_argument_group("device and memory")
-    g.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda, cuda:1, ... (default cpu)")
-    g.add_argument("--dtype", default="fp32", choices=list(_DTYPES), help="transformer dtype (the 5B ships in bf16)")
-    g.add_argument("--offload", default="none", choices=_OFFLOAD,
+    g.add_argument("--device", default=LOAD_DEFAULTS["device"],
+                   help=f"where the model runs: cpu, cuda, cuda:1, ... (default {LOAD_DEFAULTS['device']})")
+    g.add_argument("--dtype", default=LOAD_DEFAULTS["dtype"], choices=list(_DTYPES), help="transformer dtype (the 5B ships in bf16)")
+    g.add_argument("--offload", default=LOAD_DEFAULTS["offload"], choices=_OFFLOAD,
                    help="group offloading of the DiT to the CPU: 'group' one block at a time, 'group-stream' "
                         "with CUDA-stream prefetch, 'leaf' layer by layer (needs --device cuda)")
     g.add_argument("--fp8-storage", action="store_true",
                    help="store the DiT's linear weights in fp8 (e4m3) and compute in --dtype (layerwise casting)")
     g.add_argument("--vae-tiling", action="store_true", help="decode/encode in spatial tiles (large frames)")
-    g.add_argument("--text-encoder-device", default=None, help="where the text encoder runs (default: --device)")
+    g.add_argument("--text-encoder-device", default=LOAD_DEFAULTS["text_encoder_device"], help="where the text encoder runs (default: --device)")
     g.add_argument("--free-text-encoder", action="store_true", help="free the text encoder once the prompts are encoded")
     g.add_argument("--compile", action="store_true", help="torch.compile the repeated DiT blocks (regional)")
-    g.add_argument("--parallel", type=int, default=1, metavar="N",
+    g.add_argument("--parallel", type=int, default=LOAD_DEFAULTS["parallel"], metavar="N",
                    help="context parallelism over N processes: run under `torchrun --nproc_per_node N` "
                         "(Ulysses attention; rank 0 writes the outputs)")
 
 
-def load_pipeline(args):
-    """``UnityVideoPipeline.from_pretrained(args.checkpoint)`` with the flags of :func:`memory_options`.
+def load_pipeline(args=None, **options):
+    """The command line's pipeline: a pipeline folder (or ``"default"``) through
+    ``UnityVideoPipeline.from_pretrained``, or a bare transformer checkpoint with a VAE folder and a
+    text encoder through ``UnityVideoPipeline.from_files``, then the memory and speed tools of
+    :func:`memory_options`. Scripts call it with keywords, e.g.
+    ``load_pipeline(checkpoint="yume.safetensors", vae="Wan2.2_VAE", text_encoder="umt5-xxl")``.
+
+    Args:
+        args: parsed flags (an ``argparse.Namespace`` of a subcommand), or None.
+        options: the same options as keywords, over ``args``: ``checkpoint``, ``vae``,
+            ``text_encoder`` and those of :func:`memory_options` (``device``, ``dtype`` "fp32" /
+            "bf16" / "fp16", ``offload``, ``fp8_storage``, ``vae_tiling``, ``text_encoder_device``,
+            ``free_text_encoder``, ``compile``, ``parallel``); an option given neither way takes
+            the command line's default (:data:`LOAD_DEFAULTS`). The bare-checkpoint form is
+            offered where ``vae`` or ``text_encoder`` is among the options (the explore command,
+            scripts); elsewhere the checkpoint must be a pipeline folder.
 
     Raises:
-        ValueError: offloading without an accelerator device, or fp8 storage with fp32.
+        TypeError: a keyword that is not one of these options.
+        FileNotFoundError: no such checkpoint, or a folder without pipeline.json where no bare
+            checkpoint is offered.
+        ValueError: a bare checkpoint without ``--vae`` / ``--text-encoder``, or those with a
+            pipeline folder (which names its own); offloading without an accelerator device, or
+            fp8 storage with fp32.
     """
     import torch
 
     from unity_core.pipeline import UnityVideoPipeline
 
+    unknown = sorted(set(options) - set(LOAD_DEFAULTS) - {"vae", "text_encoder"})
+    if unknown:
+        raise TypeError(f"load_pipeline() got unknown options {unknown}; it takes {sorted(LOAD_DEFAULTS)}, vae and text_encoder")
+    given = {**(vars(args) if args is not None else {}), **options}
+    args = argparse.Namespace(**{**LOAD_DEFAULTS, "vae": None, "text_encoder": None, **given})
+    bare = _bare_checkpoint(args) if "vae" in given or "text_encoder" in given else None
     device = torch.device(args.device)
     dtype = getattr(torch, _DTYPES[args.dtype])
     if args.offload != "none" and device.type == "cpu":
@@ -135,8 +173,13 @@ def load_pipeline(args):
     if args.parallel > 1:
         device = _init_parallel(args.parallel, device)
     load_device = "cpu" if args.offload != "none" else device
-    pipe = UnityVideoPipeline.from_pretrained(args.checkpoint, dtype=dtype, device=load_device,
-                                              text_encoder_device=args.text_encoder_device)
+    if bare is None:
+        pipe = UnityVideoPipeline.from_pretrained(args.checkpoint, dtype=dtype, device=load_device,
+                                                  text_encoder_device=args.text_encoder_device)
+    else:
+        pipe = UnityVideoPipeline.from_files(bare["transformer"], bare["codec"], bare["text_encoder"], config=bare,
+                                             dtype=dtype, device=load_device,
+                                             text_encoder_device=args.text_encoder_device)
     if args.fp8_storage:
         pipe.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=dtype)
     if args.offload != "none":
@@ -192,7 +235,9 @@ def _save_values(out: Path, modality: str, values) -> Path:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from unity_core.constants import EXPLORE_DEFAULT_PROMPT, EXPLORE_START_CHOICES
+    from unity_core.constants import EXPLORE_DEFAULT_PROMPT, EXPLORE_START_CHOICES, INFERENCE_DEFAULTS, embedded_defaults
+
+    model = embedded_defaults()  # the help names the embedded default's values
 
     ap = argparse.ArgumentParser(prog="unityvideo", description="UnityVideo estimation and generation, and ComfyUI queueing")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -212,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ctl.add_argument("--preprocess", action="store_true", help="extract the control from an RGB video first (raft, skeleton, segmentation)")
     ctl.add_argument("--prompt", required=True)
     ctl.add_argument("--control-cfg", type=finite_float, default=None,
-                     help="control guidance, 1 = off (default: the model's; 8 for the embedded default)")
+                     help=f"control guidance, 1 = off (default: the model's; {model['control_cfg']:g} for the embedded default)")
     _common(ctl)
     clip_options(ctl)
     exp = sub.add_parser("explore", help="start image + camera actions -> a walk through the world (Yume-style)")
@@ -224,11 +269,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                      help=f"what the world looks like; each segment adds its action's sentence (default {EXPLORE_DEFAULT_PROMPT!r})")
     exp.add_argument("--out", required=True, type=Path, help="output video (.mp4 or .webp) and a .json beside it; never overwritten")
     exp.add_argument("--size", type=parse_size, default=None,
-                     help="HxW, multiples of 16 (default model) or 32 (Wan2.2 VAE); default: the pipeline's, 64x64")
-    exp.add_argument("--steps", type=int, default=None, help="sampling steps per segment (default: 4 for Yume-5B, else 20)")
+                     help=f"HxW, multiples of 16 (default model) or 32 (Wan2.2 VAE); default: the pipeline's, "
+                          f"{model['height']}x{model['width']}")
+    exp.add_argument("--steps", type=int, default=None,
+                     help=f"sampling steps per segment (default: 4 for Yume-5B, else {INFERENCE_DEFAULTS['steps']})")
     exp.add_argument("--shift", type=finite_float, default=None, help="timestep shift (default: 7 for Yume-5B, else 1)")
     exp.add_argument("--cfg", type=finite_float, default=None, help="classifier-free guidance, 1 = off (the default)")
-    exp.add_argument("--seed", type=int, default=42)
+    exp.add_argument("--seed", type=int, default=INFERENCE_DEFAULTS["seed"])
     exp.add_argument("--sentence-set", default=None, choices=["v1", "v1_5"],
                      help="Yume's action sentences (default: v1_5 for Yume-5B, else v1)")
     exp.add_argument("--event", default="", help="free text appended to every segment's prompt (a text-controlled event)")
@@ -240,7 +287,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                      help="Yume-5B: time-travel sampling (interval 2, look-ahead 2; tts-sde adds the SDE's noise, eta 0.3)")
     exp.add_argument("--cache-blocks", default="", help="Yume-5B: blocks whose residual is reused every other "
                      "evaluation, e.g. '10,11,12' (default none)")
-    exp.add_argument("--checkpoint", default="default",
+    exp.add_argument("--checkpoint", default=LOAD_DEFAULTS["checkpoint"],
                      help="a pipeline folder (default: the embedded model), or a bare transformer checkpoint (the Yume-5B "
                           "file or folder) with --vae and --text-encoder")
     exp.add_argument("--vae", default=None, help="with a bare checkpoint: the Wan2.2 VAE folder (diffusers layout)")
@@ -369,33 +416,40 @@ def _control(args) -> int:
     return 0
 
 
-def _explore_pipeline(args):
-    """The explore command's pipeline: a pipeline folder (or the default) through
-    :func:`load_pipeline`; a bare transformer checkpoint with ``--vae`` and ``--text-encoder``
-    (the same loading, from a pipeline.json naming the three).
+def _bare_checkpoint(args) -> Optional[dict]:
+    """None for a pipeline folder (or ``"default"``); for a bare transformer checkpoint, the
+    pipeline config naming its three parts (absolute paths, as a pipeline.json would), for
+    ``UnityVideoPipeline.from_files``.
 
     Raises:
         FileNotFoundError: no such checkpoint.
         ValueError: a bare checkpoint without ``--vae`` / ``--text-encoder``, or those with a
             pipeline folder (which names its own).
     """
-    import tempfile
-
     ckpt = Path(args.checkpoint)
     if args.checkpoint == "default" or (ckpt / "pipeline.json").is_file():
         if args.vae or args.text_encoder:
             raise ValueError("--vae and --text-encoder go with a bare transformer checkpoint; a pipeline folder names its own")
-        return load_pipeline(args)
+        return None
     if not ckpt.exists():
         raise FileNotFoundError(f"checkpoint {ckpt} does not exist")
     if args.vae is None or args.text_encoder is None:
         raise ValueError(f"{ckpt} is a bare transformer checkpoint (no pipeline.json): give --vae (the Wan2.2 VAE folder, "
                          "diffusers layout) and --text-encoder (a UMT5-XXL folder), or a pipeline folder")
     text = args.text_encoder if args.text_encoder == "minilm" else str(Path(args.text_encoder).resolve())
-    with tempfile.TemporaryDirectory(prefix="unityvideo_explore_") as tmp:
-        config = {"transformer": str(ckpt.resolve()), "codec": str(Path(args.vae).resolve()), "text_encoder": text}
-        (Path(tmp) / "pipeline.json").write_text(json.dumps(config))
-        return load_pipeline(argparse.Namespace(**{**vars(args), "checkpoint": tmp}))
+    return {"transformer": str(ckpt.resolve()), "codec": str(Path(args.vae).resolve()), "text_encoder": text}
+
+
+def _explore_pipeline(args):
+    """The explore command's pipeline: :func:`load_pipeline` with its ``--checkpoint``, ``--vae``
+    and ``--text-encoder`` (a pipeline folder, the default, or a bare transformer checkpoint).
+
+    Raises:
+        FileNotFoundError: no such checkpoint.
+        ValueError: a bare checkpoint without ``--vae`` / ``--text-encoder``, or those with a
+            pipeline folder (which names its own).
+    """
+    return load_pipeline(args, vae=getattr(args, "vae", None), text_encoder=getattr(args, "text_encoder", None))
 
 
 def _explore_addons(args):

@@ -1,8 +1,9 @@
 """Names and tables shared by the whole suite, loaded once from ``unity_core/tables/*.json``.
 
 One home for each constant: the modality list, the fixed modality prompts (UnityVideo's
-in-context learner), the task table, the training weights, the inference defaults and Yume's
-quantized-camera-motion sentences. Every other module imports them from here.
+in-context learner), the task table, the training weights, the inference defaults (the
+release's, and the embedded default's through :func:`embedded_defaults`), the Wan VAE's temporal
+ratio and Yume's quantized-camera-motion sentences. Every other module imports them from here.
 
 Optical flow's names (the one place that says which name goes where):
 
@@ -31,8 +32,10 @@ Sources: UnityVideo public code (commit e79e9b6: ``data.py`` MODALITY_PROMPTS,
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
-from typing import Any, Dict, Tuple
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
 
 
 def load_table(name: str) -> Dict[str, Any]:
@@ -74,13 +77,46 @@ TASK_ALIASES: Dict[str, str] = {
 }
 TRAIN_TASK_WEIGHTS: Dict[str, float] = dict(_UNITY["train_task_weights"])
 TRAIN_MODALITY_WEIGHTS: Dict[str, float] = dict(_UNITY["train_modality_weights"])
+#: The release's inference defaults (the 5B's size and length, 20 steps, seed 42, ...); a
+#: pipeline's ``pipeline.json`` "defaults" override them (:func:`pipeline_defaults`).
 INFERENCE_DEFAULTS: Dict[str, Any] = dict(_UNITY["inference_defaults"])
+#: Frames per latent frame after the first in every Wan VAE (the default's codec and the
+#: Wan2.2 VAE): a clip of ``TEMPORAL_RATIO * k + 1`` frames (the "4k+1" rule) encodes to
+#: ``k + 1`` latent frames (:func:`unity_core.io.video.check_frame_count`).
+TEMPORAL_RATIO = 4
+#: The embedded default pipeline's folder (``UnityVideoPipeline.from_pretrained("default")``).
+DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "default"
 #: How an exploration walk starts from a clip: its first or last frame, or the whole 4k+1 clip
 #: (:func:`unity_core.explore.start.start_frames`).
 EXPLORE_START_CHOICES: Tuple[str, ...] = ("first", "last", "clip")
 #: Content prompt of an exploration when none is given (command line, node): the kind of scene
 #: synthworld renders, which the default model was trained on.
 EXPLORE_DEFAULT_PROMPT = "A first-person view of a room with a wooden floor."
+
+
+def pipeline_defaults(config: Optional[dict] = None) -> Dict[str, Any]:
+    """A pipeline's inference defaults (``UnityVideoPipeline.defaults``): :data:`INFERENCE_DEFAULTS`
+    with the ``"defaults"`` of its ``pipeline.json`` (``config``) over them. Keys: ``num_frames``
+    (4k+1), ``height`` / ``width`` (pixels), ``steps``, ``cfg``, ``shift``, ``fps``, ``seed``, and
+    those a pipeline adds (``control_cfg``)."""
+    return {**INFERENCE_DEFAULTS, **(config or {}).get("defaults", {})}
+
+
+@lru_cache(maxsize=None)
+def _embedded_config() -> Dict[str, Any]:
+    return json.loads((DEFAULT_DIR / "pipeline.json").read_text(encoding="utf-8"))
+
+
+def embedded_defaults() -> Dict[str, Any]:
+    """The embedded default's inference defaults (what
+    ``UnityVideoPipeline.from_pretrained("default").defaults`` holds: 17 frames at 64x64, 8 fps,
+    20 steps, ...), read from its ``pipeline.json`` without loading any weights: the one source
+    of the defaults and help texts of the command line and the nodes. A fresh dict each call.
+
+    Raises:
+        FileNotFoundError: the package was installed without the default's weights folder.
+    """
+    return pipeline_defaults(_embedded_config())
 
 
 _LABEL_NAMES = {label.lower(): name for name, label in MODALITY_LABELS.items()}

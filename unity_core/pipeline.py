@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Dict, Optional, Union
 import torch
 
 from unity_core.codec import LatentCodec, frames_to_video, video_to_frames
-from unity_core.constants import INFERENCE_DEFAULTS, MODALITY_PROMPTS, resolve_modality, resolve_task
+from unity_core.constants import DEFAULT_DIR, MODALITY_PROMPTS, pipeline_defaults, resolve_modality, resolve_task
 from unity_core.model import UnityVideoTransformer, load_transformer
 from unity_core.sampling import sample
 from unity_core.sampling.caches import enabled_cache
@@ -34,7 +34,6 @@ from unity_core.sampling.caches import enabled_cache
 if TYPE_CHECKING:
     from unity_core.explore.long_video import ExploreResult
 
-DEFAULT_DIR = Path(__file__).resolve().parent / "weights" / "default"
 PathLike = Union[str, Path]
 
 
@@ -67,7 +66,8 @@ class UnityVideoPipeline:
         VAE and CLIP nodes for the 5B); the one-call task methods then need them set."""
         self.transformer, self.codec, self.text_encoder = transformer.eval(), codec, text_encoder
         self.config = dict(config or {})
-        self.defaults = {**INFERENCE_DEFAULTS, **self.config.get("defaults", {})}
+        #: the inference defaults: the release's with this pipeline.json's "defaults" over them
+        self.defaults = pipeline_defaults(self.config)
         self._prompt_cache: Dict[str, torch.Tensor] = {}
 
     # -- loading and saving -----------------------------------------------------------------
@@ -192,7 +192,8 @@ class UnityVideoPipeline:
     _execution_device: Optional[torch.device] = None
     #: the folder the pipeline was loaded from (its ``mag_ratios.json`` serves ``cache="mag"``)
     folder: Optional[Path] = None
-    #: free the text encoder once a task's prompts are encoded (UMT5-XXL is 11 GB in bf16)
+    #: free the text encoder once a task's prompts are encoded (UMT5-XXL is 11 GB in bf16); read
+    #: by :meth:`after_prompts_encoded`, which every task calls
     free_text_encoder_after_encoding: bool = False
 
     def to(self, device=None, dtype: Optional[torch.dtype] = None) -> "UnityVideoPipeline":
@@ -263,9 +264,10 @@ class UnityVideoPipeline:
         self.text_encoder = None
         gc.collect()
 
-    def _after_prompts_encoded(self) -> None:
-        """Every prompt of a task is encoded: free the text encoder when
-        :attr:`free_text_encoder_after_encoding` asks for it."""
+    def after_prompts_encoded(self) -> None:
+        """Call once every prompt of a task is encoded (:meth:`encode_prompt`): frees the text
+        encoder when :attr:`free_text_encoder_after_encoding` is set (``--free-text-encoder``), and
+        does nothing otherwise. The one place that decides it; the encoded prompts stay cached."""
         if self.free_text_encoder_after_encoding and self.text_encoder is not None:
             self.free_text_encoder()
 
@@ -287,10 +289,10 @@ class UnityVideoPipeline:
                        size: Optional[tuple] = None) -> torch.Tensor:
         """Resize/crop to ``size`` (default: the pipeline's) and keep a 4k+1 count of frames
         (uniformly, as the release samples)."""
-        from unity_core.io.video import check_frame_count, resize_center_crop, select_frames
+        from unity_core.io.video import check_frame_count, floor_frame_count, resize_center_crop, select_frames
 
         h, w = size or (self.defaults["height"], self.defaults["width"])
-        n = num_frames or min(self.defaults["num_frames"], (frames.shape[0] - 1) // 4 * 4 + 1)
+        n = num_frames or min(self.defaults["num_frames"], floor_frame_count(frames.shape[0]))
         check_frame_count(n)
         if frames.shape[0] != n:
             frames = frames[select_frames(frames.shape[0], n)]
@@ -307,8 +309,7 @@ class UnityVideoPipeline:
         ctx = self.encode_prompt(prompt)
         neg = self.encode_prompt(negative_prompt) if cfg != 1.0 else None
         modality_ctx = self.encode_prompt(MODALITY_PROMPTS[modality])  # the release's name, as the methods resolved it
-        if self.free_text_encoder_after_encoding and self.text_encoder is not None:
-            self.free_text_encoder()
+        self.after_prompts_encoded()
         steps = kw.pop("steps", self.defaults["steps"])
         step_cache = None
         if kw.get("cache") is not None and not callable(kw["cache"]):  # a step cache spec or config, not a block cache
@@ -417,10 +418,6 @@ class UnityVideoPipeline:
         return PipelineOutput(self.decode_latent(out.rgb_latent), ctrl, None, modality, self.defaults["fps"],
                               {"model_evaluations": out.model_evaluations})
 
-    def run(self, task: str, **kwargs) -> PipelineOutput:
-        """Dispatch by task name (release or paper name)."""
-        return {"video2flow": self.estimate, "text2all": self.generate, "flow2video": self.control}[resolve_task(task)](**kwargs)
-
     # -- exploration (Yume) ------------------------------------------------------------------
 
     def explore(self, image, actions_script, prompt: str = "", **options) -> "ExploreResult":
@@ -509,11 +506,15 @@ def door_frames(frames) -> torch.Tensor:
 
 
 def make_random_default(folder: PathLike, seed: int = 0) -> Path:
-    """Write an untrained pipeline folder with the default's layout (for tests and scaffolding)."""
+    """Write an untrained pipeline folder with the default's layout and its frame count, size and
+    fps (for tests and scaffolding)."""
+    from unity_core.constants import embedded_defaults
     from unity_core.model import get_config
     from unity_core.text import MiniLMTextEncoder
 
     torch.manual_seed(seed)
+    embedded = embedded_defaults()
+    defaults = {k: embedded[k] for k in ("num_frames", "height", "width", "fps")}
     pipe = UnityVideoPipeline(UnityVideoTransformer.from_config(get_config("unityvideo-small")), LatentCodec.from_config(),
-                              MiniLMTextEncoder(), {"defaults": {"num_frames": 17, "height": 64, "width": 64, "fps": 8.0}})
+                              MiniLMTextEncoder(), {"defaults": defaults})
     return pipe.save_pretrained(folder)

@@ -151,7 +151,7 @@ def _encode_prompts(pipe, prompt: str, actions: Sequence[CameraAction], s: Dict[
                       "the content prompt was shortened (at the end) so that the action text stays whole", stacklevel=5)
     contexts = [pipe.encode_prompt(p) for p in prompts]
     negative = pipe.encode_prompt(negative_prompt) if s["cfg"] != 1.0 else None
-    pipe._after_prompts_encoded()  # every prompt is encoded: UMT5-XXL's memory may go before sampling
+    pipe.after_prompts_encoded()  # every prompt is encoded: UMT5-XXL's memory may go before sampling
     return prompts, shortened, contexts, negative
 
 

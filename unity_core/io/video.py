@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unity_core.constants import TEMPORAL_RATIO
+
 PathLike = Union[str, Path]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -24,16 +26,31 @@ class VideoReadError(ValueError):
     """A video that cannot be read (missing, empty, corrupt or without frames)."""
 
 
+def floor_frame_count(num_frames: int) -> int:
+    """The largest 4k+1 frame count (``TEMPORAL_RATIO * k + 1``: 1, 5, 9, ..., 17) not above
+    ``num_frames`` (``num_frames`` itself when it is one), e.g. 20 -> 17; for ``num_frames`` >= 1
+    (below 1 the formula goes below 1 too: 0 -> -3)."""
+    n = int(num_frames)
+    return (n - 1) // TEMPORAL_RATIO * TEMPORAL_RATIO + 1
+
+
+def latent_frame_count(num_frames: int) -> int:
+    """Latent frames of a clip of ``num_frames`` (4k+1) frames in a Wan VAE: ``k + 1``
+    (17 -> 5, 33 -> 9). The count is not checked (:func:`check_frame_count` does that)."""
+    return (int(num_frames) - 1) // TEMPORAL_RATIO + 1
+
+
 def check_frame_count(num_frames: int) -> int:
-    """Return ``num_frames`` if it is 4k+1 (1, 5, 9, ..., 17, 33, 81), the Wan VAE's requirement.
+    """Return ``num_frames`` if it is 4k+1 (1, 5, 9, ..., 17, 33, 81), the Wan VAE's requirement
+    (``k`` latent frames after the first, :data:`unity_core.constants.TEMPORAL_RATIO` frames each).
 
     Raises:
         ValueError: otherwise, naming the nearest valid counts.
     """
     n = int(num_frames)
-    if n < 1 or (n - 1) % 4:
-        lower = max(1, (n - 1) // 4 * 4 + 1)
-        raise ValueError(f"frame count {n} is not 4k+1; use {lower} or {lower + 4}")
+    if n < 1 or (n - 1) % TEMPORAL_RATIO:
+        lower = max(1, floor_frame_count(n))
+        raise ValueError(f"frame count {n} is not {TEMPORAL_RATIO}k+1; use {lower} or {lower + TEMPORAL_RATIO}")
     return n
 
 

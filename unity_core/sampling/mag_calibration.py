@@ -61,6 +61,7 @@ def calibrate(pipe, task: str, clips: int = 4, steps: int = 20, modalities: Sequ
 def calibrate_main(argv: Optional[Sequence[str]] = None) -> int:
     """``python -m unity_core.sampling.mag_calibration``: calibrate MagCache for a pipeline folder and write
     ``mag_ratios.json`` (into the folder, or ``--out``; an existing file is never overwritten)."""
+    from unity_core.constants import embedded_defaults
     from unity_core.pipeline import DEFAULT_DIR, UnityVideoPipeline
 
     ap = argparse.ArgumentParser(prog="python -m unity_core.sampling.mag_calibration",
@@ -69,9 +70,10 @@ def calibrate_main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--tasks", default="video2flow,text2all,flow2video")
     ap.add_argument("--modalities", default="depth", help="comma-separated; ratios are averaged over them")
     ap.add_argument("--clips", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--size", type=int, default=64, help="frame height = width in pixels")
-    ap.add_argument("--frames", type=int, default=17)
+    model = embedded_defaults()  # the embedded default's steps, size and frames
+    ap.add_argument("--steps", type=int, default=model["steps"])
+    ap.add_argument("--size", type=int, default=model["height"], help="frame height = width in pixels")
+    ap.add_argument("--frames", type=int, default=model["num_frames"])
     ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", type=Path, default=None, help=f"default: CHECKPOINT/{MAG_RATIOS_FILE}")

@@ -28,6 +28,7 @@ from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import torch
 
+from unity_core.constants import TEMPORAL_RATIO
 from unity_core.video.windows import (
     KnownFrames, Window, WindowPlan, model_size, plan_windows, resize_frames, run_windows, select_range,
     to_source_size,
@@ -38,7 +39,7 @@ PathLike = Union[str, Path]
 CONDITIONING = ("clean", "noised", "none")
 
 
-def default_overlap(window: int, temporal_ratio: int = 4) -> int:
+def default_overlap(window: int, temporal_ratio: int = TEMPORAL_RATIO) -> int:
     """The default overlap for a window of ``window`` frames: ``temporal_ratio * k + 1`` closest to
     a quarter of the window (5 for 17 frames, 9 for 33), the ratio DepthCrafter (25 of 110) and
     Video Depth Anything (10 of 32) use, in whole latent frames."""
@@ -156,7 +157,7 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
                              f"at stride {stride}; ask for at most {len(sel)} (or leave it out for all)")
         sel = sel[: int(max_frames)]
     window = int(window or pipe.defaults["num_frames"])
-    temporal = pipe.codec.temporal_ratio if pipe.codec is not None else 4
+    temporal = pipe.codec.temporal_ratio if pipe.codec is not None else TEMPORAL_RATIO
     overlap = default_overlap(window, temporal) if overlap is None else int(overlap)
     plan = plan_windows(len(sel), window, overlap, source_indices=sel, temporal_ratio=temporal,
                         condition=conditioning != "none")

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unity_core.constants import TEMPORAL_RATIO
 from unity_core.metrics import fit_scale_shift  # the one home of the least-squares alignment
 
 #: Modalities the stitcher knows, plus ``rgb`` (the produced stream of controllable generation).
@@ -118,7 +119,7 @@ def select_range(total: Optional[int], start: int = 0, end: Optional[int] = None
 
 
 def plan_windows(num_frames: int, window: int, overlap: int, *, source_indices: Optional[Sequence[int]] = None,
-                 temporal_ratio: int = 4, condition: bool = True) -> WindowPlan:
+                 temporal_ratio: int = TEMPORAL_RATIO, condition: bool = True) -> WindowPlan:
     """Cut ``num_frames`` output frames into windows of ``window`` frames overlapping by ``overlap``.
 
     Windows start every ``window - overlap`` frames; the last one starts at
