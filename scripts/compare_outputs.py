@@ -7,8 +7,8 @@ clip, seed 42; every run is a fresh Python process with one torch thread):
 - ``cli``: ``unityvideo estimate`` (depth to mp4, the README's main job; raft to webp;
   segmentation with ``--window 5``, so several windows are stitched), ``unityvideo control``
   (raft, ``--preprocess`` from the RGB clip), ``unityvideo generate`` (depth, 17 frames at 64x64)
-  and ``unityvideo explore`` (``W W+A`` from the clip's last frame), all called through
-  ``unity_core.cli.main`` in one process; each job writes into its own folder.
+  and ``unityvideo explore`` (``W W+A`` from the clip's last frame), all called through the tree's
+  ``unityvideo`` entry point (its pyproject.toml's) in one process; each job writes into its own folder.
 - ``library``: ``UnityVideoPipeline.from_pretrained("default")``, then ``estimate`` (depth and
   raft on the whole clip in windows; depth with ``num_frames=5``, the single-window path),
   ``control`` (depth, from the depth estimate's frames), ``generate`` (depth) and the exploration
@@ -151,7 +151,7 @@ def comfy_folder() -> Optional[Path]:
 
 def run_part(part: str, tree: Path, out_dir: Path, log: Path, config: Dict[str, Any], timeout: float) -> Dict[str, Any]:
     """Run one part (``cli``, ``library`` or ``graphs``) with ``tree``'s code in a fresh process;
-    its outputs go under ``out_dir`` (emptied first), its stderr to ``log``.
+    its outputs go under ``out_dir`` (emptied first), its stdout and stderr to ``log``.
 
     Returns:
         the child's status: ``{"jobs": {job: {"ok": bool, "error": str or None}}, "unity_core": path}``.
@@ -169,10 +169,11 @@ def run_part(part: str, tree: Path, out_dir: Path, log: Path, config: Dict[str, 
     env.pop("PYTHONPATH", None)
     if part != "graphs":  # the graphs' child puts ComfyUI first and imports the tree's library itself
         env["PYTHONPATH"] = str(tree)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", part, str(tree), str(out_dir), json.dumps(config)]
+    # a copy of this script taken at the start (config["child_script"]): every run uses the same child code
+    cmd = [sys.executable, config["child_script"], "--child", part, str(tree), str(out_dir), json.dumps(config)]
     with open(log, "w", encoding="utf-8") as err:
         try:
-            proc = subprocess.run(cmd, cwd=str(tree), env=env, stdout=subprocess.DEVNULL, stderr=err, timeout=timeout)
+            proc = subprocess.run(cmd, cwd=str(tree), env=env, stdout=err, stderr=err, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise RuntimeError(f"the {part} run of {tree} ran past {timeout:.0f} s; see {log}") from None
     status_file = out_dir / "_status.json"
@@ -360,8 +361,18 @@ def _run_jobs(out: Path, jobs, status: Dict[str, Any]) -> None:
 
 
 def child_cli(tree: Path, out: Path, cfg: Dict[str, Any], status: Dict[str, Any]) -> None:
-    """The command-line jobs, through ``unity_core.cli.main`` (one process, one job folder each)."""
-    from unity_core.cli import main as cli
+    """The command-line jobs, through the tree's ``unityvideo`` entry point (``[project.scripts]`` of
+    its pyproject.toml, else ``unity_core.cli:main``), in one process, one job folder each."""
+    import importlib
+    import tomllib
+
+    target = "unity_core.cli:main"
+    project = tree / "pyproject.toml"
+    if project.is_file():
+        target = tomllib.loads(project.read_text(encoding="utf-8")).get("project", {}).get("scripts", {}).get(
+            "unityvideo", target)
+    module, _, func = target.partition(":")
+    cli = getattr(importlib.import_module(module), func)
 
     clip, steps, seed, n = cfg["clip"], str(cfg["steps"]), str(cfg["seed"]), str(cfg["frames"])
     common = ["--steps", steps, "--seed", seed]
@@ -607,7 +618,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             parts.remove("graphs")
             report["skipped"]["graphs"] = "COMFYUI_PATH is unset: set it to a ComfyUI folder to run the default graphs"
             print(f"compare_outputs: skipping graphs: {report['skipped']['graphs']}", file=sys.stderr)
-        config = {"clip": str(carphone_clip()), "steps": args.steps, "frames": args.frames, "seed": args.seed,
+        child_script = work / "compare_outputs_child.py"
+        shutil.copyfile(Path(__file__).resolve(), child_script)
+        config = {"child_script": str(child_script), "clip": str(carphone_clip()), "steps": args.steps, "frames": args.frames, "seed": args.seed,
                   "comfy": str(comfy) if comfy else None}
         runs = (("head", head), ("head_again", head), ("base", base))
         tasks = [(part, run, tree) for part in parts for run, tree in runs]
