@@ -37,8 +37,9 @@ folder and compared by kind:
 - ``.json``: the parsed content without timing keys (``seconds``, ``seconds_per_segment``).
 
 An output that differs between the two runs of the tree under test is reported as not
-reproducible and does not count (H.264 through PyAV's libx264 writes different files from run to
-run); an output the baseline has and the tree under test lacks, a job that fails, or a changed
+reproducible and does not count (H.264 through PyAV's libx264 writes different files, and at
+times different decoded frames, from run to run: the tensors saved beside them carry the check);
+an output the baseline has and the tree under test lacks, a job that fails, or a changed
 reproducible output counts as a difference. Outputs only the tree under test has are listed
 (``extra``) but do not count.
 
@@ -48,6 +49,10 @@ Usage::
     python scripts/compare_outputs.py --base 0572779 --head h/branch     # two commits
     python scripts/compare_outputs.py --base 0572779 --parts cli,library --steps 2 --frames 9
     COMFYUI_PATH=/path/to/ComfyUI python scripts/compare_outputs.py --base 0572779 --parts graphs
+
+The whole run (9 child processes, one thread each) took 15 min 40 s of wall time on a machine
+shared with other work (2 cores, about 23% of one core's time used); ``--jobs N`` runs N child
+processes at a time where there are cores to spare.
 
 Commits are checked out with ``git worktree add --detach`` under ``--workdir`` (default: a new
 folder under /tmp), which leaves this checkout's branch, index and files as they are; the worktrees
