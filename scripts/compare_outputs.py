@@ -37,9 +37,10 @@ folder and compared by kind:
 - ``.json``: the parsed content without timing keys (``seconds``, ``seconds_per_segment``).
 
 An output that differs between the two runs of the tree under test is reported as not
-reproducible and does not count (H.264 through PyAV's libx264 writes different files, and at
-times different decoded frames, from run to run: the tensors saved beside them carry the check);
-an output the baseline has and the tree under test lacks, a job that fails, or a changed
+reproducible and does not count; so is every ``.mp4`` (H.264 through PyAV's libx264 writes
+different files, and at times different decoded frames, from run to run, though not every time,
+so two equal runs prove nothing): the values files and the tensors saved beside them carry the
+check. An output the baseline has and the tree under test lacks, a job that fails, or a changed
 reproducible output counts as a difference. Outputs only the tree under test has are listed
 (``extra``) but do not count.
 
@@ -89,6 +90,11 @@ PROMPT_ROOM = "A first-person view of a room with a wooden floor, where a person
 PROMPT_WALK = "A first-person view of a room with a wooden floor."
 WALK_ACTIONS = "W W+A"
 _TIMING_KEYS = {"seconds", "seconds_per_segment"}
+#: outputs never held to the baseline, whatever two runs show: H.264 through PyAV's libx264 (threads,
+#: rc-lookahead) gives different files and decoded frames from run to run, but not every time, so
+#: two equal runs of one tree prove nothing (seen: equal twice, then 40/255 off the baseline's
+#: frames while the values file beside it was bit-identical)
+UNREPRODUCIBLE_SUFFIXES = {".mp4": "H.264 (libx264) is not reproducible run to run"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -285,6 +291,9 @@ def compare_part(head: Path, again: Path, base: Path, statuses: Dict[str, Dict[s
             except Exception as err:  # an unreadable output is a difference, named in the report
                 found, again_same = {"identical": False, "error": f"{type(err).__name__}: {err}"}, True
             found["reproducible"] = again_same
+            if fh[rel].suffix.lower() in UNREPRODUCIBLE_SUFFIXES:  # two equal runs prove nothing for these
+                found.update(reproducible=False, same_as_again=again_same, why=UNREPRODUCIBLE_SUFFIXES[fh[rel].suffix.lower()])
+                again_same = False
             items[name] = found
             if not again_same:
                 result["not_reproducible"].append(name)

@@ -104,3 +104,28 @@ def test_usage_errors_exit_2(co, tmp_path, capsys):
     assert "--parts takes" in capsys.readouterr().err
     assert co.main(["--base", "no-such-commit-xyz", "--workdir", str(tmp_path)]) == 2
     assert "is not a commit" in capsys.readouterr().err
+
+
+def _write_mp4(path: Path, frames: np.ndarray) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def test_mp4_is_never_held_to_the_baseline(co, tmp_path):
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (2, 16, 16, 3), dtype=np.uint8)
+    roots = {n: tmp_path / n for n in ("head", "again", "base")}
+    for name, root in roots.items():
+        root.mkdir()
+        _write_mp4(root / "depth.mp4", frames if name != "base" else 255 - frames)
+    found = co.compare_part(roots["head"], roots["again"], roots["base"], statuses={})
+    # equal in the two runs of the tree, unequal to the baseline: still not held (x264 is not reproducible)
+    assert found["differ"] == [] and found["not_reproducible"] == ["depth.mp4#frames", "depth.mp4#file"]
+    item = found["items"]["depth.mp4#frames"]
+    assert item["same_as_again"] is True and item["identical"] is False and item["reproducible"] is False
