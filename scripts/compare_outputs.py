@@ -51,9 +51,9 @@ Usage::
     python scripts/compare_outputs.py --base 0572779 --parts cli,library --steps 2 --frames 9
     COMFYUI_PATH=/path/to/ComfyUI python scripts/compare_outputs.py --base 0572779 --parts graphs
 
-The whole run (9 child processes, one thread each) took 15 min 40 s of wall time on a machine
-shared with other work (2 cores, about 23% of one core's time used); ``--jobs N`` runs N child
-processes at a time where there are cores to spare.
+A whole run (9 child processes, one thread each; the first command above with ``COMFYUI_PATH``
+set) took 397 s of wall time on a 2-core machine shared with other work, and 15 min 40 s under
+heavier load; ``--jobs N`` runs N child processes at a time where there are cores to spare.
 
 Commits are checked out with ``git worktree add --detach`` under ``--workdir`` (default: a new
 folder under /tmp), which leaves this checkout's branch, index and files as they are; the worktrees
