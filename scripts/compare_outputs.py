@@ -445,9 +445,11 @@ def child_library(tree: Path, out: Path, cfg: Dict[str, Any], status: Dict[str, 
     def walk():
         image = frames[-1:]
         if hasattr(pipe, "explore"):
+            print("compare_outputs child: the walk through pipe.explore", file=sys.stderr, flush=True)
             return pipe.explore(image, WALK_ACTIONS, PROMPT_WALK, **sampler)
         from unity_core.explore.long_video import explore
 
+        print("compare_outputs child: the walk through unity_core.explore.long_video.explore", file=sys.stderr, flush=True)
         return explore(pipe, image, WALK_ACTIONS, PROMPT_WALK, **sampler)
 
     jobs = [
