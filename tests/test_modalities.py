@@ -26,6 +26,20 @@ def test_depth_is_warm_near_and_cool_far():
     assert near[0] > near[2] and far[2] > far[0]
 
 
+def test_depth_encode_in_chunks_matches_the_whole_frame_formula():
+    """The colour map is evaluated a chunk of pixels at a time (bounded memory at 1080p); the
+    result is the formula on the whole frame at once, bit for bit, for any chunk size."""
+    from unity_core.modalities import depth as D
+
+    depth = torch.rand(2, 9, 13, generator=G)
+    depth[0, 0, :3] = torch.tensor([0.0, 1.0, 0.5])
+    whole = D.turbo(D.NEAR_X + (D.FAR_X - D.NEAR_X) * depth.double()).float()
+    for chunk in (1, 7, 100, 1 << 16):
+        vis = D.encode(depth, chunk=chunk)
+        assert vis.shape == (2, 9, 13, 3) and vis.dtype == torch.float32
+        assert torch.equal(vis, whole)
+
+
 def test_flow_round_trip_epe_below_half_pixel(tmp_path):
     flow = (torch.rand(3, 32, 32, 2, generator=G) - 0.5) * 2 * 11  # |flow| <= 15.6 < max_flow 16
     back = M.decode("flow", _through_webp(M.encode("optical_flow", flow, max_flow=16), tmp_path), max_flow=16)
