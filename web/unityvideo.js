@@ -1,7 +1,8 @@
 // UnityVideo frontend extension: colour legends under modality nodes and a summary of decoded
-// values on the save node.
+// values on the save node; saved Load Video nodes with the old inputs moved to the new ones.
 import { app } from "../../scripts/app.js";
 import { legendKey, legendLayout } from "./legend_logic.js";
+import { LOAD_VIDEO_TYPE, migrateLoadVideoNode } from "./load_video_migrate.js";
 
 const LEGEND_NODES = new Set([
   "UnityVideoTask", "UnityVideoEstimate", "UnityVideoModalityDecode", "UnityVideoPreprocess",
@@ -57,6 +58,16 @@ app.registerExtension({
       nodeType.prototype.onDrawForeground = function (ctx) {
         onDraw?.apply(this, arguments);
         if (!this.flags?.collapsed) drawLegend(this, ctx);
+      };
+    }
+    if (nodeData.name === LOAD_VIDEO_TYPE) {
+      // A graph saved before Load Video's inputs changed (num_frames, width, height, sampling,
+      // stride) would put its values into the new widgets by position: rewrite them first.
+      const configure = nodeType.prototype.configure;
+      nodeType.prototype.configure = function (info) {
+        const warning = migrateLoadVideoNode(info);
+        if (warning) console.warn(warning);
+        return configure.apply(this, arguments);
       };
     }
     if (nodeData.name === "UnityVideoSaveValues") {
