@@ -53,3 +53,15 @@ test("other nodes with a look-alike layout are untouched", () => {
   assert.deepEqual(node.widgets_values, values);
   assert.equal(migrateLoadVideoNode(null), null);
 });
+
+test("the Load Video node of workflows/estimate_depth.json as saved before the change", () => {
+  // verbatim from `git show dce0c92^:workflows/estimate_depth.json`
+  const node = JSON.parse('{"id": 2, "type": "UnityVideoLoadVideo", "pos": [400, 60], "size": [320, 200], "flags": {}, ' +
+    '"order": 1, "mode": 0, "inputs": [], "outputs": [{"name": "frames", "type": "IMAGE", "links": [2], "slot_index": 0}, ' +
+    '{"name": "fps", "type": "FLOAT", "links": [], "slot_index": 1}], "properties": {"Node name for S&R": ' +
+    '"UnityVideoLoadVideo"}, "widgets_values": ["carphone_pristine.mp4", 17, 64, 64, "uniform", 1]}');
+  const warning = migrateLoadVideoNode(node);
+  assert.deepEqual(node.widgets_values, ["carphone_pristine.mp4", 0, 0, 1, 0, 0]); // what today's templates hold
+  assert.match(warning, /^UnityVideo: UnityVideo Load Video \(#2, UnityVideoLoadVideo\) was saved with the old inputs/);
+  assert.deepEqual(node.outputs.map((o) => o.name), ["frames", "fps"]); // the rest of the node untouched
+});
