@@ -134,7 +134,6 @@ class UnityVideoLoadVideo(UnityNode):
             return f"end_frame ({end_frame}) must be after skip_first_frames ({skip_first_frames}), or 0 for the clip's end"
         return True
 
-
     @classmethod
     def fingerprint_inputs(cls, video, **kwargs):
         """The file's modification time and size: a file replaced under the same name is read again."""
