@@ -47,31 +47,6 @@ def read_selected(path, start: int = 0, end: int = 0, every_nth: int = 1, cap: i
     return torch.stack(kept).float() / 255.0, src.fps / every_nth
 
 
-# Why an API graph saved with Load Video's old inputs fails validation, and the fix.
-OLD_INPUTS_MESSAGE = (
-    "UnityVideo Load Video's inputs are now video, skip_first_frames, end_frame, select_every_nth, "
-    "frame_load_cap and max_side; this graph gives neither skip_first_frames nor end_frame, as graphs saved "
-    "before the change do (their num_frames, width, height, sampling and stride are no longer read). Open the "
-    "workflow in ComfyUI's UI and re-save it (the UI moves the old values), or set them by hand: "
-    "sampling 'uniform' -> skip_first_frames 0, end_frame 0, select_every_nth 1, frame_load_cap 0, max_side 0 "
-    "(the whole clip at its size, which UnityVideo Windowed Sampling takes); sampling 'stride' -> the same "
-    "with select_every_nth = stride and frame_load_cap = num_frames.")
-
-
-def _linked_type_mismatch(node_class, input_types) -> str:
-    """Core's type check of linked inputs (``comfy_execution.validation.validate_node_input``),
-    for a node whose validator takes ``input_types`` (core then skips it): the first input whose
-    linked output's type does not match, as a message, or "" when all match."""
-    from comfy_execution.graph import get_input_info
-    from comfy_execution.validation import validate_node_input
-
-    for name, received in input_types.items():
-        expected = get_input_info(node_class, name)[0]
-        if expected is not None and not validate_node_input(received, expected):
-            return f"{name}: a linked {received} does not fit this {expected} input"
-    return ""
-
-
 class UnityVideoLoadVideo(UnityNode):
     """Read a video (mp4, webm, gif, webp, mov, mkv or an image folder) from ComfyUI's input folder
     into IMAGE frames [F, H, W, 3] in [0, 1]: all its frames at its own size by default, or a
@@ -102,33 +77,8 @@ class UnityVideoLoadVideo(UnityNode):
     ]
 
     @classmethod
-    def validate_inputs(cls, skip_first_frames=None, end_frame=None, input_types=None):
-        """Checked when the prompt is queued: an end frame that is not after the start, and an API
-        graph saved before this node's inputs changed.
-
-        ComfyUI 0.3.64 drops prompt inputs the node does not declare before calling this, so the
-        old names (``num_frames``, ``width``, ``height``, ``sampling``, ``stride``) cannot be seen;
-        what can be seen is that ``skip_first_frames`` and ``end_frame`` are neither given nor linked
-        (``input_types`` holds the linked ones), which is how such a graph arrives. Core then
-        reports each new input as missing; this adds which inputs replaced the old ones and how to
-        fill them. Taking ``input_types`` makes core skip its own type check of linked inputs, so it
-        is done here with core's rule.
-
-        Args:
-            skip_first_frames, end_frame: the values, or None when linked or absent.
-            input_types: ``{input name: type of the linked output}`` for the linked inputs (from
-                ComfyUI; None when called directly).
-
-        Returns:
-            True, or the message to show.
-        """
-        if input_types is not None:
-            if skip_first_frames is None and end_frame is None and \
-                    "skip_first_frames" not in input_types and "end_frame" not in input_types:
-                return OLD_INPUTS_MESSAGE
-            wrong = _linked_type_mismatch(cls, input_types)
-            if wrong:
-                return wrong
+    def validate_inputs(cls, skip_first_frames=None, end_frame=None):
+        """Refuse an end frame that is not after the start when the prompt is queued."""
         if isinstance(skip_first_frames, int) and isinstance(end_frame, int) and end_frame and \
                 end_frame <= skip_first_frames:
             return f"end_frame ({end_frame}) must be after skip_first_frames ({skip_first_frames}), or 0 for the clip's end"

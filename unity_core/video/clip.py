@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
@@ -128,10 +129,9 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
         VideoReadError: the clip breaks mid-stream (nothing is left under ``out``).
         SamplingInterrupted, KeyboardInterrupt: cancelled (nothing is left under ``out``).
     """
-    from unity_core import modalities as M
     from unity_core.constants import check_release_modality, resolve_task
     from unity_core.io.output import atomic_output, check_output_suffix
-    from unity_core.io.stream import ValuesWriter, VideoSource
+    from unity_core.io.stream import ValuesWriter
     from unity_core.io.video import VideoEncoder
 
     task = resolve_task(task)
@@ -147,32 +147,15 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
     if control_out is not None:
         control_out = check_output_suffix(control_out)
     estimation = task == "video2flow"
-    src = VideoSource.open(source)
-    sel = select_range(src.num_frames, start, end, stride)
-    if max_frames is not None:
-        if int(max_frames) < 1:
-            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
-        if int(max_frames) > len(sel):
-            raise ValueError(f"{max_frames} frames asked for, but {src.name} holds only {len(sel)} from frame {start} "
-                             f"at stride {stride}; ask for at most {len(sel)} (or leave it out for all)")
-        sel = sel[: int(max_frames)]
-    window = int(window or pipe.defaults["num_frames"])
-    temporal = pipe.codec.temporal_ratio if pipe.codec is not None else TEMPORAL_RATIO
-    overlap = default_overlap(window, temporal) if overlap is None else int(overlap)
-    plan = plan_windows(len(sel), window, overlap, source_indices=sel, temporal_ratio=temporal,
-                        condition=conditioning != "none")
-    short = min(int(pipe.defaults["height"]), int(pipe.defaults["width"]))
-    hw = model_size(src.height, src.width, short_side=short, multiple=16, size=size)
-    source_hw = (src.height, src.width)
-    out_fps = float(fps) if fps is not None else src.fps / max(1, int(stride))
-    if not out_fps > 0:
-        raise ValueError(f"fps must be positive, got {out_fps}")
+    clip = _plan_clip(pipe, source, start=start, end=end, stride=stride, max_frames=max_frames, window=window,
+                      overlap=overlap, size=size, conditioning=conditioning, fps=fps)
+    plan, hw, source_hw = clip.plan, clip.hw, clip.source_hw
     if plan.padded:
-        print(f"{src.name}: {plan.num_frames} frames are fewer than one window of {window}: padded with "
+        print(f"{clip.src.name}: {plan.num_frames} frames are fewer than one window of {clip.window}: padded with "
               f"{plan.padded} copies of the last frame, trimmed from the output", file=sys.stderr)
 
     produced_kind = modality if estimation else "rgb"
-    feeder = _Feeder(src, plan, hw, keep_source=out is None and estimation, transform=preprocess)
+    feeder = _Feeder(clip.src, plan, hw, keep_source=out is None and estimation, transform=preprocess)
     sample_window = _window_sampler(pipe, task, modality, prompt, conditioning, sampler)
     bar = None
     if progress:
@@ -180,20 +163,20 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
 
         bar = tqdm(total=plan.num_frames, desc=f"{'estimate' if estimation else 'control'} {modality}", unit="frame",
                    file=sys.stderr)
-    gathered = {"values": [], "vis": [], "control": []}
     values_writer = None
     try:
         with contextlib.ExitStack() as stack:
             encoder = control_encoder = None
             if out is not None:
                 video_out = stack.enter_context(atomic_output(out))
-                encoder = stack.enter_context(VideoEncoder(video_out.tmp, out_fps, *source_hw, suffix=out.suffix))
+                encoder = stack.enter_context(VideoEncoder(video_out.tmp, clip.fps, *source_hw, suffix=out.suffix))
             if control_out is not None:
                 ctrl_out = stack.enter_context(atomic_output(control_out))
-                control_encoder = stack.enter_context(VideoEncoder(ctrl_out.tmp, out_fps, *source_hw,
+                control_encoder = stack.enter_context(VideoEncoder(ctrl_out.tmp, clip.fps, *source_hw,
                                                                    suffix=control_out.suffix))
             if estimation and values_out is not None:
-                values_writer = ValuesWriter(values_out, modality, plan.num_frames, hw, source_hw, out_fps)
+                values_writer = ValuesWriter(values_out, modality, plan.num_frames, hw, source_hw, clip.fps)
+            sink = _SourceSizeSink(modality if estimation else None, hw, source_hw, encoder, control_encoder)
             inputs = {}
 
             def frames_for(win: Window) -> torch.Tensor:
@@ -203,27 +186,9 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
             for win, values, _ in run_windows(plan, frames_for, sample_window, produced_kind,
                                               should_interrupt=should_interrupt):
                 lo, hi = win.emit
-                fed = inputs.pop(win.index)
                 if values_writer is not None:
                     values_writer.add(lo, values)
-                for j in range(hi - lo):  # one frame at a time at the source size: memory follows a frame
-                    if estimation:
-                        src_values = to_source_size(modality, values[j:j + 1], hw, source_hw)
-                        vis = M.encode(modality, src_values, size=source_hw)
-                    else:
-                        vis = to_source_size("rgb", values[j:j + 1], hw, source_hw)
-                    if not estimation and (control_encoder is not None or encoder is None):
-                        fed_src = to_source_size("rgb", fed[lo - win.start + j:lo - win.start + j + 1], hw, source_hw)
-                        if control_encoder is not None:
-                            control_encoder(fed_src)
-                        else:
-                            gathered["control"].append(fed_src)
-                    if encoder is not None:
-                        encoder(vis)
-                    else:
-                        gathered["vis"].append(vis)
-                        if estimation:
-                            gathered["values"].append(src_values)
+                sink.add(values[: hi - lo], inputs.pop(win.index)[lo - win.start: hi - win.start])
                 if bar is not None:
                     bar.update(hi - lo)
             if values_writer is not None:
@@ -242,20 +207,104 @@ def run_clip(pipe, task: str, source, modality: str, prompt: str = "", *, start:
     from unity_core.pipeline import PipelineOutput
 
     info = {"num_frames": plan.num_frames, "size": source_hw, "model_size": hw, "windows": len(plan.windows),
-            "window": window, "overlap": overlap, "padded": plan.padded, "conditioning": conditioning,
+            "window": clip.window, "overlap": clip.overlap, "padded": plan.padded, "conditioning": conditioning,
             "source_indices": list(plan.source_indices)}
     if out is not None:
         info.update(video=video_out.path, values=values_writer.path if values_writer is not None else None,
                     control=ctrl_out.path if control_out is not None else None)
-        return PipelineOutput(None, None, None, modality, out_fps, info)
-    vis = torch.cat(gathered["vis"])
+        return PipelineOutput(None, None, None, modality, clip.fps, info)
     if estimation:
         rgb = None
         if feeder.kept:
             rgb = torch.stack([f if f.is_floating_point() else f.float() / 255.0 for f in feeder.kept[: plan.num_frames]])
-        values = torch.cat(gathered["values"])
-        return PipelineOutput(rgb, vis, values, modality, out_fps, info)
-    return PipelineOutput(vis, torch.cat(gathered["control"]), None, modality, out_fps, info)
+        return PipelineOutput(rgb, torch.cat(sink.vis), torch.cat(sink.values), modality, clip.fps, info)
+    return PipelineOutput(torch.cat(sink.vis), torch.cat(sink.control), None, modality, clip.fps, info)
+
+
+@dataclass
+class _ClipPlan:
+    """What :func:`run_clip` runs: the opened source, its window plan, the model's and the
+    source's ``(height, width)``, the window and overlap lengths and the output frame rate."""
+
+    src: Any
+    plan: WindowPlan
+    window: int
+    overlap: int
+    hw: Tuple[int, int]
+    source_hw: Tuple[int, int]
+    fps: float
+
+
+def _plan_clip(pipe, source, *, start: int, end: Optional[int], stride: int, max_frames: Optional[int],
+               window: Optional[int], overlap: Optional[int], size: Optional[Tuple[int, int]], conditioning: str,
+               fps: Optional[float]) -> _ClipPlan:
+    """Open ``source`` and plan its windows (:func:`run_clip`'s arguments and errors), before any
+    sampling."""
+    from unity_core.io.stream import VideoSource
+
+    src = VideoSource.open(source)
+    sel = select_range(src.num_frames, start, end, stride)
+    if max_frames is not None:
+        if int(max_frames) < 1:
+            raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+        if int(max_frames) > len(sel):
+            raise ValueError(f"{max_frames} frames asked for, but {src.name} holds only {len(sel)} from frame {start} "
+                             f"at stride {stride}; ask for at most {len(sel)} (or leave it out for all)")
+        sel = sel[: int(max_frames)]
+    window = int(window or pipe.defaults["num_frames"])
+    temporal = pipe.codec.temporal_ratio if pipe.codec is not None else TEMPORAL_RATIO
+    overlap = default_overlap(window, temporal) if overlap is None else int(overlap)
+    plan = plan_windows(len(sel), window, overlap, source_indices=sel, temporal_ratio=temporal,
+                        condition=conditioning != "none")
+    short = min(int(pipe.defaults["height"]), int(pipe.defaults["width"]))
+    hw = model_size(src.height, src.width, short_side=short, multiple=16, size=size)
+    out_fps = float(fps) if fps is not None else src.fps / max(1, int(stride))
+    if not out_fps > 0:
+        raise ValueError(f"fps must be positive, got {out_fps}")
+    return _ClipPlan(src, plan, window, overlap, hw, (src.height, src.width), out_fps)
+
+
+class _SourceSizeSink:
+    """Takes each window's emitted frames back to the source size, one frame at a time (memory
+    follows a frame, not a window), and writes them to the encoders or gathers them.
+
+    Estimation (``modality`` given): the values go to the source size
+    (:func:`~unity_core.video.windows.to_source_size`) and are encoded as the modality's
+    visualisation; gathered: ``values`` and ``vis``. Control (``modality`` None): the generated RGB
+    goes to the source size (``vis``), and so does the control the model saw (``control``), which
+    is written to ``control_encoder`` or gathered when there is no ``encoder``.
+    """
+
+    def __init__(self, modality: Optional[str], hw: Tuple[int, int], source_hw: Tuple[int, int], encoder=None,
+                 control_encoder=None):
+        self.modality, self.hw, self.source_hw = modality, hw, source_hw
+        self.encoder, self.control_encoder = encoder, control_encoder
+        self.values, self.vis, self.control = [], [], []
+
+    def add(self, produced: torch.Tensor, fed: torch.Tensor) -> None:
+        """``produced``: the window's emitted values (estimation, the modality's layout) or RGB
+        ``[n, h, w, 3]`` at the model's size; ``fed``: the same frames as the model was given."""
+        from unity_core import modalities as M
+
+        estimation = self.modality is not None
+        for j in range(produced.shape[0]):
+            if estimation:
+                src_values = to_source_size(self.modality, produced[j:j + 1], self.hw, self.source_hw)
+                vis = M.encode(self.modality, src_values, size=self.source_hw)
+            else:
+                vis = to_source_size("rgb", produced[j:j + 1], self.hw, self.source_hw)
+                if self.control_encoder is not None or self.encoder is None:
+                    fed_src = to_source_size("rgb", fed[j:j + 1], self.hw, self.source_hw)
+                    if self.control_encoder is not None:
+                        self.control_encoder(fed_src)
+                    else:
+                        self.control.append(fed_src)
+            if self.encoder is not None:
+                self.encoder(vis)
+            else:
+                self.vis.append(vis)
+                if estimation:
+                    self.values.append(src_values)
 
 
 def _window_sampler(pipe, task: str, modality: str, prompt: str, conditioning: str, sampler: Dict[str, Any]):
