@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from unity_core.constants import TEMPORAL_RATIO
 from unity_core.explore.actions import CameraAction
 from unity_core.explore.history import PAPER_SCHEDULE, HistorySchedule
 from unity_core.explore.prompts import segment_prompts
@@ -42,7 +43,8 @@ from unity_core.explore.start import WalkStart, codec_device, start_from_image
 from unity_core.model.yume import YUME_NEW_FRAMES
 
 
-def walk_frame_count(segments: int, latent_frames_per_segment: int = YUME_NEW_FRAMES, temporal_ratio: int = 4,
+def walk_frame_count(segments: int, latent_frames_per_segment: int = YUME_NEW_FRAMES,
+                     temporal_ratio: int = TEMPORAL_RATIO,
                      image_start: bool = True) -> int:
     """Frames a walk of ``segments`` segments decodes to.
 

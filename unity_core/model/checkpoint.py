@@ -387,18 +387,17 @@ def save_transformer(
         raise ValueError(f"the model holds LoRA adapters ({adapted[0]}, ...); merge them first "
                          "(model.fuse_lora(); model.unload_lora()) or save them with model.save_lora_adapter()")
     cfg_json = model.unity_config.to_json()
+    metadata = {"format": "pt", CONFIG_METADATA_KEY: cfg_json}
     if layout == "official":
         if path.suffix != ".safetensors":
             raise ValueError(f"official checkpoints are .safetensors files; got {path.name!r}")
         folder, stem = path.parent, path.stem
         state = official_state_dict(model)
-        metadata = {"format": "pt", CONFIG_METADATA_KEY: cfg_json}
     else:
         if path.suffix in (".safetensors", ".json"):
             raise ValueError(f"the diffusers layout is a folder; got the file name {path.name!r}")
         folder, stem = path, DIFFUSERS_WEIGHTS_NAME[: -len(".safetensors")]
         state = dict(model.state_dict())
-        metadata = {"format": "pt", CONFIG_METADATA_KEY: cfg_json}
         if max_shard_size is None:
             max_shard_size = DIFFUSERS_DEFAULT_SHARD_SIZE
 
